@@ -1,1 +1,12 @@
-System.Console.WriteLine("x");
+using System.CommandLine;
+using Histo.Cli;
+using Histo.Cli.Commands;
+
+var root = new RootCommand("Histo: computational pathology from whole-slide images to slide-level predictions.")
+{
+    InfoCommand.Create(),
+    TissueCommand.Create(),
+    TileCommand.Create(),
+    SynthCommand.Create(),
+};
+return CliRunner.Invoke(root, args);

@@ -1,0 +1,3 @@
+using System.CommandLine;
+namespace Histo.Cli.Commands;
+static class TileCommand { public static Command Create() => new Command("tile"); }

@@ -1,0 +1,98 @@
+using SkiaSharp;
+
+namespace Histo.Imaging;
+
+/// <summary>
+/// An 8-bit RGBA image in row-major interleaved layout (R, G, B, A per pixel), the layout SkiaSharp
+/// draws into and encodes from. Slide pixels are opaque (A = 255).
+/// </summary>
+public sealed class RgbaImage
+{
+    public int Width { get; }
+    public int Height { get; }
+    public byte[] Pixels { get; }
+
+    public RgbaImage(int width, int height, byte[]? pixels = null)
+    {
+        if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"image size {width}x{height} must be positive");
+        Width = width;
+        Height = height;
+        Pixels = pixels ?? new byte[checked(width * height * 4)];
+        if (Pixels.Length != width * height * 4) throw new ArgumentException($"pixel buffer has {Pixels.Length} bytes, expected {width * height * 4}");
+    }
+
+    public static RgbaImage Filled(int width, int height, byte r, byte g, byte b)
+    {
+        var image = new RgbaImage(width, height);
+        uint packed = (uint)(r | g << 8 | b << 16 | 0xFF << 24);
+        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(image.Pixels.AsSpan()).Fill(packed);
+        return image;
+    }
+
+    /// <summary>Wraps the pixels as a SkiaSharp bitmap view (no copy); the bitmap must not outlive this image.</summary>
+    internal SKBitmap AsBitmap()
+    {
+        var bitmap = new SKBitmap();
+        var info = new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        unsafe
+        {
+            var handle = System.Runtime.InteropServices.GCHandle.Alloc(Pixels, System.Runtime.InteropServices.GCHandleType.Pinned);
+            bitmap.InstallPixels(info, handle.AddrOfPinnedObject(), info.RowBytes, (addr, ctx) => handle.Free());
+        }
+        return bitmap;
+    }
+
+    public static RgbaImage FromBitmap(SKBitmap bitmap)
+    {
+        using var converted = bitmap.ColorType == SKColorType.Rgba8888 && bitmap.AlphaType != SKAlphaType.Premul
+            ? bitmap.Copy() : bitmap.Copy(SKColorType.Rgba8888);
+        var image = new RgbaImage(converted.Width, converted.Height);
+        System.Runtime.InteropServices.Marshal.Copy(converted.GetPixels(), image.Pixels, 0, image.Pixels.Length);
+        return image;
+    }
+
+    /// <summary>Resizes with area-aware filtering (mipmapped linear for downscaling, cubic for upscaling).</summary>
+    public RgbaImage Resize(int width, int height)
+    {
+        if (width == Width && height == Height) return this;
+        using var source = AsBitmap();
+        var target = new RgbaImage(width, height);
+        using var targetBitmap = target.AsBitmap();
+        var sampling = width < Width || height < Height
+            ? new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear)
+            : new SKSamplingOptions(SKCubicResampler.Mitchell);
+        using var sourceImage = SKImage.FromBitmap(source);
+        using var canvas = new SKCanvas(targetBitmap);
+        using var paint = new SKPaint();
+        canvas.DrawImage(sourceImage, new SKRect(0, 0, width, height), sampling, paint);
+        canvas.Flush();
+        return target;
+    }
+
+    public static RgbaImage Load(string path)
+    {
+        using var bitmap = SKBitmap.Decode(path)
+            ?? throw new HistoException($"{path}: not an image SkiaSharp can decode (PNG, JPEG, WebP, BMP, GIF); check the file");
+        return FromBitmap(bitmap);
+    }
+
+    /// <summary>Encodes to PNG or JPEG (by extension) and writes atomically.</summary>
+    public void Save(string path, int jpegQuality = 90)
+    {
+        using var bitmap = AsBitmap();
+        using var pixmap = bitmap.PeekPixels();
+        bool jpeg = path.EndsWith(".jpg", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".jpeg", StringComparison.OrdinalIgnoreCase);
+        using SKData data = jpeg
+            ? pixmap.Encode(new SKJpegEncoderOptions(jpegQuality, SKJpegEncoderDownsample.Downsample420, SKJpegEncoderAlphaOption.Ignore))
+            : pixmap.Encode(new SKPngEncoderOptions(SKPngEncoderFilterFlags.AllFilters, 6));
+        IO.AtomicFile.WriteAllBytes(path, data.Span);
+    }
+
+    public byte[] EncodeJpeg(int quality)
+    {
+        using var bitmap = AsBitmap();
+        using var pixmap = bitmap.PeekPixels();
+        using SKData data = pixmap.Encode(new SKJpegEncoderOptions(quality, SKJpegEncoderDownsample.Downsample420, SKJpegEncoderAlphaOption.Ignore));
+        return data.ToArray();
+    }
+}
