@@ -1,0 +1,52 @@
+using System.Globalization;
+using System.Text;
+
+namespace Histo.IO;
+
+/// <summary>
+/// GeoJSON FeatureCollections in level-0 pixel coordinates, the form QuPath imports (File > Import objects)
+/// and exports: each feature carries QuPath's <c>objectType</c> and <c>classification</c> properties.
+/// </summary>
+public static class GeoJson
+{
+    /// <summary>A polygon feature: rings[0] is the outer ring, the rest are holes (rings are closed on output).</summary>
+    public sealed record Feature(IReadOnlyList<(double X, double Y)[]> Rings, string ClassName, (int R, int G, int B) Color,
+        string ObjectType = "annotation", IReadOnlyDictionary<string, double>? Measurements = null);
+
+    public static string FeatureCollection(IEnumerable<Feature> features)
+    {
+        var sb = new StringBuilder("{\"type\":\"FeatureCollection\",\"features\":[");
+        bool first = true;
+        foreach (var f in features)
+        {
+            if (!first) sb.Append(',');
+            first = false;
+            sb.Append("{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[");
+            for (int r = 0; r < f.Rings.Count; r++)
+            {
+                if (r > 0) sb.Append(',');
+                sb.Append('[');
+                var ring = f.Rings[r];
+                for (int i = 0; i <= ring.Length; i++)
+                {
+                    var (x, y) = ring[i % ring.Length];
+                    if (i > 0) sb.Append(',');
+                    sb.Append('[').Append(Num(x)).Append(',').Append(Num(y)).Append(']');
+                }
+                sb.Append(']');
+            }
+            sb.Append("]},\"properties\":{\"objectType\":\"").Append(f.ObjectType).Append("\",\"classification\":{\"name\":\"")
+              .Append(f.ClassName).Append("\",\"color\":[").Append(f.Color.R).Append(',').Append(f.Color.G).Append(',').Append(f.Color.B).Append("]}");
+            if (f.Measurements is { Count: > 0 })
+            {
+                sb.Append(",\"measurements\":{");
+                sb.AppendJoin(',', f.Measurements.Select(m => $"\"{m.Key}\":{Num(m.Value)}"));
+                sb.Append('}');
+            }
+            sb.Append("}}");
+        }
+        return sb.Append("]}").ToString();
+    }
+
+    static string Num(double v) => Math.Round(v, 2).ToString("0.##", CultureInfo.InvariantCulture);
+}

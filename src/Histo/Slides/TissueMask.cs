@@ -1,0 +1,110 @@
+using Histo.Imaging;
+using SkiaSharp;
+
+namespace Histo.Slides;
+
+/// <summary>
+/// A binary tissue mask over a whole slide at thumbnail resolution, with the thumbnail it was computed on.
+/// One mask pixel covers <see cref="ScaleX"/> x <see cref="ScaleY"/> level-0 pixels.
+/// </summary>
+public sealed class TissueMask
+{
+    readonly double[] _integral; // (Width+1) x (Height+1) summed-area table of the mask (0/1)
+
+    public byte[] Mask { get; }
+    public int Width { get; }
+    public int Height { get; }
+    public double ScaleX { get; }
+    public double ScaleY { get; }
+    /// <summary>The saturation threshold used (Otsu's, floored).</summary>
+    public int Threshold { get; }
+    public RgbaImage Thumbnail { get; }
+
+    public TissueMask(byte[] mask, int width, int height, double scaleX, double scaleY, int threshold, RgbaImage thumbnail)
+    {
+        Mask = mask; Width = width; Height = height; ScaleX = scaleX; ScaleY = scaleY; Threshold = threshold; Thumbnail = thumbnail;
+        _integral = new double[(width + 1) * (height + 1)];
+        for (int y = 0; y < height; y++)
+        {
+            double rowSum = 0;
+            for (int x = 0; x < width; x++)
+            {
+                rowSum += mask[y * width + x] != 0 ? 1 : 0;
+                _integral[(y + 1) * (width + 1) + x + 1] = _integral[y * (width + 1) + x + 1] + rowSum;
+            }
+        }
+    }
+
+    /// <summary>Fraction of the whole mask that is tissue.</summary>
+    public double TissueFraction => _integral[^1] / ((double)Width * Height);
+
+    /// <summary>
+    /// Exact tissue fraction of a level-0 rectangle, treating each mask pixel as a uniform square: the
+    /// summed-area table is bilinear between lattice points, so fractional pixel coverage is exact.
+    /// </summary>
+    public double Fraction(double x0, double y0, double x1, double y1)
+    {
+        double mx0 = Math.Clamp(x0 / ScaleX, 0, Width), mx1 = Math.Clamp(x1 / ScaleX, 0, Width);
+        double my0 = Math.Clamp(y0 / ScaleY, 0, Height), my1 = Math.Clamp(y1 / ScaleY, 0, Height);
+        double area = (x1 - x0) / ScaleX * ((y1 - y0) / ScaleY);
+        if (area <= 0) return 0;
+        double sum = Area(mx1, my1) - Area(mx0, my1) - Area(mx1, my0) + Area(mx0, my0);
+        return Math.Clamp(sum / area, 0, 1);
+    }
+
+    double Area(double x, double y)
+    {
+        int ix = Math.Min((int)x, Width - 1), iy = Math.Min((int)y, Height - 1);
+        double fx = x - ix, fy = y - iy;
+        int stride = Width + 1;
+        double a = _integral[iy * stride + ix], b = _integral[iy * stride + ix + 1];
+        double c = _integral[(iy + 1) * stride + ix], d = _integral[(iy + 1) * stride + ix + 1];
+        return a + (b - a) * fx + (c - a) * fy + (d - b - c + a) * fx * fy;
+    }
+
+    /// <summary>The mask as a black-and-white image.</summary>
+    public RgbaImage ToImage()
+    {
+        var image = new RgbaImage(Width, Height);
+        for (int i = 0; i < Mask.Length; i++)
+        {
+            byte v = Mask[i] != 0 ? (byte)255 : (byte)0;
+            image.Pixels[4 * i] = image.Pixels[4 * i + 1] = image.Pixels[4 * i + 2] = v;
+            image.Pixels[4 * i + 3] = 255;
+        }
+        return image;
+    }
+
+    /// <summary>Tissue polygons in level-0 pixel coordinates (outer ring, then holes).</summary>
+    public IReadOnlyList<IReadOnlyList<(double X, double Y)[]>> Polygons() =>
+        MaskContours.Trace(Mask, Width, Height)
+            .Select(p => (IReadOnlyList<(double X, double Y)[]>)p.Select(ring => ring.Select(v => (v.X * ScaleX, v.Y * ScaleY)).ToArray()).ToList())
+            .ToList();
+
+    /// <summary>The thumbnail with tissue tinted green and outlined, for a person to check the mask.</summary>
+    public RgbaImage Overlay()
+    {
+        var overlay = new RgbaImage(Width, Height, (byte[])Thumbnail.Pixels.Clone());
+        for (int i = 0; i < Mask.Length; i++)
+            if (Mask[i] != 0)
+            {
+                overlay.Pixels[4 * i] = (byte)(overlay.Pixels[4 * i] * 0.7);
+                overlay.Pixels[4 * i + 1] = (byte)(overlay.Pixels[4 * i + 1] * 0.7 + 255 * 0.3);
+                overlay.Pixels[4 * i + 2] = (byte)(overlay.Pixels[4 * i + 2] * 0.7);
+            }
+        using var bitmap = overlay.AsBitmap();
+        using var canvas = new SKCanvas(bitmap);
+        using var paint = new SKPaint { Color = new SKColor(0, 110, 0), Style = SKPaintStyle.Stroke, StrokeWidth = Math.Max(1, Width / 500f), IsAntialias = true };
+        foreach (var polygon in MaskContours.Trace(Mask, Width, Height))
+            foreach (var ring in polygon)
+            {
+                using var path = new SKPath();
+                path.MoveTo((float)ring[0].X, (float)ring[0].Y);
+                foreach (var v in ring.Skip(1)) path.LineTo((float)v.X, (float)v.Y);
+                path.Close();
+                canvas.DrawPath(path, paint);
+            }
+        canvas.Flush();
+        return overlay;
+    }
+}
