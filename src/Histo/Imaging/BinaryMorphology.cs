@@ -43,10 +43,15 @@ public static class BinaryMorphology
     /// <summary>Otsu's threshold (Otsu 1979): the level t maximising between-class variance of values &lt;= t vs &gt; t.</summary>
     public static int OtsuThreshold(ReadOnlySpan<byte> values)
     {
-        Span<long> hist = stackalloc long[256];
-        hist.Clear();
+        var hist = new long[256];
         foreach (byte v in values) hist[v]++;
-        long total = values.Length;
+        return OtsuThreshold(hist);
+    }
+
+    /// <summary>Otsu's threshold from a 256-bin histogram.</summary>
+    public static int OtsuThreshold(long[] hist)
+    {
+        long total = hist.Sum();
         double sumAll = 0;
         for (int i = 0; i < 256; i++) sumAll += i * (double)hist[i];
         double sumBelow = 0, best = -1;
@@ -65,51 +70,52 @@ public static class BinaryMorphology
         return threshold;
     }
 
-    /// <summary>Dilation (max) with a k x k square, as two separable 1-D passes.</summary>
-    public static byte[] Dilate(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, max: true);
+    /// <summary>Binary dilation with a k x k square (any foreground pixel in the window).</summary>
+    public static byte[] Dilate(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, dilate: true);
 
-    /// <summary>Erosion (min) with a k x k square; pixels outside the image count as background.</summary>
-    public static byte[] Erode(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, max: false);
+    /// <summary>Binary erosion with a k x k square (all pixels in the window); outside the image counts as background.</summary>
+    public static byte[] Erode(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, dilate: false);
 
     /// <summary>Morphological closing (dilate then erode): bridges gaps narrower than k pixels.</summary>
     public static byte[] Close(byte[] mask, int width, int height, int k) => Erode(Dilate(mask, width, height, k), width, height, k);
 
-    static byte[] SquareFilter(byte[] src, int width, int height, int k, bool max)
+    /// <summary>
+    /// Separable square filter on a binary mask by running counts of foreground pixels in the window, so the
+    /// cost does not grow with k (pen-ink margins use windows of 60+ pixels).
+    /// </summary>
+    static byte[] SquareFilter(byte[] src, int width, int height, int k, bool dilate)
     {
         if (k <= 1) return (byte[])src.Clone();
         int before = (k - 1) / 2, after = k / 2;
-        var tmp = new byte[src.Length];
+        var horizontal = new int[src.Length];
+        Parallel.For(0, height, y =>
+        {
+            int row = y * width, count = 0;
+            for (int x = 0; x < Math.Min(after, width); x++) count += src[row + x] != 0 ? 1 : 0;
+            for (int x = 0; x < width; x++)
+            {
+                int add = x + after, remove = x - before - 1;
+                if (add < width && src[row + add] != 0) count++;
+                if (remove >= 0 && src[row + remove] != 0) count--;
+                horizontal[row + x] = count;
+            }
+        });
         var dst = new byte[src.Length];
-        byte outside = max ? (byte)0 : (byte)0; // background outside the image for both
-        Parallel.For(0, height, y =>
+        // Column pass over the row counts, one row at a time (cache-friendly): the window's total is the
+        // number of foreground pixels in the k x k square.
+        var total = new int[width];
+        for (int y = 0; y < Math.Min(after, height); y++)
+            for (int x = 0; x < width; x++) total[x] += horizontal[y * width + x];
+        int full = k * k;
+        for (int y = 0; y < height; y++)
         {
+            int add = y + after, remove = y - before - 1;
+            if (add < height) for (int x = 0, o = add * width; x < width; x++) total[x] += horizontal[o + x];
+            if (remove >= 0) for (int x = 0, o = remove * width; x < width; x++) total[x] -= horizontal[o + x];
             int row = y * width;
-            for (int x = 0; x < width; x++)
-            {
-                byte acc = max ? (byte)0 : (byte)255;
-                for (int d = -before; d <= after; d++)
-                {
-                    int xx = x + d;
-                    byte v = xx < 0 || xx >= width ? outside : src[row + xx];
-                    acc = max ? Math.Max(acc, v) : Math.Min(acc, v);
-                }
-                tmp[row + x] = acc;
-            }
-        });
-        Parallel.For(0, height, y =>
-        {
-            for (int x = 0; x < width; x++)
-            {
-                byte acc = max ? (byte)0 : (byte)255;
-                for (int d = -before; d <= after; d++)
-                {
-                    int yy = y + d;
-                    byte v = yy < 0 || yy >= height ? outside : tmp[yy * width + x];
-                    acc = max ? Math.Max(acc, v) : Math.Min(acc, v);
-                }
-                dst[y * width + x] = acc;
-            }
-        });
+            if (dilate) for (int x = 0; x < width; x++) dst[row + x] = total[x] > 0 ? (byte)255 : (byte)0;
+            else for (int x = 0; x < width; x++) dst[row + x] = total[x] == full ? (byte)255 : (byte)0;
+        }
         return dst;
     }
 
@@ -117,13 +123,14 @@ public static class BinaryMorphology
     public static byte[] FillHoles(byte[] mask, int width, int height)
     {
         var outside = new bool[mask.Length];
-        var queue = new Queue<int>();
-        void Seed(int i) { if (mask[i] == 0 && !outside[i]) { outside[i] = true; queue.Enqueue(i); } }
+        var queue = new int[mask.Length];
+        int head = 0, tail = 0;
+        void Seed(int i) { if (mask[i] == 0 && !outside[i]) { outside[i] = true; queue[tail++] = i; } }
         for (int x = 0; x < width; x++) { Seed(x); Seed((height - 1) * width + x); }
         for (int y = 0; y < height; y++) { Seed(y * width); Seed(y * width + width - 1); }
-        while (queue.Count > 0)
+        while (head < tail)
         {
-            int i = queue.Dequeue(), x = i % width, y = i / width;
+            int i = queue[head++], x = i % width, y = i / width;
             if (x > 0) Seed(i - 1);
             if (x < width - 1) Seed(i + 1);
             if (y > 0) Seed(i - width);
@@ -139,16 +146,17 @@ public static class BinaryMorphology
     {
         var labels = new int[mask.Length];
         var areas = new List<int> { 0 };
-        var stack = new Stack<int>();
+        var stack = new int[mask.Length];
+        int top = 0;
         for (int start = 0; start < mask.Length; start++)
         {
             if (mask[start] == 0 || labels[start] != 0) continue;
             int label = areas.Count, area = 0;
             labels[start] = label;
-            stack.Push(start);
-            while (stack.Count > 0)
+            stack[top++] = start;
+            while (top > 0)
             {
-                int i = stack.Pop(), x = i % width, y = i / width;
+                int i = stack[--top], x = i % width, y = i / width;
                 area++;
                 for (int dy = -1; dy <= 1; dy++)
                 {
@@ -159,7 +167,7 @@ public static class BinaryMorphology
                         int xx = x + dx;
                         if (xx < 0 || xx >= width) continue;
                         int j = yy * width + xx;
-                        if (mask[j] != 0 && labels[j] == 0) { labels[j] = label; stack.Push(j); }
+                        if (mask[j] != 0 && labels[j] == 0) { labels[j] = label; stack[top++] = j; }
                     }
                 }
             }

@@ -54,7 +54,7 @@ public sealed class RgbaImage
     /// <summary>Resizes with area-aware filtering (mipmapped linear for downscaling, cubic for upscaling).</summary>
     public RgbaImage Resize(int width, int height)
     {
-        if (width == Width && height == Height) return this;
+        if (width == Width && height == Height) return new RgbaImage(Width, Height, (byte[])Pixels.Clone());
         using var source = AsBitmap();
         var target = new RgbaImage(width, height);
         using var targetBitmap = target.AsBitmap();

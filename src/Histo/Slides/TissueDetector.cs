@@ -20,7 +20,7 @@ public sealed record TissueDetectionOptions
     public int CloseSize { get; init; } = 5;
     /// <summary>Components smaller than this fraction of the thumbnail are dust, not tissue.</summary>
     public double MinComponentFraction { get; init; } = 0.0005;
-    /// <summary>Ink blobs smaller than this fraction are red blood cells, not pen strokes.</summary>
+    /// <summary>Ink-coloured blobs smaller than this fraction are red blood cells or stain specks, not pen strokes.</summary>
     public double MinInkFraction { get; init; } = 0.0002;
     /// <summary>Pen strokes are grown by this fraction of the longest side to remove their blurred halo.</summary>
     public double InkMarginFraction { get; init; } = 0.015;
@@ -58,7 +58,6 @@ public static class TissueDetector
         int w = image.Width, h = image.Height, n = w * h;
         var saturation = new byte[n];
         var ink = new byte[n];
-        var greenBlueInk = new byte[n];
         var px = image.Pixels;
         Parallel.For(0, h, y =>
         {
@@ -69,22 +68,20 @@ public static class TissueDetector
                 int s = max == 0 ? 0 : (255 * (max - min) + max / 2) / max; // OpenCV's 8-bit HSV saturation
                 saturation[i] = (byte)s;
                 ink[i] = IsInk(r, g, b, s) ? (byte)255 : (byte)0;
-                if (ink[i] != 0 && r < Math.Max(g, b)) greenBlueInk[i] = 255;
             }
         });
-        // Pen strokes: green or blue ink, and red ink in blobs too large to be red blood cells; grown to
-        // swallow their blurred halo.
+        // Pen strokes: ink blobs too large to be red blood cells or stray stain specks, grown to swallow
+        // their blurred halo.
         int longest = Math.Max(w, h);
         var penInk = BinaryMorphology.RemoveSmallComponents(ink, w, h, Math.Max(4, (int)(options.MinInkFraction * n)));
-        for (int i = 0; i < n; i++) penInk[i] |= greenBlueInk[i];
         int margin = 2 * Math.Max(1, (int)Math.Round(options.InkMarginFraction * longest)) + 1;
         penInk = BinaryMorphology.Dilate(penInk, w, h, margin);
 
         var blurred = BinaryMorphology.MedianBlur(saturation, w, h, options.MedianBlurSize);
         // Otsu on the pixels that are not ink: vivid ink would otherwise pull the threshold above the tissue.
-        var notInk = new List<byte>(n);
-        for (int i = 0; i < n; i++) if (penInk[i] == 0) notInk.Add(blurred[i]);
-        int otsu = notInk.Count > 0 ? BinaryMorphology.OtsuThreshold(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(notInk)) : 255;
+        var histogram = new long[256];
+        for (int i = 0; i < n; i++) if (penInk[i] == 0) histogram[blurred[i]]++;
+        int otsu = histogram.Sum() > 0 ? BinaryMorphology.OtsuThreshold(histogram) : 255;
         int threshold = Math.Clamp(otsu, options.MinSaturation, Math.Max(options.MinSaturation, options.MaxSaturationThreshold));
         var mask = new byte[n];
         for (int i = 0; i < n; i++) mask[i] = blurred[i] > threshold && penInk[i] == 0 ? (byte)255 : (byte)0;

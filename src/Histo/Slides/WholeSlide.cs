@@ -150,12 +150,12 @@ public sealed class WholeSlide : IDisposable
         return image;
     }
 
-    /// <summary>The level whose downsample is the largest one not above <paramref name="downsample"/> (OpenSlide's rule, with a small tolerance for rounding in the file).</summary>
+    /// <summary>The level whose downsample is the largest one not above <paramref name="downsample"/> (OpenSlide's rule, with 1% tolerance for rounded level sizes such as 2.001).</summary>
     public int BestLevelForDownsample(double downsample)
     {
         int best = 0;
         foreach (var level in Levels)
-            if (level.Downsample <= downsample * 1.0001) best = level.Index;
+            if (level.Downsample <= downsample * 1.01) best = level.Index;
         return best;
     }
 

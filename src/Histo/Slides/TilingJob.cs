@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Histo.IO;
+
+namespace Histo.Slides;
+
+/// <summary>Options of <c>histo tile</c> over a batch of slides.</summary>
+public sealed record TilingJobOptions
+{
+    public required IReadOnlyList<string> Slides { get; init; }
+    public required string OutputDir { get; init; }
+    public TilingOptions Tiling { get; init; } = new();
+    public string? MppCsv { get; init; }
+    public (int Index, int Count)? Shard { get; init; }
+    /// <summary>Go on past a failing slide (and report it) instead of stopping.</summary>
+    public bool SkipErrors { get; init; }
+    /// <summary>Redo slides that are already done.</summary>
+    public bool Overwrite { get; init; }
+}
+
+public enum SlideStatus { Done, Skipped, Failed }
+
+public sealed record SlideOutcome(string SlideId, string Path, SlideStatus Status, int Patches, double Seconds, string? Error);
+
+/// <summary>
+/// Tiles a batch of slides into <c>coords/&lt;slide_id&gt;.h5</c> and <c>previews/&lt;slide_id&gt;.png</c>.
+/// Every output is written atomically, so a slide whose coordinates file exists is complete: a rerun
+/// skips it (unless its settings differ) and redoes the rest. A per-slide status list,
+/// <c>process_list.csv</c> (one per shard), records what happened, as CLAM's does.
+/// </summary>
+public static class TilingJob
+{
+    public static IReadOnlyList<SlideOutcome> Run(TilingJobOptions options, Action<SlideOutcome>? onSlide = null)
+    {
+        options.Tiling.Validate();
+        var mpps = options.MppCsv is null ? new Dictionary<string, double>() : SlideBatch.ReadMppCsv(options.MppCsv);
+        var files = SlideBatch.Expand(options.Slides);
+        if (options.Shard is { } shard) files = files.Where(f => SlideBatch.InShard(WholeSlide.SlideIdOf(f), shard)).ToList();
+        string coordsDir = Path.Combine(options.OutputDir, "coords"), previewDir = Path.Combine(options.OutputDir, "previews");
+        Directory.CreateDirectory(coordsDir);
+        Directory.CreateDirectory(previewDir);
+        var outcomes = new List<SlideOutcome>();
+        foreach (string file in files)
+        {
+            var outcome = TileOne(file, options, mpps, coordsDir, previewDir);
+            outcomes.Add(outcome);
+            onSlide?.Invoke(outcome);
+            if (outcome.Status == SlideStatus.Failed && !options.SkipErrors) break;
+        }
+        WriteProcessList(options, outcomes);
+        return outcomes;
+    }
+
+    static SlideOutcome TileOne(string file, TilingJobOptions options, Dictionary<string, double> mpps, string coordsDir, string previewDir)
+    {
+        string slideId = WholeSlide.SlideIdOf(file);
+        string coordsPath = Path.Combine(coordsDir, slideId + ".h5");
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            if (!options.Overwrite && File.Exists(coordsPath))
+            {
+                var existing = PatchCoordinates.Read(coordsPath);
+                if (SameSettings(existing, options.Tiling))
+                    return new SlideOutcome(slideId, file, SlideStatus.Skipped, existing.Count, 0, null);
+                throw new HistoException($"{coordsPath}: exists with other settings (patch size {existing.PatchSize}, {existing.TargetMpp:0.###} mpp); pass --overwrite or choose another -o");
+            }
+            using var slide = WholeSlide.Open(file);
+            double? mpp = mpps.TryGetValue(slideId, out double m) ? m : null;
+            var (coords, mask) = Tiler.Tile(slide, options.Tiling, mpp);
+            if (options.Tiling.SavePatches)
+            {
+                // Patches go to a temporary folder renamed at the end, so a half-saved slide never looks done.
+                string final = Path.Combine(options.OutputDir, "patches", slideId);
+                string tmp = Path.Combine(options.OutputDir, "patches", $".{slideId}.{Environment.ProcessId}.tmp");
+                if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+                Tiler.SavePatches(slide, coords, tmp, options.Tiling.Threads);
+                if (Directory.Exists(final)) Directory.Delete(final, true);
+                Directory.Move(tmp, final);
+            }
+            Tiler.Preview(mask, coords).Save(Path.Combine(previewDir, slideId + ".png"));
+            coords.Write(coordsPath); // last: its presence marks the slide as done
+            return new SlideOutcome(slideId, file, SlideStatus.Done, coords.Count, clock.Elapsed.TotalSeconds, null);
+        }
+        catch (HistoException e)
+        {
+            return new SlideOutcome(slideId, file, SlideStatus.Failed, 0, clock.Elapsed.TotalSeconds, e.Message);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A bug or an unexpected library error on one slide must not stop a batch run with --skip-errors.
+            return new SlideOutcome(slideId, file, SlideStatus.Failed, 0, clock.Elapsed.TotalSeconds,
+                $"{file}: unexpected error ({e.GetType().Name}: {e.Message}); please report it with this slide");
+        }
+    }
+
+    static bool SameSettings(PatchCoordinates existing, TilingOptions options)
+    {
+        bool resolution = options.TargetMpp is { } t
+            ? Math.Abs(existing.TargetMpp - t) < 1e-6
+            : true; // magnification runs store the mpp they resolved to; a rerun with the same flags resolves the same way
+        return existing.PatchSize == options.PatchSize && existing.Overlap == options.Overlap &&
+               (double.IsNaN(existing.MinTissue) || Math.Abs(existing.MinTissue - options.MinTissue) < 1e-9) && resolution;
+    }
+
+    static void WriteProcessList(TilingJobOptions options, IReadOnlyList<SlideOutcome> outcomes)
+    {
+        string name = options.Shard is { } s ? $"process_list.shard-{s.Index}-of-{s.Count}.csv" : "process_list.csv";
+        var csv = new StringBuilder("slide_id,status,patches,seconds,error\n");
+        foreach (var o in outcomes)
+            csv.Append(CultureInfo.InvariantCulture, $"{o.SlideId},{o.Status.ToString().ToLowerInvariant()},{o.Patches},{o.Seconds:0.###},\"{o.Error?.Replace("\"", "'")}\"\n");
+        AtomicFile.WriteAllText(Path.Combine(options.OutputDir, name), csv.ToString());
+    }
+}
