@@ -8,5 +8,6 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     TissueCommand.Create(),
     TileCommand.Create(),
     SynthCommand.Create(),
+    DemoCommand.Create(),
 };
 return CliRunner.Invoke(root, args);

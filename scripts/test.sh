@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing, builds, tests, and ends with "N passed, N failed".
+# Extra arguments go to `dotnet test` (e.g. --filter Category!=SharedData).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+results=out/test-results
+rm -rf "$results"
+set +e
+dotnet test tests/Histo.Tests -c Release --no-build -nologo --logger "trx;LogFileName=tests.trx" --results-directory "$results" "$@"
+status=$?
+set -e
+trx="$results/tests.trx"
+if [ ! -f "$trx" ]; then echo "0 passed, 1 failed"; exit 1; fi
+counters=$(grep -o '<Counters [^>]*>' "$trx")
+passed=$(echo "$counters" | sed -E 's/.* passed="([0-9]+)".*/\1/')
+failed=$(echo "$counters" | sed -E 's/.* failed="([0-9]+)".*/\1/')
+total=$(echo "$counters" | sed -E 's/.* total="([0-9]+)".*/\1/')
+skipped=$((total - passed - failed))
+if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
