@@ -71,19 +71,29 @@ public static class BinaryMorphology
     }
 
     /// <summary>Binary dilation with a k x k square (any foreground pixel in the window).</summary>
-    public static byte[] Dilate(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, dilate: true);
+    public static byte[] Dilate(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k);
 
-    /// <summary>Binary erosion with a k x k square (all pixels in the window); outside the image counts as background.</summary>
-    public static byte[] Erode(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, dilate: false);
+    /// <summary>
+    /// Binary erosion with a k x k square: the complement of dilating the complement, so pixels outside the
+    /// image count as foreground (OpenCV's convention) and closing never removes tissue at the image border.
+    /// </summary>
+    public static byte[] Erode(byte[] mask, int width, int height, int k)
+    {
+        var complement = new byte[mask.Length];
+        for (int i = 0; i < mask.Length; i++) complement[i] = mask[i] != 0 ? (byte)0 : (byte)255;
+        var dilated = SquareFilter(complement, width, height, k);
+        for (int i = 0; i < dilated.Length; i++) dilated[i] = dilated[i] != 0 ? (byte)0 : (byte)255;
+        return dilated;
+    }
 
     /// <summary>Morphological closing (dilate then erode): bridges gaps narrower than k pixels.</summary>
     public static byte[] Close(byte[] mask, int width, int height, int k) => Erode(Dilate(mask, width, height, k), width, height, k);
 
     /// <summary>
-    /// Separable square filter on a binary mask by running counts of foreground pixels in the window, so the
+    /// Separable square dilation of a binary mask by running counts of foreground pixels in the window, so the
     /// cost does not grow with k (pen-ink margins use windows of 60+ pixels).
     /// </summary>
-    static byte[] SquareFilter(byte[] src, int width, int height, int k, bool dilate)
+    static byte[] SquareFilter(byte[] src, int width, int height, int k)
     {
         if (k <= 1) return (byte[])src.Clone();
         int before = (k - 1) / 2, after = k / 2;
@@ -106,15 +116,13 @@ public static class BinaryMorphology
         var total = new int[width];
         for (int y = 0; y < Math.Min(after, height); y++)
             for (int x = 0; x < width; x++) total[x] += horizontal[y * width + x];
-        int full = k * k;
         for (int y = 0; y < height; y++)
         {
             int add = y + after, remove = y - before - 1;
             if (add < height) for (int x = 0, o = add * width; x < width; x++) total[x] += horizontal[o + x];
             if (remove >= 0) for (int x = 0, o = remove * width; x < width; x++) total[x] -= horizontal[o + x];
             int row = y * width;
-            if (dilate) for (int x = 0; x < width; x++) dst[row + x] = total[x] > 0 ? (byte)255 : (byte)0;
-            else for (int x = 0; x < width; x++) dst[row + x] = total[x] == full ? (byte)255 : (byte)0;
+            for (int x = 0; x < width; x++) dst[row + x] = total[x] > 0 ? (byte)255 : (byte)0;
         }
         return dst;
     }
