@@ -1,1 +1,18 @@
-System.Console.WriteLine("x");
+using Histo.Bench;
+
+// Benchmarks run the same work with Histo and with the reference in one run and print the ratio.
+// Usage: dotnet run -c Release --project bench/Histo.Bench -- tiling [--quick]
+string mode = args.FirstOrDefault() ?? "tiling";
+bool quick = args.Contains("--quick");
+return mode switch
+{
+    "tiling" => TilingBenchmark.Run(quick),
+    "profile-tiling" => ProfileTiling.Run(args[1]),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: Histo.Bench tiling [--quick]");
+    return 2;
+}

@@ -14,16 +14,17 @@ static class SynthCommand
         var width = new Option<int>("--width") { Description = "Level-0 width in pixels.", DefaultValueFactory = _ => new SyntheticCohortOptions().Width };
         var height = new Option<int>("--height") { Description = "Level-0 height in pixels.", DefaultValueFactory = _ => new SyntheticCohortOptions().Height };
         var mpp = new Option<double>("--mpp") { Description = "Microns per pixel at level 0.", DefaultValueFactory = _ => new SyntheticCohortOptions().Mpp };
+        var coarse = new Option<bool>("--coarse") { Description = "Tissue texture without cells: fast, for size and memory benchmarks." };
         var command = new Command("synth", "Generate the built-in synthetic H&E cohort: pyramidal TIFF slides, tumour masks and labels.csv (CLAM format).")
         {
-            output, slides, seed, width, height, mpp,
+            output, slides, seed, width, height, mpp, coarse,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
             var options = new SyntheticCohortOptions
             {
                 Slides = parse.GetValue(slides), Seed = parse.GetValue(seed), Width = parse.GetValue(width),
-                Height = parse.GetValue(height), Mpp = parse.GetValue(mpp),
+                Height = parse.GetValue(height), Mpp = parse.GetValue(mpp), Coarse = parse.GetValue(coarse),
             };
             string dir = parse.GetValue(output)!.FullName;
             IReadOnlyList<SyntheticSlideSpec> specs = [];

@@ -17,6 +17,8 @@ public static class BinaryMorphology
         {
             Span<int> hist = stackalloc int[256];
             hist.Clear();
+            Span<int> rows = stackalloc int[k];
+            for (int i = 0; i < k; i++) rows[i] = Math.Clamp(y - r + i, 0, height - 1) * width;
             for (int dy = -r; dy <= r; dy++)
                 for (int dx = -r; dx <= r; dx++)
                     hist[src[Math.Clamp(y + dy, 0, height - 1) * width + Math.Clamp(dx, 0, width - 1)]]++;
@@ -28,12 +30,13 @@ public static class BinaryMorphology
                 dst[y * width + x] = (byte)med;
                 if (x == width - 1) break;
                 int xOut = Math.Clamp(x - r, 0, width - 1), xIn = Math.Clamp(x + r + 1, 0, width - 1);
-                for (int dy = -r; dy <= r; dy++)
+                for (int i = 0; i < k; i++)
                 {
-                    int row = Math.Clamp(y + dy, 0, height - 1) * width;
-                    byte o = src[row + xOut], i = src[row + xIn];
+                    int row = rows[i];
+                    byte o = src[row + xOut], n = src[row + xIn];
+                    if (o == n) continue; // the common case in flat regions: nothing changes
                     hist[o]--; if (o < med) below--;
-                    hist[i]++; if (i < med) below++;
+                    hist[n]++; if (n < med) below++;
                 }
             }
         });
@@ -70,116 +73,155 @@ public static class BinaryMorphology
         return threshold;
     }
 
-    /// <summary>Binary dilation with a k x k square (any foreground pixel in the window).</summary>
-    public static byte[] Dilate(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k);
+    /// <summary>Dilation (max) with a k x k square; pixels outside the image count as background.</summary>
+    public static byte[] Dilate(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, max: true);
 
-    /// <summary>
-    /// Binary erosion with a k x k square: the complement of dilating the complement, so pixels outside the
-    /// image count as foreground (OpenCV's convention) and closing never removes tissue at the image border.
-    /// </summary>
-    public static byte[] Erode(byte[] mask, int width, int height, int k)
-    {
-        var complement = new byte[mask.Length];
-        for (int i = 0; i < mask.Length; i++) complement[i] = mask[i] != 0 ? (byte)0 : (byte)255;
-        var dilated = SquareFilter(complement, width, height, k);
-        for (int i = 0; i < dilated.Length; i++) dilated[i] = dilated[i] != 0 ? (byte)0 : (byte)255;
-        return dilated;
-    }
+    /// <summary>Erosion (min) with a k x k square; pixels outside the image count as foreground (OpenCV's convention), so closing never removes tissue at the border.</summary>
+    public static byte[] Erode(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, max: false);
 
     /// <summary>Morphological closing (dilate then erode): bridges gaps narrower than k pixels.</summary>
     public static byte[] Close(byte[] mask, int width, int height, int k) => Erode(Dilate(mask, width, height, k), width, height, k);
 
     /// <summary>
-    /// Separable square dilation of a binary mask by running counts of foreground pixels in the window, so the
-    /// cost does not grow with k (pen-ink margins use windows of 60+ pixels).
+    /// Separable k x k max or min filter. Each 1-D pass takes the extremum over windows of doubling length
+    /// (1, 2, 4, ...) with whole-vector operations, then combines two overlapping power-of-two windows, so the
+    /// cost grows with log k (pen-ink margins use windows of 60+ pixels).
     /// </summary>
-    static byte[] SquareFilter(byte[] src, int width, int height, int k)
+    static byte[] SquareFilter(byte[] src, int width, int height, int k, bool max)
     {
         if (k <= 1) return (byte[])src.Clone();
-        int before = (k - 1) / 2, after = k / 2;
-        var horizontal = new int[src.Length];
+        byte outside = max ? (byte)0 : (byte)255;
+        int before = (k - 1) / 2;
+        var horizontal = new byte[src.Length];
         Parallel.For(0, height, y =>
-        {
-            int row = y * width, count = 0;
-            for (int x = 0; x < Math.Min(after, width); x++) count += src[row + x] != 0 ? 1 : 0;
-            for (int x = 0; x < width; x++)
-            {
-                int add = x + after, remove = x - before - 1;
-                if (add < width && src[row + add] != 0) count++;
-                if (remove >= 0 && src[row + remove] != 0) count--;
-                horizontal[row + x] = count;
-            }
-        });
+            WindowExtremum(src.AsSpan(y * width, width), horizontal.AsSpan(y * width, width), 1, width, k, before, max, outside));
         var dst = new byte[src.Length];
-        // Column pass over the row counts, one row at a time (cache-friendly): the window's total is the
-        // number of foreground pixels in the k x k square.
-        var total = new int[width];
-        for (int y = 0; y < Math.Min(after, height); y++)
-            for (int x = 0; x < width; x++) total[x] += horizontal[y * width + x];
-        for (int y = 0; y < height; y++)
+        // Vertical pass: the same on columns, done a band of columns at a time with rows as the vector lanes.
+        int band = Math.Max(64, width / Environment.ProcessorCount);
+        Parallel.For(0, (width + band - 1) / band, b =>
         {
-            int add = y + after, remove = y - before - 1;
-            if (add < height) for (int x = 0, o = add * width; x < width; x++) total[x] += horizontal[o + x];
-            if (remove >= 0) for (int x = 0, o = remove * width; x < width; x++) total[x] -= horizontal[o + x];
-            int row = y * width;
-            for (int x = 0; x < width; x++) dst[row + x] = total[x] > 0 ? (byte)255 : (byte)0;
-        }
+            int x0 = b * band, bw = Math.Min(band, width - x0);
+            var column = new byte[height * bw];
+            var result = new byte[height * bw];
+            for (int y = 0; y < height; y++) horizontal.AsSpan(y * width + x0, bw).CopyTo(column.AsSpan(y * bw));
+            WindowExtremum(column, result, bw, height, k, before, max, outside);
+            for (int y = 0; y < height; y++) result.AsSpan(y * bw, bw).CopyTo(dst.AsSpan(y * width + x0));
+        });
         return dst;
+    }
+
+    /// <summary>
+    /// Extremum over a window of k items starting <paramref name="before"/> items earlier, along a line of
+    /// <paramref name="length"/> items each <paramref name="stride"/> bytes wide (stride &gt; 1 processes
+    /// that many independent lines at once).
+    /// </summary>
+    static void WindowExtremum(ReadOnlySpan<byte> src, Span<byte> dst, int stride, int length, int k, int before, bool max, byte outside)
+    {
+        int n = stride * length;
+        var current = src.ToArray();
+        var next = new byte[n];
+        int p = 1;
+        while (p * 2 <= k)
+        {
+            // next[i] = ext(current[i], current[i + p]) along the line; beyond the end counts as outside.
+            int shift = p * stride;
+            Combine(current.AsSpan(0, n - shift), current.AsSpan(shift), next.AsSpan(0, n - shift), max);
+            Combine(current.AsSpan(n - shift), outside, next.AsSpan(n - shift), max);
+            (current, next) = (next, current);
+            p *= 2;
+        }
+        // Window [i - before, i - before + k) = ext(W_p[i - before], W_p[i - before + k - p]): two shifted views.
+        Shifted(current, dst, -before, stride, length, outside, copy: true, max);
+        Shifted(current, dst, k - p - before, stride, length, outside, copy: false, max);
+    }
+
+    /// <summary>dst[i] = (or ext=) w[i + offset] along the line, with items beyond either end counted as outside.</summary>
+    static void Shifted(byte[] w, Span<byte> dst, int offset, int stride, int length, byte outside, bool copy, bool max)
+    {
+        int from = Math.Max(0, -offset), to = Math.Min(length, length - offset); // items i with 0 <= i + offset < length
+        if (to <= from) { if (copy) dst.Fill(outside); else Combine(dst, outside, dst, max); return; }
+        var inside = dst.Slice(from * stride, (to - from) * stride);
+        var source = w.AsSpan((from + offset) * stride, (to - from) * stride);
+        if (copy) source.CopyTo(inside); else Combine(inside, source, inside, max);
+        var head = dst.Slice(0, from * stride);
+        var tail = dst.Slice(to * stride);
+        if (copy) { head.Fill(outside); tail.Fill(outside); }
+        else { Combine(head, outside, head, max); Combine(tail, outside, tail, max); }
+    }
+
+    static void Combine(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, Span<byte> result, bool max)
+    {
+        int i = 0, v = System.Numerics.Vector<byte>.Count;
+        for (; i + v <= a.Length; i += v)
+        {
+            var x = new System.Numerics.Vector<byte>(a.Slice(i));
+            var y = new System.Numerics.Vector<byte>(b.Slice(i));
+            (max ? System.Numerics.Vector.Max(x, y) : System.Numerics.Vector.Min(x, y)).CopyTo(result.Slice(i));
+        }
+        for (; i < a.Length; i++) result[i] = max ? Math.Max(a[i], b[i]) : Math.Min(a[i], b[i]);
+    }
+
+    static void Combine(ReadOnlySpan<byte> a, byte b, Span<byte> result, bool max)
+    {
+        for (int i = 0; i < a.Length; i++) result[i] = max ? Math.Max(a[i], b) : Math.Min(a[i], b);
     }
 
     /// <summary>Fills holes: background not 4-connected to the image border becomes foreground.</summary>
     public static byte[] FillHoles(byte[] mask, int width, int height)
     {
-        var outside = new bool[mask.Length];
-        var queue = new int[mask.Length];
-        int head = 0, tail = 0;
-        void Seed(int i) { if (mask[i] == 0 && !outside[i]) { outside[i] = true; queue[tail++] = i; } }
-        for (int x = 0; x < width; x++) { Seed(x); Seed((height - 1) * width + x); }
-        for (int y = 0; y < height; y++) { Seed(y * width); Seed(y * width + width - 1); }
-        while (head < tail)
-        {
-            int i = queue[head++], x = i % width, y = i / width;
-            if (x > 0) Seed(i - 1);
-            if (x < width - 1) Seed(i + 1);
-            if (y > 0) Seed(i - width);
-            if (y < height - 1) Seed(i + width);
-        }
+        var background = new byte[mask.Length];
+        for (int i = 0; i < mask.Length; i++) background[i] = mask[i] == 0 ? (byte)255 : (byte)0;
+        var (labels, areas) = ConnectedComponents(background, width, height, eightConnected: false);
+        var touchesBorder = new bool[areas.Count];
+        for (int x = 0; x < width; x++) { touchesBorder[labels[x]] = true; touchesBorder[labels[(height - 1) * width + x]] = true; }
+        for (int y = 0; y < height; y++) { touchesBorder[labels[y * width]] = true; touchesBorder[labels[y * width + width - 1]] = true; }
         var filled = new byte[mask.Length];
-        for (int i = 0; i < mask.Length; i++) filled[i] = outside[i] ? (byte)0 : (byte)255;
+        for (int i = 0; i < mask.Length; i++) filled[i] = labels[i] != 0 && touchesBorder[labels[i]] ? (byte)0 : (byte)255;
         return filled;
     }
 
-    /// <summary>Labels 8-connected foreground components (1..n; 0 = background) and returns each one's pixel count (index 0 unused).</summary>
-    public static (int[] Labels, List<int> Areas) ConnectedComponents(byte[] mask, int width, int height)
+    /// <summary>
+    /// Labels 8-connected (or 4-connected) foreground components (1..n; 0 = background) and returns each
+    /// one's pixel count (index 0 unused). Works on runs of foreground pixels: each run is joined
+    /// (union-find) to the runs of the row above that touch it, so the cost follows the number of runs.
+    /// </summary>
+    public static (int[] Labels, List<int> Areas) ConnectedComponents(byte[] mask, int width, int height, bool eightConnected = true)
     {
-        var labels = new int[mask.Length];
-        var areas = new List<int> { 0 };
-        var stack = new int[mask.Length];
-        int top = 0;
-        for (int start = 0; start < mask.Length; start++)
+        int reach = eightConnected ? 1 : 0; // how far a run above may end before this one starts and still touch
+        var runStart = new List<int>(); var runEnd = new List<int>(); var runRow = new List<int>();
+        var parent = new List<int>();
+        int Find(int a) { while (parent[a] != a) { parent[a] = parent[parent[a]]; a = parent[a]; } return a; }
+        int previousFirst = 0, previousCount = 0;
+        for (int y = 0; y < height; y++)
         {
-            if (mask[start] == 0 || labels[start] != 0) continue;
-            int label = areas.Count, area = 0;
-            labels[start] = label;
-            stack[top++] = start;
-            while (top > 0)
+            int first = runStart.Count, row = y * width;
+            for (int x = 0; x < width; x++)
             {
-                int i = stack[--top], x = i % width, y = i / width;
-                area++;
-                for (int dy = -1; dy <= 1; dy++)
+                if (mask[row + x] == 0) continue;
+                int start = x;
+                while (x < width && mask[row + x] != 0) x++;
+                int id = runStart.Count;
+                runStart.Add(start); runEnd.Add(x); runRow.Add(y); parent.Add(id);
+                // Runs above that overlap [start - reach, x + reach) touch this one.
+                for (int r = previousFirst; r < previousFirst + previousCount; r++)
                 {
-                    int yy = y + dy;
-                    if (yy < 0 || yy >= height) continue;
-                    for (int dx = -1; dx <= 1; dx++)
-                    {
-                        int xx = x + dx;
-                        if (xx < 0 || xx >= width) continue;
-                        int j = yy * width + xx;
-                        if (mask[j] != 0 && labels[j] == 0) { labels[j] = label; stack[top++] = j; }
-                    }
+                    if (runEnd[r] + reach <= start || runStart[r] >= x + reach) continue;
+                    int a = Find(r), b = Find(id);
+                    if (a != b) parent[Math.Max(a, b)] = Math.Min(a, b);
                 }
             }
-            areas.Add(area);
+            previousFirst = first;
+            previousCount = runStart.Count - first;
+        }
+        var labels = new int[mask.Length];
+        var areas = new List<int> { 0 };
+        var labelOfRoot = new Dictionary<int, int>();
+        for (int r = 0; r < runStart.Count; r++)
+        {
+            int root = Find(r);
+            if (!labelOfRoot.TryGetValue(root, out int label)) { label = areas.Count; labelOfRoot[root] = label; areas.Add(0); }
+            areas[label] += runEnd[r] - runStart[r];
+            Array.Fill(labels, label, runRow[r] * width + runStart[r], runEnd[r] - runStart[r]);
         }
         return (labels, areas);
     }

@@ -20,7 +20,9 @@ public static class SlideThumbnail
         int lw = (int)level.Width, lh = (int)level.Height;
         var thumb = new RgbaImage(tw, th);
         double fy = (double)lh / th;
-        int rowsPerBand = (int)Math.Clamp(MaxBandBytes / ((long)lw * 4 * Math.Max(1, (long)Math.Ceiling(fy))), 1, th);
+        // Several bands per core so OpenSlide decodes tiles on every core, each band within a memory bound.
+        long byMemory = MaxBandBytes / ((long)lw * 4 * Math.Max(1, (long)Math.Ceiling(fy)));
+        int rowsPerBand = (int)Math.Clamp(Math.Min(byMemory, (th + 4 * Environment.ProcessorCount - 1) / (4 * Environment.ProcessorCount)), 1, th);
         int bands = (th + rowsPerBand - 1) / rowsPerBand;
         Parallel.For(0, bands, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, band =>
         {
@@ -28,8 +30,15 @@ public static class SlideThumbnail
             int sy0 = (int)Math.Floor(ty0 * fy), sy1 = Math.Min(lh, (int)Math.Floor(ty1 * fy));
             if (ty1 == th) sy1 = lh;
             int rows = sy1 - sy0;
+            long y0 = (long)Math.Round(sy0 * level.Downsample);
+            if (lw == tw && lh == th)
+            {
+                // The level is the thumbnail: read straight into it.
+                slide.ReadRegionInto(thumb.Pixels.AsSpan(ty0 * tw * 4, (ty1 - ty0) * tw * 4), 0, y0, level.Index, lw, ty1 - ty0);
+                return;
+            }
             var src = new byte[(long)lw * rows * 4];
-            slide.ReadRegionInto(src, 0, (long)Math.Round(sy0 * level.Downsample), level.Index, lw, rows);
+            slide.ReadRegionInto(src, 0, y0, level.Index, lw, rows);
             BinInto(src, lw, rows, sy0, thumb, ty0, ty1, (double)lw / tw, fy);
         });
         return thumb;

@@ -65,7 +65,7 @@ public static class TissueDetector
             {
                 int r = px[4 * i], g = px[4 * i + 1], b = px[4 * i + 2];
                 int max = Math.Max(r, Math.Max(g, b)), min = Math.Min(r, Math.Min(g, b));
-                int s = max == 0 ? 0 : (255 * (max - min) + max / 2) / max; // OpenCV's 8-bit HSV saturation
+                int s = SaturationTable[(max << 8) | (max - min)];
                 saturation[i] = (byte)s;
                 ink[i] = IsInk(r, g, b, s) ? (byte)255 : (byte)0;
             }
@@ -73,9 +73,13 @@ public static class TissueDetector
         // Pen strokes: ink blobs too large to be red blood cells or stray stain specks, grown to swallow
         // their blurred halo.
         int longest = Math.Max(w, h);
-        var penInk = BinaryMorphology.RemoveSmallComponents(ink, w, h, Math.Max(4, (int)(options.MinInkFraction * n)));
-        int margin = 2 * Math.Max(1, (int)Math.Round(options.InkMarginFraction * longest)) + 1;
-        penInk = BinaryMorphology.Dilate(penInk, w, h, margin);
+        var penInk = new byte[n];
+        if (Array.IndexOf(ink, (byte)255) >= 0)
+        {
+            penInk = BinaryMorphology.RemoveSmallComponents(ink, w, h, Math.Max(4, (int)(options.MinInkFraction * n)));
+            int margin = 2 * Math.Max(1, (int)Math.Round(options.InkMarginFraction * longest)) + 1;
+            penInk = BinaryMorphology.Dilate(penInk, w, h, margin);
+        }
 
         var blurred = BinaryMorphology.MedianBlur(saturation, w, h, options.MedianBlurSize);
         // Otsu on the pixels that are not ink: vivid ink would otherwise pull the threshold above the tissue.
@@ -107,6 +111,17 @@ public static class TissueDetector
         // Red marker: blue close to green; or dark and clearly redder than blue, which eosin (always
         // light) and haematoxylin (blue at least as strong as red) never are.
         return b - g < 25 || (Math.Max(r, Math.Max(g, b)) < 130 && saturation > 130 && r - b > 25);
+    }
+
+    /// <summary>OpenCV's 8-bit HSV saturation, round(255 (max - min) / max), indexed by (max &lt;&lt; 8) | (max - min).</summary>
+    static readonly byte[] SaturationTable = BuildSaturationTable();
+
+    static byte[] BuildSaturationTable()
+    {
+        var table = new byte[256 * 256];
+        for (int max = 1; max < 256; max++)
+            for (int d = 0; d <= max; d++) table[(max << 8) | d] = (byte)((255 * d + max / 2) / max);
+        return table;
     }
 
     /// <summary>Hue in degrees [0, 360).</summary>

@@ -9,7 +9,7 @@ namespace Histo.Slides;
 /// </summary>
 public sealed class TissueMask
 {
-    readonly double[] _integral; // (Width+1) x (Height+1) summed-area table of the mask (0/1)
+    readonly int[] _integral; // (Width+1) x (Height+1) summed-area table of the mask (0/1)
 
     public byte[] Mask { get; }
     public int Width { get; }
@@ -23,10 +23,10 @@ public sealed class TissueMask
     public TissueMask(byte[] mask, int width, int height, double scaleX, double scaleY, int threshold, RgbaImage thumbnail)
     {
         Mask = mask; Width = width; Height = height; ScaleX = scaleX; ScaleY = scaleY; Threshold = threshold; Thumbnail = thumbnail;
-        _integral = new double[(width + 1) * (height + 1)];
+        _integral = new int[(width + 1) * (height + 1)];
         for (int y = 0; y < height; y++)
         {
-            double rowSum = 0;
+            int rowSum = 0;
             for (int x = 0; x < width; x++)
             {
                 rowSum += mask[y * width + x] != 0 ? 1 : 0;
@@ -58,7 +58,7 @@ public sealed class TissueMask
         double fx = x - ix, fy = y - iy;
         int stride = Width + 1;
         double a = _integral[iy * stride + ix], b = _integral[iy * stride + ix + 1];
-        double c = _integral[(iy + 1) * stride + ix], d = _integral[(iy + 1) * stride + ix + 1];
+        double c = _integral[(iy + 1) * stride + ix], d = _integral[(iy + 1) * stride + ix + 1]; // exact in double
         return a + (b - a) * fx + (c - a) * fy + (d - b - c + a) * fx * fy;
     }
 

@@ -19,6 +19,8 @@ public sealed record SyntheticCohortOptions
     /// <summary>Microns per pixel at level 0 (0.5 is a 20x scan).</summary>
     public double Mpp { get; init; } = 0.5;
     public int JpegQuality { get; init; } = 90;
+    /// <summary>Tissue texture without cells (fast): for size and memory benchmarks, not for learning.</summary>
+    public bool Coarse { get; init; }
 
     public const int DefaultSlides = 30;
 
@@ -68,7 +70,7 @@ public static class SyntheticCohort
                 // Slides of one case share the diagnosis; their burden varies a little between blocks.
                 double slideBurden = burden == 0 ? 0 : Math.Clamp(burden * (0.8 + 0.4 * Unit(seed, 104, specs.Count)), 0.05, 0.7);
                 specs.Add(new SyntheticSlideSpec(slideId, caseId, Hash(seed, 105, specs.Count), options.Width, options.Height,
-                    options.Mpp, subtype, slideBurden, atypia, grade));
+                    options.Mpp, subtype, slideBurden, atypia, grade) { Coarse = options.Coarse });
             }
         }
         return specs;
