@@ -133,8 +133,11 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
         Assert.Contains("gone.svs", outcomes[1].Error);
         Assert.False(File.Exists(outDir["out/coords/broken.h5"]));
         Assert.Contains("broken,failed", File.ReadAllText(outDir["out/process_list.csv"]));
-        // Without --skip-errors the batch stops at the first failure.
-        Assert.Single(TilingJob.Run(options with { SkipErrors = false, OutputDir = outDir["out2"] }));
+        // Without --skip-errors no slide starts after a failure (one already running in parallel finishes).
+        Assert.Single(TilingJob.Run(options with { SkipErrors = false, ParallelSlides = 1, OutputDir = outDir["out2"] }));
+        var stopped = TilingJob.Run(options with { SkipErrors = false, OutputDir = outDir["out3"] });
+        Assert.Equal(SlideStatus.Failed, stopped[0].Status);
+        Assert.True(stopped.Count <= 2);
     }
 
     [Fact]

@@ -17,6 +17,11 @@ public sealed record TilingJobOptions
     public bool SkipErrors { get; init; }
     /// <summary>Redo slides that are already done.</summary>
     public bool Overwrite { get; init; }
+    /// <summary>
+    /// Slides tiled at once. Each slide's stages are partly serial (OpenSlide's decode of one band, the
+    /// component labelling), so overlapping two slides keeps both cores busy; memory is one thumbnail each.
+    /// </summary>
+    public int ParallelSlides { get; init; } = Math.Min(2, Environment.ProcessorCount);
 }
 
 public enum SlideStatus { Done, Skipped, Failed }
@@ -40,16 +45,24 @@ public static class TilingJob
         string coordsDir = Path.Combine(options.OutputDir, "coords"), previewDir = Path.Combine(options.OutputDir, "previews");
         Directory.CreateDirectory(coordsDir);
         Directory.CreateDirectory(previewDir);
-        var outcomes = new List<SlideOutcome>();
-        foreach (string file in files)
+        var outcomes = new SlideOutcome?[files.Count];
+        bool stop = false;
+        object gate = new();
+        Parallel.For(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.ParallelSlides) }, (i, state) =>
         {
-            var outcome = TileOne(file, options, mpps, coordsDir, previewDir);
-            outcomes.Add(outcome);
-            onSlide?.Invoke(outcome);
-            if (outcome.Status == SlideStatus.Failed && !options.SkipErrors) break;
-        }
-        WriteProcessList(options, outcomes);
-        return outcomes;
+            if (Volatile.Read(ref stop)) { state.Stop(); return; }
+            var outcome = TileOne(files[i], options, mpps, coordsDir, previewDir);
+            lock (gate)
+            {
+                outcomes[i] = outcome;
+                onSlide?.Invoke(outcome);
+                // Without --skip-errors no new slide starts after a failure (one already running finishes).
+                if (outcome.Status == SlideStatus.Failed && !options.SkipErrors) { stop = true; state.Stop(); }
+            }
+        });
+        var done = outcomes.Where(o => o is not null).Select(o => o!).ToList();
+        WriteProcessList(options, done);
+        return done;
     }
 
     static SlideOutcome TileOne(string file, TilingJobOptions options, Dictionary<string, double> mpps, string coordsDir, string previewDir)
