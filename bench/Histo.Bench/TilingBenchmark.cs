@@ -60,7 +60,7 @@ static class TilingBenchmark
         Console.WriteLine($"  {"",-34} {"slides/s",10} {"patches/s",11} {"patches",9}");
         Row("Python reference (OpenCV)", files.Length / pySeconds, pyPatches / pySeconds, pyPatches);
         Row("Histo, one slide at a time", files.Length / histoSeconds, histoPatches / histoSeconds, histoPatches);
-        Row("Histo, two slides at a time", files.Length / histoParallelSeconds, histoPatches / histoParallelSeconds, histoPatches);
+        Row("Histo, two slides at a time (histo tile)", files.Length / histoParallelSeconds, histoPatches / histoParallelSeconds, histoPatches);
         Console.WriteLine($"  ratio Histo / reference: {pySeconds / histoSeconds:0.00}x one at a time, {pySeconds / histoParallelSeconds:0.00}x two at a time");
 
         // ---- Peak memory: the same command on a 20k and an 80k px slide ----

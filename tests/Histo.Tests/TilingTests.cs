@@ -63,8 +63,7 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
             long x = coords.Coords[k, 0], y = coords.Coords[k, 1];
             kept.Add((x, y));
             double truth = TruthFraction(x, y, patch);
-            // The mask is estimated from a thumbnail; allow the error of one thumbnail pixel along the border.
-            Assert.True(truth >= minTissue - 0.02, $"patch ({x},{y}) has true tissue fraction {truth:F3} < {minTissue}");
+            Assert.True(truth >= minTissue, $"patch ({x},{y}) has true tissue fraction {truth:F3} < {minTissue}");
         }
         for (long y = 0; y + patch <= slide.Height; y += patch)
             for (long x = 0; x + patch <= slide.Width; x += patch)

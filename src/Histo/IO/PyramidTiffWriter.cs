@@ -44,8 +44,9 @@ public sealed class PyramidTiffWriter : IDisposable
     public int TileSize => _tileSize;
 
     /// <param name="minLevelSide">Coarser levels are added while the longest side exceeds this.</param>
+    /// <param name="bigTiff">Force BigTIFF on or off; by default only when level 0 would pass 4 GiB uncompressed.</param>
     public PyramidTiffWriter(string path, int width, int height, double mpp, string description,
-        int tileSize = 256, int jpegQuality = 90, int minLevelSide = 512)
+        int tileSize = 256, int jpegQuality = 90, int minLevelSide = 512, bool? bigTiff = null)
     {
         if (tileSize % 16 != 0) throw new ArgumentException("TIFF tile size must be a multiple of 16", nameof(tileSize));
         _path = path;
@@ -54,7 +55,7 @@ public sealed class PyramidTiffWriter : IDisposable
         _quality = jpegQuality;
         _mpp = mpp;
         _description = description;
-        _bigTiff = (long)width * height * 3 >= 4L << 30;
+        _bigTiff = bigTiff ?? (long)width * height * 3 >= 4L << 30;
         int w = width, h = height;
         _levels.Add(new Level(w, h, tileSize));
         while (Math.Max(w, h) > minLevelSide)

@@ -75,7 +75,7 @@ public sealed class SyntheticTissue
         double column = widthUm / fragments;
         for (int f = 0; f < fragments; f++)
         {
-            double r = 0.34 * Math.Min(column, heightUm) * (0.85 + 0.15 * Unit(_seed, 2, f));
+            double r = 0.4 * Math.Min(column, heightUm) * (0.85 + 0.15 * Unit(_seed, 2, f));
             double cx = column * (f + 0.5) + (Unit(_seed, 3, f) - 0.5) * 0.1 * column;
             double cy = heightUm * (0.5 + (Unit(_seed, 4, f) - 0.5) * 0.15);
             _fragments.Add(MakeBlob(cx, cy, r, 0.28, Hash(_seed, 5, f), 0.06));
@@ -135,6 +135,15 @@ public sealed class SyntheticTissue
     {
         foreach (var t in _tumours) if (t.Contains(u, v)) return InTissue(u, v);
         return false;
+    }
+
+    /// <summary>Whether a disc (microns) lies inside the tissue, checked at its centre and 12 points on its rim.</summary>
+    bool DiscInTissue(double cx, double cy, double r)
+    {
+        if (!InTissue(cx, cy)) return false;
+        for (int i = 0; i < 12; i++)
+            if (!InTissue(cx + r * Math.Cos(i * Math.PI / 6), cy + r * Math.Sin(i * Math.PI / 6))) return false;
+        return true;
     }
 
     /// <summary>True when no tissue fragment reaches into the rectangle (microns): its pixels are all glass.</summary>
@@ -253,12 +262,14 @@ public sealed class SyntheticTissue
                 ulong k = Hash(_seed ^ 0x61A, i, j);
                 if (Unit(k) > 0.4) continue;
                 double gx = (i + 0.3 + 0.4 * Unit(k, 1)) * cell, gy = (j + 0.3 + 0.4 * Unit(k, 2)) * cell;
-                double lumen = 22 + 10 * Unit(k, 3), wall = 14;
+                double lumen = 7 + 6 * Unit(k, 3), wall = 22;
                 double dx = u - gx, dy = v - gy, d = Math.Sqrt(dx * dx + dy * dy);
                 if (d > lumen + wall) continue;
+                // Glands lie wholly inside the tissue, so lumens are enclosed like real ones.
+                if (!DiscInTissue(gx, gy, lumen + wall)) continue;
                 if (d < lumen) return (0.02, 0.06);
                 // Evenly spaced basal nuclei near the outer edge of the epithelium.
-                double ringR = lumen + wall * 0.7;
+                double ringR = lumen + wall * 0.78;
                 int count = Math.Max(6, (int)(2 * Math.PI * ringR / 7));
                 double step = 2 * Math.PI / count, theta = Math.Atan2(dy, dx);
                 long n = (long)Math.Round(theta / step);
@@ -266,7 +277,8 @@ public sealed class SyntheticTissue
                 double rx = u - nx, ry = v - ny;
                 double radial = (rx * Math.Cos(nt) + ry * Math.Sin(nt)) / 3.2, tangential = (-rx * Math.Sin(nt) + ry * Math.Cos(nt)) / 2.2;
                 if (radial * radial + tangential * tangential < 1) return (0.9 * Chromatin(u, v), 0.15);
-                return (0.12, 0.35);
+                // Pale mucinous (goblet-cell) cytoplasm between the nuclei and the lumen.
+                return (0.16 + 0.1 * Value(k, u / 3, v / 3), 0.3);
             }
         return null;
     }
@@ -291,17 +303,19 @@ public sealed class SyntheticTissue
                 double rel = d / (lumen + wall);
                 if (rel >= 1 || rel >= best) continue;
                 best = rel;
+                // A gland cut by the tissue edge shows no open lumen (it would read as glass).
+                if (d < lumen && !DiscInTissue(gx, gy, lumen + 2)) { result = (0.3, 0.45); continue; }
                 if (d < lumen)
                 {
                     // Lumen with a little eosinophilic secretion and necrotic debris.
-                    double debris = SmoothStep(0.7, 0.9, Value(k, u / 4, v / 4));
-                    result = (0.03 + 0.5 * debris * atypia, 0.08 + 0.3 * debris);
+                    double debris = SmoothStep(0.62, 0.85, Fractal(k, u / 6, v / 6, 2));
+                    result = (0.03 + 0.35 * debris * atypia, 0.1 + 0.35 * debris);
                     continue;
                 }
                 // Two to three layers of nuclei elongated perpendicular to the lumen.
-                double step = 6.0 / Math.Max(lumen, 1);
+                double step = 4.5 / Math.Max(lumen, 1);
                 long n = (long)Math.Round(theta / step);
-                result = (0.3, 0.42); // amphophilic cytoplasm
+                result = (0.22, 0.45); // amphophilic cytoplasm
                 for (long m = n - 1; m <= n + 1; m++)
                     for (int layer = 0; layer < 3; layer++)
                     {
@@ -311,8 +325,8 @@ public sealed class SyntheticTissue
                         double nr = lumen + wall * (0.25 + 0.28 * layer) + (Unit(q, 2) - 0.5) * 3;
                         double nx = gx + nr * Math.Cos(nt), ny = gy + nr * Math.Sin(nt);
                         double rx = u - nx, ry = v - ny;
-                        double size = 1 + atypia * (0.3 + 0.6 * Unit(q, 3));
-                        double radial = (rx * Math.Cos(nt) + ry * Math.Sin(nt)) / (5.0 * size), tangential = (-rx * Math.Sin(nt) + ry * Math.Cos(nt)) / (2.3 * size);
+                        double size = 1 + atypia * (0.1 + 0.4 * Unit(q, 3));
+                        double radial = (rx * Math.Cos(nt) + ry * Math.Sin(nt)) / (3.6 * size), tangential = (-rx * Math.Sin(nt) + ry * Math.Cos(nt)) / (1.7 * size);
                         if (radial * radial + tangential * tangential < 1) { result = ((1.05 + 0.35 * atypia) * Chromatin(u, v), 0.15); m = n + 2; break; }
                     }
             }
