@@ -13,13 +13,19 @@ public sealed class SyntheticSlideFixture : IDisposable
     public string SlidePath => Dir[Spec.SlideId + ".tif"];
     public RgbaImage TissueTruth { get; }
 
+    /// <summary>One slide of each subtype; <see cref="Spec"/> is a tumour slide.</summary>
+    public IReadOnlyList<SyntheticSlideSpec> All { get; }
+
     public SyntheticSlideFixture()
     {
-        var options = new SyntheticCohortOptions { Slides = 3, Seed = 7, Width = 2048, Height = 1536 };
-        Spec = SyntheticCohort.Plan(options).First(s => s.Subtype != TissueSubtype.Normal);
-        SyntheticCohort.WriteSlide(Spec, Dir.Path);
-        TissueTruth = RgbaImage.Load(Dir[Spec.SlideId + ".tissue-mask.png"]);
+        var options = new SyntheticCohortOptions { Slides = 9, Seed = 7, Width = 2048, Height = 1536 };
+        All = SyntheticCohort.Plan(options).GroupBy(s => s.Subtype).Select(g => g.First()).ToList();
+        foreach (var spec in All) SyntheticCohort.WriteSlide(spec, Dir.Path);
+        Spec = All.First(s => s.Subtype != TissueSubtype.Normal);
+        TissueTruth = Truth(Spec);
     }
+
+    public RgbaImage Truth(SyntheticSlideSpec spec) => RgbaImage.Load(Dir[spec.SlideId + ".tissue-mask.png"]);
 
     public void Dispose() => Dir.Dispose();
 }
@@ -27,9 +33,8 @@ public sealed class SyntheticSlideFixture : IDisposable
 public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<SyntheticSlideFixture>
 {
     /// <summary>Fraction of ground-truth tissue in a level-0 square (mask downsample 1 at this size).</summary>
-    double TruthFraction(long x, long y, int size)
+    static double TruthFraction(RgbaImage t, long x, long y, int size)
     {
-        var t = fixture.TissueTruth;
         int on = 0;
         for (long yy = y; yy < y + size; yy++)
             for (long xx = x; xx < x + size; xx++)
@@ -54,7 +59,13 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
     [InlineData(128, 0.9)]
     public void KeptPatchesReachTheTissueThresholdAndNoTissuePatchIsMissed(int patch, double minTissue)
     {
-        using var slide = WholeSlide.Open(fixture.SlidePath);
+        foreach (var spec in fixture.All) CheckAgainstTruth(spec, patch, minTissue);
+    }
+
+    void CheckAgainstTruth(SyntheticSlideSpec spec, int patch, double minTissue)
+    {
+        var truthMask = fixture.Truth(spec);
+        using var slide = WholeSlide.Open(fixture.Dir[spec.SlideId + ".tif"]);
         var (coords, _) = Tiler.Tile(slide, new TilingOptions { PatchSize = patch, TargetMpp = 0.5, MinTissue = minTissue });
         Assert.True(coords.Count > 10);
         var kept = new HashSet<(long, long)>();
@@ -62,12 +73,12 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
         {
             long x = coords.Coords[k, 0], y = coords.Coords[k, 1];
             kept.Add((x, y));
-            double truth = TruthFraction(x, y, patch);
-            Assert.True(truth >= minTissue, $"patch ({x},{y}) has true tissue fraction {truth:F3} < {minTissue}");
+            double truth = TruthFraction(truthMask, x, y, patch);
+            Assert.True(truth >= minTissue, $"{spec.SlideId} ({spec.Label}): patch ({x},{y}) has true tissue fraction {truth:F3} < {minTissue}");
         }
         for (long y = 0; y + patch <= slide.Height; y += patch)
             for (long x = 0; x + patch <= slide.Width; x += patch)
-                if (TruthFraction(x, y, patch) == 1.0) Assert.Contains((x, y), kept);
+                if (TruthFraction(truthMask, x, y, patch) == 1.0) Assert.True(kept.Contains((x, y)), $"{spec.SlideId} ({spec.Label}): all-tissue patch ({x},{y}) missed");
     }
 
     [Fact]
@@ -191,5 +202,22 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
         }
         double maskArea = mask.Mask.Count(v => v != 0) * mask.ScaleX * mask.ScaleY;
         Assert.Equal(maskArea, area, maskArea * 1e-6);
+    }
+
+    [Fact]
+    public void SavePatchesWritesOnePngPerCoordinateAtThePatchSize()
+    {
+        using var outDir = new TempDir();
+        var options = new TilingJobOptions
+        {
+            Slides = [fixture.SlidePath], OutputDir = outDir.Path,
+            Tiling = new TilingOptions { TargetMpp = 1.0, PatchSize = 96, SavePatches = true },
+        };
+        var outcome = TilingJob.Run(options).Single();
+        var files = Directory.GetFiles(outDir[$"patches/{fixture.Spec.SlideId}"], "*.png");
+        Assert.Equal(outcome.Patches, files.Length);
+        var patch = RgbaImage.Load(files[0]);
+        Assert.Equal((96, 96), (patch.Width, patch.Height));
+        Assert.Empty(Directory.GetDirectories(outDir["patches"], ".*"));
     }
 }
