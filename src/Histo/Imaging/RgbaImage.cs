@@ -69,11 +69,30 @@ public sealed class RgbaImage
         return target;
     }
 
+    /// <summary>Loads PNG, JPEG, WebP, BMP or GIF (SkiaSharp) or TIFF (LibTiff.NET), as tile datasets ship both.</summary>
     public static RgbaImage Load(string path)
     {
+        if (!File.Exists(path)) throw new HistoException($"{path}: image not found; check the path");
+        string ext = Path.GetExtension(path).ToLowerInvariant();
+        if (ext is ".tif" or ".tiff") return LoadTiff(path);
         using var bitmap = SKBitmap.Decode(path)
-            ?? throw new HistoException($"{path}: not an image SkiaSharp can decode (PNG, JPEG, WebP, BMP, GIF); check the file");
+            ?? throw new HistoException($"{path}: not an image Histo can decode (PNG, JPEG, TIFF, WebP, BMP, GIF); check the file");
         return FromBitmap(bitmap);
+    }
+
+    static RgbaImage LoadTiff(string path)
+    {
+        using var tiff = BitMiracle.LibTiff.Classic.Tiff.Open(path, "r")
+            ?? throw new HistoException($"{path}: not a readable TIFF; check the file");
+        int width = tiff.GetField(BitMiracle.LibTiff.Classic.TiffTag.IMAGEWIDTH)[0].ToInt();
+        int height = tiff.GetField(BitMiracle.LibTiff.Classic.TiffTag.IMAGELENGTH)[0].ToInt();
+        var raster = new int[width * height];
+        // ReadRGBAImageOriented converts any photometric/compression to ABGR-packed ints, top row first.
+        if (!tiff.ReadRGBAImageOriented(width, height, raster, BitMiracle.LibTiff.Classic.Orientation.TOPLEFT))
+            throw new HistoException($"{path}: TIFF could not be decoded; check the file");
+        var image = new RgbaImage(width, height);
+        System.Runtime.InteropServices.MemoryMarshal.AsBytes(raster.AsSpan()).CopyTo(image.Pixels); // little-endian ABGR int = R,G,B,A bytes
+        return image;
     }
 
     /// <summary>Encodes to PNG or JPEG (by extension) and writes atomically.</summary>
