@@ -7,7 +7,7 @@ namespace Histo.Models;
 /// <summary>
 /// The ImageNet ResNet-18 that ML.NET ships (NuGet Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1,
 /// exported from CNTK 2.6 to ONNX with a fixed batch of 1). Its weights move into Histo's TorchSharp
-/// <see cref="ResNet"/> so patches run in batches. Two CNTK habits are kept: "same" padding with the odd
+/// <see cref="ResNet"/> so patches run in batches. Its last stage has three blocks, not two. Two CNTK habits are kept: "same" padding with the odd
 /// pixel first on strided layers, and the input convention of its preprocessing graph (BGR, 0-255, minus a
 /// 224 x 224 mean image).
 /// </summary>
@@ -20,7 +20,11 @@ public static class CntkResNet18
     /// <summary>Folder beside the Histo assembly where the build copies the ONNX files.</summary>
     public static string ModelDir => Path.Combine(AppContext.BaseDirectory, "models", "resnet18-imagenet");
 
-    public static ResNetConfig Config => ResNetConfig.ResNet18 with { Name = "resnet18-imagenet", Padding = ResNetPadding.CntkSame };
+    /// <summary>
+    /// Not torchvision's ResNet-18: the CNTK graph has three basic blocks in its last stage (2-2-2-3, 22
+    /// convolutions and 9 residual additions, read off the ONNX file), and CNTK's padding.
+    /// </summary>
+    public static ResNetConfig Config => new("resnet18-imagenet", false, [2, 2, 2, 3], [64, 128, 256, 512], ResNetPadding.CntkSame);
 
     /// <summary>Builds the network and loads the ONNX weights, checking every tensor's name and shape.</summary>
     public static ResNet Load(string? modelDir = null)
