@@ -7,6 +7,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     InfoCommand.Create(),
     TissueCommand.Create(),
     TileCommand.Create(),
+    EmbedCommand.Create(),
     SynthCommand.Create(),
     DemoCommand.Create(),
 };

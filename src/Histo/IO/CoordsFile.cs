@@ -8,7 +8,7 @@ namespace Histo.IO;
 /// </summary>
 /// <param name="PatchSize">Patch side in pixels at the target resolution.</param>
 /// <param name="PatchLevel">Pyramid level the patches are read from (then resized to PatchSize).</param>
-/// <param name="PatchSizeLevel0">Patch side in level-0 pixels.</param>
+/// <param name="PatchSizeLevel0">Patch side in level-0 pixels (0 in CLAM's files, where PatchSize applies at PatchLevel).</param>
 /// <param name="TargetMpp">Microns per pixel of the patches.</param>
 /// <param name="Downsample">Target resolution relative to level 0 (TargetMpp / Level0Mpp).</param>
 public sealed record PatchCoordinates(string SlideId, long[,] Coords, int PatchSize, int PatchLevel, int PatchSizeLevel0,
@@ -49,7 +49,7 @@ public sealed record PatchCoordinates(string SlideId, long[,] Coords, int PatchS
             T Attr<T>(string name, T fallback) => dataset.AttributeExists(name) ? dataset.Attribute(name).Read<T>() : fallback;
             string slideId = dataset.AttributeExists("name") ? dataset.Attribute("name").Read<string>() : Path.GetFileNameWithoutExtension(path);
             return new PatchCoordinates(slideId, coords, (int)Attr("patch_size", 256L), (int)Attr("patch_level", 0L),
-                (int)Attr("patch_size_level0", Attr("patch_size", 256L)), Attr("target_mpp", double.NaN), Attr("downsample", 1.0),
+                (int)Attr("patch_size_level0", 0L), Attr("target_mpp", double.NaN), Attr("downsample", 1.0),
                 Attr("level0_mpp", double.NaN), (int)Attr("overlap", 0L), Attr("min_tissue", double.NaN));
         }
         catch (HistoException) { throw; }

@@ -1,6 +1,20 @@
 using System.Globalization;
+using System.Text;
+using Histo.IO;
 
 namespace Histo.Slides;
+
+public enum SlideStatus { Done, Skipped, Failed }
+
+/// <summary>What happened to one slide in a batch command.</summary>
+public sealed record SlideOutcome(string SlideId, string Path, SlideStatus Status, int Patches, double Seconds, string? Error)
+{
+    /// <summary>A failed slide: a user error keeps its one-line message; anything else (a bug, a library error) is reported too, so a batch with --skip-errors goes on.</summary>
+    public static SlideOutcome Failure(string slideId, string path, double seconds, Exception e) =>
+        new(slideId, path, SlideStatus.Failed, 0, seconds, e is HistoException
+            ? e.Message
+            : $"{path}: unexpected error ({e.GetType().Name}: {e.Message}); please report it with this slide");
+}
 
 /// <summary>
 /// The slide list of a batch command: files and folders expanded, a deterministic shard picked, and
@@ -44,6 +58,41 @@ public static class SlideBatch
         foreach (char c in slideId) { hash ^= c; hash *= 16777619; }
         return hash % (uint)shard.Count == shard.Index;
     }
+
+    /// <summary>
+    /// Runs <paramref name="process"/> on every slide, <paramref name="parallel"/> at a time, in list order.
+    /// Without <paramref name="skipErrors"/> no slide starts after a failure. Writes the per-slide status list
+    /// (CLAM's process list) to <paramref name="processList"/> and returns the outcomes in list order.
+    /// </summary>
+    public static IReadOnlyList<SlideOutcome> Run(IReadOnlyList<string> files, int parallel, bool skipErrors,
+        Func<string, SlideOutcome> process, Action<SlideOutcome>? onSlide, string processList)
+    {
+        var outcomes = new SlideOutcome?[files.Count];
+        bool stop = false;
+        object gate = new();
+        Parallel.For(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallel) }, (i, state) =>
+        {
+            if (Volatile.Read(ref stop)) { state.Stop(); return; }
+            var outcome = process(files[i]);
+            lock (gate)
+            {
+                outcomes[i] = outcome;
+                onSlide?.Invoke(outcome);
+                // Without --skip-errors no new slide starts after a failure (one already running finishes).
+                if (outcome.Status == SlideStatus.Failed && !skipErrors) { stop = true; state.Stop(); }
+            }
+        });
+        var done = outcomes.Where(o => o is not null).Select(o => o!).ToList();
+        var csv = new StringBuilder("slide_id,status,patches,seconds,error\n");
+        foreach (var o in done)
+            csv.Append(CultureInfo.InvariantCulture, $"{o.SlideId},{o.Status.ToString().ToLowerInvariant()},{o.Patches},{o.Seconds:0.###},\"{o.Error?.Replace("\"", "'")}\"\n");
+        AtomicFile.WriteAllText(processList, csv.ToString());
+        return done;
+    }
+
+    /// <summary>The status list's name: one per shard, so array jobs never write the same file.</summary>
+    public static string ProcessListName((int Index, int Count)? shard) =>
+        shard is { } s ? $"process_list.shard-{s.Index}-of-{s.Count}.csv" : "process_list.csv";
 
     /// <summary>Reads a CSV with header <c>slide_id,mpp</c>.</summary>
     public static Dictionary<string, double> ReadMppCsv(string path)

@@ -98,13 +98,19 @@ public static class Tiler
         return (result, mask);
     }
 
-    /// <summary>Reads one patch at the target resolution: from the patch level, then resized to PatchSize.</summary>
-    public static RgbaImage ReadPatch(WholeSlide slide, PatchCoordinates coords, long x, long y)
+    /// <summary>
+    /// Reads one patch: its level-0 square from the patch level, resized to <paramref name="outputSize"/>
+    /// (the patch size by default; an encoder's input size when embedding, so patches are resized once).
+    /// Files from CLAM state no level-0 size: there the patch size applies at the patch level.
+    /// </summary>
+    public static RgbaImage ReadPatch(WholeSlide slide, PatchCoordinates coords, long x, long y, int? outputSize = null)
     {
-        var level = slide.Levels[coords.PatchLevel];
-        int size = Math.Max(1, (int)Math.Round(coords.PatchSizeLevel0 / level.Downsample));
-        var region = slide.ReadRegion(x, y, coords.PatchLevel, size, size);
-        return region.Resize(coords.PatchSize, coords.PatchSize);
+        var level = slide.Levels[Math.Min(coords.PatchLevel, slide.Levels.Count - 1)];
+        double footprint = coords.PatchSizeLevel0 > 0 ? coords.PatchSizeLevel0 : coords.PatchSize * level.Downsample;
+        int size = Math.Max(1, (int)Math.Round(footprint / level.Downsample));
+        var region = slide.ReadRegion(x, y, level.Index, size, size);
+        int output = outputSize ?? coords.PatchSize;
+        return region.Resize(output, output);
     }
 
     /// <summary>Writes every patch as PNG into <paramref name="dir"/>, reading regions on several threads.</summary>

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text;
 using Histo.IO;
 
 namespace Histo.Slides;
@@ -24,9 +22,6 @@ public sealed record TilingJobOptions
     public int ParallelSlides { get; init; } = Math.Min(2, Environment.ProcessorCount);
 }
 
-public enum SlideStatus { Done, Skipped, Failed }
-
-public sealed record SlideOutcome(string SlideId, string Path, SlideStatus Status, int Patches, double Seconds, string? Error);
 
 /// <summary>
 /// Tiles a batch of slides into <c>coords/&lt;slide_id&gt;.h5</c> and <c>previews/&lt;slide_id&gt;.png</c>.
@@ -45,24 +40,9 @@ public static class TilingJob
         string coordsDir = Path.Combine(options.OutputDir, "coords"), previewDir = Path.Combine(options.OutputDir, "previews");
         Directory.CreateDirectory(coordsDir);
         Directory.CreateDirectory(previewDir);
-        var outcomes = new SlideOutcome?[files.Count];
-        bool stop = false;
-        object gate = new();
-        Parallel.For(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.ParallelSlides) }, (i, state) =>
-        {
-            if (Volatile.Read(ref stop)) { state.Stop(); return; }
-            var outcome = TileOne(files[i], options, mpps, coordsDir, previewDir);
-            lock (gate)
-            {
-                outcomes[i] = outcome;
-                onSlide?.Invoke(outcome);
-                // Without --skip-errors no new slide starts after a failure (one already running finishes).
-                if (outcome.Status == SlideStatus.Failed && !options.SkipErrors) { stop = true; state.Stop(); }
-            }
-        });
-        var done = outcomes.Where(o => o is not null).Select(o => o!).ToList();
-        WriteProcessList(options, done);
-        return done;
+        return SlideBatch.Run(files, options.ParallelSlides, options.SkipErrors,
+            file => TileOne(file, options, mpps, coordsDir, previewDir), onSlide,
+            Path.Combine(options.OutputDir, SlideBatch.ProcessListName(options.Shard)));
     }
 
     static SlideOutcome TileOne(string file, TilingJobOptions options, Dictionary<string, double> mpps, string coordsDir, string previewDir)
@@ -96,15 +76,9 @@ public static class TilingJob
             coords.Write(coordsPath); // last: its presence marks the slide as done
             return new SlideOutcome(slideId, file, SlideStatus.Done, coords.Count, clock.Elapsed.TotalSeconds, null);
         }
-        catch (HistoException e)
-        {
-            return new SlideOutcome(slideId, file, SlideStatus.Failed, 0, clock.Elapsed.TotalSeconds, e.Message);
-        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            // A bug or an unexpected library error on one slide must not stop a batch run with --skip-errors.
-            return new SlideOutcome(slideId, file, SlideStatus.Failed, 0, clock.Elapsed.TotalSeconds,
-                $"{file}: unexpected error ({e.GetType().Name}: {e.Message}); please report it with this slide");
+            return SlideOutcome.Failure(slideId, file, clock.Elapsed.TotalSeconds, e);
         }
     }
 
@@ -117,12 +91,4 @@ public static class TilingJob
                (double.IsNaN(existing.MinTissue) || Math.Abs(existing.MinTissue - options.MinTissue) < 1e-9) && resolution;
     }
 
-    static void WriteProcessList(TilingJobOptions options, IReadOnlyList<SlideOutcome> outcomes)
-    {
-        string name = options.Shard is { } s ? $"process_list.shard-{s.Index}-of-{s.Count}.csv" : "process_list.csv";
-        var csv = new StringBuilder("slide_id,status,patches,seconds,error\n");
-        foreach (var o in outcomes)
-            csv.Append(CultureInfo.InvariantCulture, $"{o.SlideId},{o.Status.ToString().ToLowerInvariant()},{o.Patches},{o.Seconds:0.###},\"{o.Error?.Replace("\"", "'")}\"\n");
-        AtomicFile.WriteAllText(Path.Combine(options.OutputDir, name), csv.ToString());
-    }
 }

@@ -1,0 +1,77 @@
+using System.CommandLine;
+using Histo.Models;
+using Histo.Pipeline;
+using Histo.Slides;
+using Spectre.Console;
+
+namespace Histo.Cli.Commands;
+
+static class EmbedCommand
+{
+    public static Command Create()
+    {
+        var defaults = new EmbeddingJobOptions { Slides = [], CoordsDir = "", OutputDir = "" };
+        var slides = new Argument<string[]>("slides") { Description = "Slide files or folders of slides.", Arity = ArgumentArity.OneOrMore };
+        var coords = new Option<DirectoryInfo>("--coords") { Description = "Output folder of 'histo tile' (coords/<slide_id>.h5).", Required = true };
+        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder (features/<slide_id>.h5).", Required = true };
+        var encoder = new Option<string>("--encoder") { Description = $"Encoder name ({string.Join(", ", EncoderRegistry.All.Select(e => e.Name))}) or checkpoint file.", DefaultValueFactory = _ => EncoderRegistry.Default };
+        var batchSize = new Option<int>("--batch-size") { Description = "Patches per forward pass.", DefaultValueFactory = _ => defaults.BatchSize };
+        var threads = new Option<int>("--threads") { Description = "Threads for the network.", DefaultValueFactory = _ => defaults.Threads };
+        var precision = new Option<string>("--precision") { Description = "fp32, or bf16 (faster on CPUs with AVX-512-BF16/AMX; features stay float32).", DefaultValueFactory = _ => "fp32" };
+        var shard = new Option<string?>("--shard") { Description = "Process shard i of n (0-based, 'i/n'), for array jobs." };
+        var skipErrors = new Option<bool>("--skip-errors") { Description = "Go on past slides that fail and list them at the end." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Redo slides that already have features." };
+        var command = new Command("embed", "Turn every tiled patch into a feature vector: features/<slide_id>.h5 with 'features' [N, D] and 'coords' [N, 2] (CLAM/TRIDENT layout).")
+        {
+            slides, coords, output, encoder, batchSize, threads, precision, shard, skipErrors, overwrite,
+        };
+        command.SetAction(CliRunner.Guard(parse =>
+        {
+            var options = new EmbeddingJobOptions
+            {
+                Slides = parse.GetValue(slides)!,
+                CoordsDir = parse.GetValue(coords)!.FullName,
+                OutputDir = parse.GetValue(output)!.FullName,
+                Encoder = parse.GetValue(encoder)!,
+                BatchSize = parse.GetValue(batchSize),
+                Threads = parse.GetValue(threads),
+                Precision = parse.GetValue(precision) switch
+                {
+                    "fp32" => TorchSharp.torch.ScalarType.Float32,
+                    "bf16" => TorchSharp.torch.ScalarType.BFloat16,
+                    var p => throw new HistoException($"--precision '{p}' must be fp32 or bf16"),
+                },
+                Shard = parse.GetValue(shard) is { } s ? SlideBatch.ParseShard(s) : null,
+                SkipErrors = parse.GetValue(skipErrors),
+                Overwrite = parse.GetValue(overwrite),
+            };
+            IReadOnlyList<SlideOutcome> outcomes = [];
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            long patches = 0;
+            AnsiConsole.Progress().AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+                .Start(ctx =>
+                {
+                    var files = SlideBatch.Expand(options.Slides);
+                    var task = ctx.AddTask("Embedding", maxValue: Math.Max(1, files.Count));
+                    outcomes = EmbeddingJob.Run(options,
+                        o =>
+                        {
+                            if (o.Status == SlideStatus.Failed) Console.Error.WriteLine($"error: {o.Error}");
+                            task.Increment(1);
+                        },
+                        n =>
+                        {
+                            patches += n;
+                            task.Description = $"Embedding [grey]{patches / Math.Max(clock.Elapsed.TotalSeconds, 1e-3):0} patches/s[/]";
+                        });
+                    task.Value = task.MaxValue;
+                });
+            int failed = outcomes.Count(o => o.Status == SlideStatus.Failed);
+            Console.WriteLine($"Embedded {outcomes.Count(o => o.Status == SlideStatus.Done)} slide(s), skipped {outcomes.Count(o => o.Status == SlideStatus.Skipped)}, {failed} failed; {patches} patches in {clock.Elapsed.TotalSeconds:0.0} s -> {options.OutputDir}/features");
+            foreach (var f in outcomes.Where(o => o.Status == SlideStatus.Failed)) Console.Error.WriteLine($"  {f.SlideId}: {f.Error}");
+            return failed == 0 ? 0 : 1;
+        }));
+        return command;
+    }
+}

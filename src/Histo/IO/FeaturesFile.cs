@@ -1,0 +1,67 @@
+using PureHDF;
+
+namespace Histo.IO;
+
+/// <summary>
+/// One slide's patch features in the HDF5 layout CLAM and TRIDENT write: <c>features</c> (float32 [N, D])
+/// and <c>coords</c> (int64 [N, 2], level-0 top-left x, y), row i of one describing row i of the other.
+/// </summary>
+public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Coords, string Encoder, int PatchSize, double TargetMpp)
+{
+    public int Count => Features.GetLength(0);
+    public int Dim => Features.GetLength(1);
+
+    public void Write(string path) => AtomicFile.Write(path, tmp =>
+    {
+        H5Dataset features = Count > 0 ? new H5Dataset(Features) : new H5Dataset<float[,]>(fileDims: [0, (ulong)Dim]);
+        H5Dataset coords = Count > 0 ? new H5Dataset(Coords) : new H5Dataset<long[,]>(fileDims: [0, 2]);
+        features.Attributes = new() { ["encoder"] = Encoder, ["feature_dim"] = (long)Dim };
+        coords.Attributes = new() { ["patch_size"] = (long)PatchSize, ["target_mpp"] = TargetMpp, ["name"] = SlideId };
+        new H5File { ["features"] = features, ["coords"] = coords }.Write(tmp);
+    });
+
+    /// <summary>Reads a features file written by Histo, CLAM or TRIDENT (float16 or float64 features are converted).</summary>
+    public static PatchFeatures Read(string path)
+    {
+        if (!File.Exists(path)) throw new HistoException($"{path}: features file not found; run 'histo embed' first");
+        try
+        {
+            using var file = H5File.OpenRead(path);
+            if (!file.LinkExists("features")) throw new HistoException($"{path}: no 'features' dataset; expected CLAM/TRIDENT layout (features [N, D], coords [N, 2])");
+            var fds = file.Dataset("features");
+            var dims = fds.Space.Dimensions;
+            if (dims.Length != 2) throw new HistoException($"{path}: 'features' has shape [{string.Join(", ", dims)}], expected [N, D]");
+            int n = (int)dims[0], d = (int)dims[1];
+            float[,] features = n == 0 ? new float[0, d] : fds.Type.Size switch
+            {
+                4 => fds.Read<float[,]>(),
+                8 => Convert(fds.Read<double[,]>(), v => (float)v),
+                2 => Convert(fds.Read<Half[,]>(), v => (float)v),
+                _ => throw new HistoException($"{path}: 'features' has {fds.Type.Size}-byte elements; expected float16/32/64"),
+            };
+            long[,] coords = new long[n, 2];
+            if (file.LinkExists("coords"))
+            {
+                var cds = file.Dataset("coords");
+                if (cds.Space.Dimensions[0] != (ulong)n) throw new HistoException($"{path}: 'coords' has {cds.Space.Dimensions[0]} rows but 'features' has {n}");
+                if (n > 0) coords = cds.Type.Size == 8 ? cds.Read<long[,]>() : Convert(cds.Read<int[,]>(), v => (long)v);
+            }
+            string encoder = fds.AttributeExists("encoder") ? fds.Attribute("encoder").Read<string>() : "unknown";
+            string slideId = Path.GetFileNameWithoutExtension(path);
+            return new PatchFeatures(slideId, features, coords, encoder, 0, double.NaN);
+        }
+        catch (HistoException) { throw; }
+        catch (Exception e)
+        {
+            throw new HistoException($"{path}: not a readable features file ({e.Message}); re-run 'histo embed' for this slide", e);
+        }
+    }
+
+    static TOut[,] Convert<TIn, TOut>(TIn[,] source, Func<TIn, TOut> f)
+    {
+        var result = new TOut[source.GetLength(0), source.GetLength(1)];
+        for (int i = 0; i < source.GetLength(0); i++)
+            for (int j = 0; j < source.GetLength(1); j++) result[i, j] = f(source[i, j]);
+        return result;
+    }
+}

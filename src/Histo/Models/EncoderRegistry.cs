@@ -1,0 +1,76 @@
+using static TorchSharp.torch;
+
+namespace Histo.Models;
+
+/// <summary>
+/// Encoders by name (timm's habit: one table of names, each with its input size, normalisation, output
+/// dimension and weights). <c>--encoder</c> takes a name from here or the path of a checkpoint
+/// (safetensors or PyTorch state dict), whose architecture is recognised from its tensor names and shapes.
+/// </summary>
+public static class EncoderRegistry
+{
+    public const string Default = "resnet18-imagenet";
+
+    public static IReadOnlyList<EncoderSpec> All { get; } =
+    [
+        new(Default, "ResNet-18 trained on ImageNet (ML.NET's CNTK export, NuGet Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1), moved into TorchSharp",
+            CntkResNet18.InputSize, 512, new InputNormalization.BgrMeanImage(), () => CntkResNet18.Load(), "ImageNet (ML.NET)"),
+        new("resnet18", "torchvision ResNet-18, random initialisation unless weights are given", 224, 512, InputNormalization.ImageNet,
+            () => new ResNet(ResNetConfig.ResNet18), "none"),
+        new("resnet50", "torchvision ResNet-50, random initialisation unless weights are given", 224, 2048, InputNormalization.ImageNet,
+            () => new ResNet(ResNetConfig.ResNet50), "none"),
+        new("vit-tiny", "ViT-Tiny/16 (timm names), random initialisation unless weights are given", 224, 192, InputNormalization.ImageNet,
+            () => new VisionTransformer(ViTConfig.Tiny), "none"),
+        new("vit-small", "ViT-Small/16 (timm names), random initialisation unless weights are given", 224, 384, InputNormalization.ImageNet,
+            () => new VisionTransformer(ViTConfig.Small), "none"),
+    ];
+
+    public static EncoderSpec Get(string name) => All.FirstOrDefault(e => e.Name == name)
+        ?? throw new HistoException($"unknown encoder '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}, or give a checkpoint file");
+
+    /// <summary>Names in checkpoints that belong to a classifier head, not to the backbone.</summary>
+    static bool IsHead(string name) => name.StartsWith("fc.") || name.StartsWith("head.") || name.StartsWith("head_drop.");
+
+    /// <summary>
+    /// Builds an encoder from a registered name, or from a checkpoint file: the first registered architecture
+    /// whose tensors the checkpoint matches by name and shape (classifier heads ignored). A checkpoint that
+    /// fits none is reported with its mismatches against the closest architecture.
+    /// </summary>
+    public static PatchEncoder Create(string nameOrPath, ScalarType computeType = ScalarType.Float32)
+    {
+        if (All.Any(e => e.Name == nameOrPath))
+        {
+            var spec = Get(nameOrPath);
+            return new PatchEncoder(spec, spec.Create(), computeType);
+        }
+        if (!File.Exists(nameOrPath))
+            throw new HistoException($"--encoder '{nameOrPath}' is neither a registered encoder ({string.Join(", ", All.Select(e => e.Name))}) nor an existing checkpoint file");
+        var tensors = Checkpoint.Read(nameOrPath);
+        try
+        {
+            HistoException? closest = null;
+            int closestMissing = int.MaxValue;
+            foreach (var spec in All.Where(e => e.Weights == "none"))
+            {
+                var network = spec.Create();
+                var wanted = network.state_dict();
+                int missing = wanted.Keys.Count(k => !tensors.ContainsKey(k) && !k.EndsWith("num_batches_tracked"));
+                try
+                {
+                    WeightLoading.Load(network, tensors, nameOrPath, strict: true, ignore: n => IsHead(n) || n.EndsWith("num_batches_tracked"));
+                    return new PatchEncoder(spec with { Weights = nameOrPath }, network, computeType);
+                }
+                catch (HistoException e)
+                {
+                    network.Dispose();
+                    if (missing < closestMissing) { closestMissing = missing; closest = e; }
+                }
+            }
+            throw new HistoException($"{nameOrPath}: fits no registered architecture; closest: {closest!.Message}");
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+    }
+}

@@ -1,0 +1,82 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Histo.Models;
+
+/// <summary>How an encoder expects its pixels.</summary>
+public abstract record InputNormalization
+{
+    /// <summary>RGB in [0, 1], then (x - mean) / std per channel: torchvision's and timm's convention.</summary>
+    public sealed record MeanStd(float[] Mean, float[] Std) : InputNormalization;
+
+    /// <summary>BGR in [0, 255] minus a per-pixel mean image: the CNTK ResNet-18's preprocessing graph.</summary>
+    public sealed record BgrMeanImage : InputNormalization;
+
+    /// <summary>ImageNet's channel statistics (the default for torchvision and timm weights).</summary>
+    public static MeanStd ImageNet => new([0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f]);
+}
+
+/// <summary>A registered encoder: what it is and how to build it.</summary>
+public sealed record EncoderSpec(string Name, string Description, int InputSize, int FeatureDim, InputNormalization Normalization,
+    Func<nn.Module<Tensor, Tensor>> Create, string Weights);
+
+/// <summary>
+/// A patch encoder ready for inference: a backbone whose classifier is removed (forward gives [B, D]) and
+/// its input normalisation. <see cref="Embed"/> takes RGBA bytes [B, S, S, 4] at the encoder's input size.
+/// </summary>
+public sealed class PatchEncoder : IDisposable
+{
+    readonly Tensor? _meanImage;
+    readonly Tensor? _mean, _std;
+
+    public EncoderSpec Spec { get; }
+    public nn.Module<Tensor, Tensor> Network { get; }
+    public int InputSize => Spec.InputSize;
+    public int FeatureDim => Spec.FeatureDim;
+    public ScalarType ComputeType { get; }
+
+    public PatchEncoder(EncoderSpec spec, nn.Module<Tensor, Tensor> network, ScalarType computeType = ScalarType.Float32)
+    {
+        Spec = spec;
+        Network = network;
+        ComputeType = computeType;
+        Network.eval();
+        if (computeType != ScalarType.Float32) Network.to(computeType);
+        switch (spec.Normalization)
+        {
+            case InputNormalization.BgrMeanImage: _meanImage = CntkResNet18.LoadMeanImage(); break;
+            case InputNormalization.MeanStd ms:
+                _mean = tensor(ms.Mean).reshape(1, 3, 1, 1);
+                _std = tensor(ms.Std).reshape(1, 3, 1, 1);
+                break;
+        }
+    }
+
+    /// <summary>RGBA bytes [B, S, S, 4] to the network's input [B, 3, S, S].</summary>
+    public Tensor Preprocess(Tensor rgba)
+    {
+        using var scope = NewDisposeScope();
+        var rgb = rgba[.., .., .., ..3].permute(0, 3, 1, 2).to_type(ScalarType.Float32); // [B, 3, S, S], 0-255
+        Tensor x = _meanImage is not null
+            ? rgb.flip(1) - _meanImage                      // BGR minus the mean image
+            : (rgb / 255f - _mean!) / _std!;
+        return x.to_type(ComputeType).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Features [B, D] (float32) of a batch of RGBA patches at the input size.</summary>
+    public Tensor Embed(Tensor rgba)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var features = Network.forward(Preprocess(rgba));
+        return features.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        Network.Dispose();
+        _meanImage?.Dispose();
+        _mean?.Dispose();
+        _std?.Dispose();
+    }
+}

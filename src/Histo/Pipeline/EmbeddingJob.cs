@@ -1,0 +1,155 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Histo.Imaging;
+using Histo.IO;
+using Histo.Models;
+using Histo.Slides;
+using static TorchSharp.torch;
+
+namespace Histo.Pipeline;
+
+/// <summary>Options of <c>histo embed</c>.</summary>
+public sealed record EmbeddingJobOptions
+{
+    public required IReadOnlyList<string> Slides { get; init; }
+    /// <summary>The output folder of <c>histo tile</c> (with coords/), or a folder of coordinate files.</summary>
+    public required string CoordsDir { get; init; }
+    public required string OutputDir { get; init; }
+    public string Encoder { get; init; } = EncoderRegistry.Default;
+    public int BatchSize { get; init; } = 64;
+    /// <summary>Threads for the network (TorchSharp's intra-op threads).</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Threads reading and resizing patches, overlapped with the network.</summary>
+    public int ReaderThreads { get; init; } = Math.Max(1, Environment.ProcessorCount / 2);
+    /// <summary>bfloat16 runs the network in bf16 (AVX-512-BF16/AMX on this CPU); features are returned as float32.</summary>
+    public ScalarType Precision { get; init; } = ScalarType.Float32;
+    public (int Index, int Count)? Shard { get; init; }
+    public bool SkipErrors { get; init; }
+    public bool Overwrite { get; init; }
+
+    public void Validate()
+    {
+        if (BatchSize < 1) throw new HistoException($"--batch-size {BatchSize} must be at least 1");
+        if (Threads < 1 || ReaderThreads < 1) throw new HistoException("--threads must be at least 1");
+        if (!Directory.Exists(CoordsDir)) throw new HistoException($"{CoordsDir}: coordinates folder not found; run 'histo tile' first and pass its -o folder");
+    }
+}
+
+/// <summary>Time spent per stage, for the benchmark's split between reading and encoding.</summary>
+public sealed record EmbeddingTimings(double ReadSeconds, double EncodeSeconds, long Patches);
+
+/// <summary>
+/// Turns each slide's patches into feature vectors: <c>features/&lt;slide_id&gt;.h5</c> with <c>features</c>
+/// (float32 [N, D]) and <c>coords</c> (int64 [N, 2]), CLAM's and TRIDENT's layout. Patches are read on
+/// reader threads and queued a few batches ahead, so decoding overlaps the network. Outputs are atomic; a
+/// rerun skips done slides; NaN or infinite features fail the slide, naming the patch.
+/// </summary>
+public static class EmbeddingJob
+{
+    const int BatchesAhead = 2;
+
+    public static IReadOnlyList<SlideOutcome> Run(EmbeddingJobOptions options, Action<SlideOutcome>? onSlide = null, Action<int>? onPatches = null)
+    {
+        options.Validate();
+        var files = SlideBatch.Expand(options.Slides);
+        if (options.Shard is { } shard) files = files.Where(f => SlideBatch.InShard(WholeSlide.SlideIdOf(f), shard)).ToList();
+        string featuresDir = Path.Combine(options.OutputDir, "features");
+        Directory.CreateDirectory(featuresDir);
+        set_num_threads(options.Threads);
+        using var encoder = EncoderRegistry.Create(options.Encoder, options.Precision);
+        return SlideBatch.Run(files, 1, options.SkipErrors, file =>
+        {
+            string slideId = WholeSlide.SlideIdOf(file);
+            var clock = Stopwatch.StartNew();
+            try
+            {
+                string output = Path.Combine(featuresDir, slideId + ".h5");
+                if (!options.Overwrite && File.Exists(output))
+                {
+                    var existing = PatchFeatures.Read(output);
+                    if (existing.Encoder == encoder.Spec.Weights || existing.Encoder == encoder.Spec.Name)
+                        return new SlideOutcome(slideId, file, SlideStatus.Skipped, existing.Count, 0, null);
+                    throw new HistoException($"{output}: exists with features of '{existing.Encoder}'; pass --overwrite or choose another -o");
+                }
+                var coords = PatchCoordinates.Read(CoordsPath(options.CoordsDir, slideId));
+                using var slide = WholeSlide.Open(file);
+                var features = EmbedSlide(slide, coords, encoder, options, onPatches, out _);
+                new PatchFeatures(slideId, features, coords.Coords, EncoderLabel(encoder), coords.PatchSize, coords.TargetMpp).Write(output);
+                return new SlideOutcome(slideId, file, SlideStatus.Done, coords.Count, clock.Elapsed.TotalSeconds, null);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                return SlideOutcome.Failure(slideId, file, clock.Elapsed.TotalSeconds, e);
+            }
+        }, onSlide, Path.Combine(options.OutputDir, SlideBatch.ProcessListName(options.Shard)));
+    }
+
+    static string EncoderLabel(PatchEncoder encoder) => encoder.Spec.Weights is "none" or "ImageNet (ML.NET)" ? encoder.Spec.Name : encoder.Spec.Weights;
+
+    /// <summary>coords/&lt;id&gt;.h5 under a tile output folder, or &lt;id&gt;.h5 directly in the folder.</summary>
+    public static string CoordsPath(string coordsDir, string slideId)
+    {
+        string nested = Path.Combine(coordsDir, "coords", slideId + ".h5");
+        return File.Exists(nested) ? nested : Path.Combine(coordsDir, slideId + ".h5");
+    }
+
+    /// <summary>Features [N, D] of every patch of a slide.</summary>
+    public static float[,] EmbedSlide(WholeSlide slide, PatchCoordinates coords, PatchEncoder encoder, EmbeddingJobOptions options,
+        Action<int>? onPatches, out EmbeddingTimings timings)
+    {
+        int n = coords.Count, size = encoder.InputSize, dim = encoder.FeatureDim, batch = options.BatchSize;
+        var result = new float[n, dim];
+        var queue = new BlockingCollection<(int Start, byte[] Pixels, int Count)>(BatchesAhead);
+        double readSeconds = 0;
+        var reader = Task.Run(() =>
+        {
+            try
+            {
+                for (int start = 0; start < n; start += batch)
+                {
+                    var clock = Stopwatch.StartNew();
+                    int count = Math.Min(batch, n - start);
+                    var pixels = new byte[count * size * size * 4];
+                    Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = options.ReaderThreads }, k =>
+                    {
+                        var patch = Tiler.ReadPatch(slide, coords, coords.Coords[start + k, 0], coords.Coords[start + k, 1], size);
+                        patch.Pixels.CopyTo(pixels.AsSpan(k * size * size * 4));
+                    });
+                    readSeconds += clock.Elapsed.TotalSeconds;
+                    queue.Add((start, pixels, count));
+                }
+            }
+            finally { queue.CompleteAdding(); }
+        });
+        double encodeSeconds = 0;
+        try
+        {
+            foreach (var (start, pixels, count) in queue.GetConsumingEnumerable())
+            {
+                var clock = Stopwatch.StartNew();
+                using var scope = NewDisposeScope();
+                var input = tensor(pixels, [count, size, size, 4]);
+                var features = encoder.Embed(input).contiguous();
+                var values = features.data<float>().ToArray();
+                for (int k = 0; k < count; k++)
+                    for (int j = 0; j < dim; j++)
+                    {
+                        float v = values[k * dim + j];
+                        if (!float.IsFinite(v))
+                            throw new HistoException($"{slide.Path}: patch {start + k} at ({coords.Coords[start + k, 0]}, {coords.Coords[start + k, 1]}) gave a non-finite feature ({v}); check the slide region and the encoder weights");
+                        result[start + k, j] = v;
+                    }
+                encodeSeconds += clock.Elapsed.TotalSeconds;
+                onPatches?.Invoke(count);
+            }
+        }
+        finally
+        {
+            // Drain so the reader finishes even when encoding failed.
+            foreach (var _ in queue.GetConsumingEnumerable()) { }
+            reader.Wait();
+        }
+        timings = new EmbeddingTimings(readSeconds, encodeSeconds, n);
+        return result;
+    }
+}
