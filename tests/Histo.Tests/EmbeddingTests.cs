@@ -1,0 +1,88 @@
+using Histo.IO;
+using Histo.Models;
+using Histo.Pipeline;
+using Histo.Slides;
+using static TorchSharp.torch;
+
+namespace Histo.Tests;
+
+public class EmbeddingTests(SyntheticSlideFixture fixture) : IClassFixture<SyntheticSlideFixture>
+{
+    static string Golden(string file) => Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", file);
+
+    [Fact]
+    public void ClamAndFloat16FeatureFilesWrittenByH5pyAreRead()
+    {
+        var clam = PatchFeatures.Read(Golden("clam-features.h5"));
+        var expected = File.ReadAllLines(Golden("clam-features.txt"))
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(float.Parse).ToArray()).ToArray();
+        Assert.Equal((5, 8), (clam.Count, clam.Dim));
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 8; j++) Assert.Equal(expected[i][j], clam.Features[i, j], 5);
+        Assert.Equal(256L * 9, clam.Coords[4, 1]);
+        var half = PatchFeatures.Read(Golden("float16-features.h5"));
+        Assert.Equal(expected[2][3], half.Features[2, 3], 2);
+        Assert.Equal(256L * 8, half.Coords[4, 0]);
+    }
+
+    [Fact]
+    public void FeaturesRoundTripWithEmptyBags()
+    {
+        using var dir = new TempDir();
+        var f = new PatchFeatures("s", new float[0, 16], new long[0, 2], "x", 256, 0.5);
+        f.Write(dir["s.h5"]);
+        var back = PatchFeatures.Read(dir["s.h5"]);
+        Assert.Equal((0, 16), (back.Count, back.Dim));
+    }
+
+    [Fact]
+    public void EmbedWritesOneFeatureRowPerPatchAndResumes()
+    {
+        using var outDir = new TempDir();
+        var tiled = TilingJob.Run(new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir["tiles"], Tiling = new TilingOptions { TargetMpp = 1.0, PatchSize = 112 } }).Single();
+        Assert.InRange(tiled.Patches, 3, 60);
+        var options = new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir["tiles"], OutputDir = outDir["emb"], BatchSize = 4 };
+        var outcome = EmbeddingJob.Run(options).Single();
+        Assert.Equal(SlideStatus.Done, outcome.Status);
+        var features = PatchFeatures.Read(outDir[$"emb/features/{fixture.Spec.SlideId}.h5"]);
+        var coords = PatchCoordinates.Read(outDir[$"tiles/coords/{fixture.Spec.SlideId}.h5"]);
+        Assert.Equal((coords.Count, 512), (features.Count, features.Dim));
+        Assert.Equal(coords.Coords, features.Coords);
+        Assert.Equal("resnet18-imagenet", features.Encoder);
+        Assert.All(Enumerable.Range(0, features.Count), i => Assert.True(float.IsFinite(features.Features[i, 0])));
+        // Batching does not change features: the first patch alone gives the same row.
+        using (var encoder = EncoderRegistry.Create(EncoderRegistry.Default))
+        using (var slide = WholeSlide.Open(fixture.SlidePath))
+        {
+            var single = EmbeddingJob.EmbedSlide(slide, coords with { Coords = new long[,] { { coords.Coords[0, 0], coords.Coords[0, 1] } } },
+                encoder, options with { BatchSize = 1 }, null, out _);
+            for (int j = 0; j < 512; j++) Assert.Equal(features.Features[0, j], single[0, j], 4);
+        }
+        Assert.Equal(SlideStatus.Skipped, EmbeddingJob.Run(options).Single().Status);
+        var other = EmbeddingJob.Run(options with { Encoder = "vit-tiny" }).Single();
+        Assert.Equal(SlideStatus.Failed, other.Status);
+        Assert.Contains("--overwrite", other.Error);
+    }
+
+    [Fact]
+    public void MissingCoordinatesAndNonFiniteFeaturesFailTheSlideByName()
+    {
+        using var outDir = new TempDir();
+        var missing = EmbeddingJob.Run(new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir.Path, OutputDir = outDir["emb"] }).Single();
+        Assert.Contains("histo tile", missing.Error);
+
+        TilingJob.Run(new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir["tiles"], Tiling = new TilingOptions { TargetMpp = 4.0, PatchSize = 64 } });
+        // A ResNet-18 checkpoint with a NaN weight: the slide fails, naming the patch, and leaves no file.
+        using (var resnet = new ResNet(ResNetConfig.ResNet18))
+        {
+            var sd = resnet.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
+            using (no_grad()) sd["layer4.1.conv2.weight"].index_put_(float.NaN, 0, 0, 0, 0);
+            TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(outDir["nan.pt"], sd);
+        }
+        var nan = EmbeddingJob.Run(new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir["tiles"], OutputDir = outDir["emb2"], Encoder = outDir["nan.pt"] }).Single();
+        Assert.Equal(SlideStatus.Failed, nan.Status);
+        Assert.Contains("non-finite", nan.Error);
+        Assert.Contains("patch 0", nan.Error);
+        Assert.False(File.Exists(outDir[$"emb2/features/{fixture.Spec.SlideId}.h5"]));
+    }
+}
