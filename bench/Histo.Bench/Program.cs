@@ -8,11 +8,13 @@ return mode switch
 {
     "tiling" => TilingBenchmark.Run(quick),
     "profile-tiling" => ProfileTiling.Run(args[1]),
+    "embedding" => EmbeddingBenchmark.Run(quick),
+    "profile-encoder" => ProfileEncoder.Run(),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Histo.Bench tiling [--quick]");
+    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding [--quick]");
     return 2;
 }

