@@ -10,11 +10,12 @@ return mode switch
     "profile-tiling" => ProfileTiling.Run(args[1]),
     "embedding" => EmbeddingBenchmark.Run(quick),
     "profile-encoder" => ProfileEncoder.Run(),
+    "features-knn" => FeatureKnnBenchmark.Run(quick),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding [--quick]");
+    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn [--quick]");
     return 2;
 }
