@@ -129,4 +129,17 @@ public class EncoderParityTests
         var e = Assert.Throws<HistoException>(() => EncoderRegistry.Create(Golden("vit-micro.pt")));
         Assert.Contains("fits no registered architecture", e.Message);
     }
+
+    [Fact]
+    public void SafetensorsCheckpointLoadsByName()
+    {
+        using var dir = new TempDir();
+        var tensors = Checkpoint.Read(Golden("vit-micro.pt"));
+        TorchSharp.PyBridge.Safetensors.SaveStateDict(dir["vit-micro.safetensors"], tensors.ToDictionary(kv => "model." + kv.Key, kv => kv.Value));
+        var back = Checkpoint.Read(dir["vit-micro.safetensors"]);
+        Assert.Equal(tensors.Keys.Order(), back.Keys.Order());
+        using var model = new VisionTransformer(new ViTConfig("vit-micro", 32, 2, 2, PatchSize: 16, ImageSize: 32));
+        WeightLoading.Load(model, back, "vit-micro.safetensors");
+        Assert.True(back["norm.weight"].equal(tensors["norm.weight"]).item<bool>());
+    }
 }
