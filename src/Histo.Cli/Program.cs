@@ -8,6 +8,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     TissueCommand.Create(),
     TileCommand.Create(),
     EmbedCommand.Create(),
+    TrainCommand.Create(),
     SynthCommand.Create(),
     DemoCommand.Create(),
 };

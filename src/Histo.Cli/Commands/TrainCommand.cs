@@ -1,0 +1,57 @@
+using System.CommandLine;
+using Histo.Mil;
+
+namespace Histo.Cli.Commands;
+
+static class TrainCommand
+{
+    public static Command Create()
+    {
+        var defaults = new MilTrainingOptions();
+        var features = new Option<DirectoryInfo>("--features") { Description = "Output folder of 'histo embed' (features/<slide_id>.h5).", Required = true };
+        var labels = new Option<FileInfo>("--labels") { Description = "CLAM label CSV: case_id,slide_id,label (and grade for --task grade).", Required = true };
+        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Run folder.", Required = true };
+        var model = new Option<string>("--model") { Description = $"MIL model: {string.Join(", ", MilRegistry.All.Select(m => m.Name))}.", DefaultValueFactory = _ => defaults.Model };
+        var task = new Option<string>("--task") { Description = "subtype (the label column) or grade (the grade column).", DefaultValueFactory = _ => "subtype" };
+        var head = new Option<string?>("--head") { Description = "softmax (default for subtype), coral (default for grade) or corn." };
+        var folds = new Option<int>("--folds") { Description = "Cross-validation folds by case.", DefaultValueFactory = _ => defaults.Folds };
+        var epochs = new Option<int>("--epochs") { Description = "Most epochs per fold (early stopping on validation loss).", DefaultValueFactory = _ => defaults.MaxEpochs };
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => defaults.LearningRate };
+        var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => defaults.WeightDecay };
+        var seed = new Option<int>("--seed") { Description = "Seed for splits, initialisation and order.", DefaultValueFactory = _ => defaults.Seed };
+        var splits = new Option<DirectoryInfo?>("--splits") { Description = "Reuse CLAM-style splits_{i}.csv from this folder." };
+        var command = new Command("train", "Train a MIL model with k-fold cross-validation by case; writes per-fold and summary metrics.")
+        {
+            features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits,
+        };
+        command.SetAction(CliRunner.Guard(parse =>
+        {
+            var milTask = parse.GetValue(task) switch
+            {
+                "subtype" => MilTask.Subtype,
+                "grade" => MilTask.Grade,
+                var t => throw new HistoException($"--task '{t}' must be subtype or grade"),
+            };
+            var headKind = (parse.GetValue(head) ?? (milTask == MilTask.Grade ? "coral" : "softmax")) switch
+            {
+                "softmax" => HeadKind.Softmax,
+                "coral" => HeadKind.Coral,
+                "corn" => HeadKind.Corn,
+                var h => throw new HistoException($"--head '{h}' must be softmax, coral or corn"),
+            };
+            var data = MilDataset.Load(parse.GetValue(labels)!.FullName, parse.GetValue(features)!.FullName, milTask);
+            foreach (var w in data.Warnings) Console.Error.WriteLine($"warning: {w}");
+            var options = new MilTrainingOptions
+            {
+                Model = parse.GetValue(model)!, Task = milTask, Head = headKind, Folds = parse.GetValue(folds), MaxEpochs = parse.GetValue(epochs),
+                LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay), Seed = parse.GetValue(seed),
+                SplitsDir = parse.GetValue(splits)?.FullName,
+            };
+            string runDir = parse.GetValue(output)!.FullName;
+            var results = MilTraining.Run(data, options, runDir, Console.WriteLine);
+            Console.WriteLine(File.ReadAllText(Path.Combine(runDir, "summary.md")));
+            return 0;
+        }));
+        return command;
+    }
+}

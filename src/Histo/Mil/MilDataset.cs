@@ -1,0 +1,93 @@
+using Histo.IO;
+using static TorchSharp.torch;
+
+namespace Histo.Mil;
+
+/// <summary>The slide-level target: CLAM's <c>label</c> column (subtypes) or an ordinal <c>grade</c> column.</summary>
+public enum MilTask { Subtype, Grade }
+
+/// <summary>One slide: its case, class index, and bag of patch features.</summary>
+public sealed record MilBag(string SlideId, string CaseId, int Label, string FeaturesPath)
+{
+    Tensor? _features;
+
+    /// <summary>The bag [N, D], loaded once.</summary>
+    public Tensor Features => _features ??= Load();
+
+    Tensor Load()
+    {
+        var f = PatchFeatures.Read(FeaturesPath);
+        if (f.Count == 0) throw new HistoException($"{FeaturesPath}: empty bag (no patches); re-tile the slide or remove it from the labels CSV");
+        // Cached across steps, so kept out of whichever dispose scope first asks for it.
+        var t = tensor(f.Features).DetachFromDisposeScope();
+        if (!t.isfinite().all().item<bool>())
+            throw new HistoException($"{FeaturesPath}: contains NaN or infinite features; re-run 'histo embed --overwrite' for {SlideId}");
+        return t;
+    }
+}
+
+/// <summary>
+/// Bags and labels for slide-level training: a CLAM label CSV (<c>case_id,slide_id,label</c>, optional
+/// <c>grade</c>) joined with <c>features/&lt;slide_id&gt;.h5</c>. Slides in the CSV without features, and feature
+/// files without a CSV row, are reported (not silently dropped); empty bags and NaN features are errors
+/// naming the file.
+/// </summary>
+public sealed class MilDataset
+{
+    public IReadOnlyList<MilBag> Bags { get; }
+    public IReadOnlyList<string> ClassNames { get; }
+    public MilTask Task { get; }
+    public IReadOnlyList<string> Warnings { get; }
+    public int FeatureDim { get; }
+
+    MilDataset(IReadOnlyList<MilBag> bags, IReadOnlyList<string> classNames, MilTask task, IReadOnlyList<string> warnings, int featureDim)
+    {
+        Bags = bags; ClassNames = classNames; Task = task; Warnings = warnings; FeatureDim = featureDim;
+    }
+
+    public static MilDataset Load(string labelsCsv, string featuresDir, MilTask task)
+    {
+        if (!File.Exists(labelsCsv)) throw new HistoException($"{labelsCsv}: labels CSV not found");
+        string dir = Directory.Exists(Path.Combine(featuresDir, "features")) ? Path.Combine(featuresDir, "features") : featuresDir;
+        if (!Directory.Exists(dir)) throw new HistoException($"{featuresDir}: features folder not found; run 'histo embed' first");
+        var lines = File.ReadAllLines(labelsCsv).Where(l => !string.IsNullOrWhiteSpace(l)).ToList();
+        if (lines.Count < 2) throw new HistoException($"{labelsCsv}: no rows; expected a header 'case_id,slide_id,label' and one row per slide");
+        var header = lines[0].Split(',').Select(h => h.Trim()).ToList();
+        string column = task == MilTask.Grade ? "grade" : "label";
+        int caseCol = header.IndexOf("case_id"), slideCol = header.IndexOf("slide_id"), labelCol = header.IndexOf(column);
+        if (caseCol < 0 || slideCol < 0 || labelCol < 0)
+            throw new HistoException($"{labelsCsv}: header '{lines[0]}' lacks {(labelCol < 0 ? $"'{column}'" : "case_id or slide_id")}; CLAM's format is 'case_id,slide_id,label'{(task == MilTask.Grade ? " plus a 'grade' column" : "")}");
+        var rows = new List<(string Case, string Slide, string Label)>();
+        var seen = new HashSet<string>();
+        for (int i = 1; i < lines.Count; i++)
+        {
+            var cells = lines[i].Split(',').Select(c => c.Trim()).ToArray();
+            if (cells.Length != header.Count) throw new HistoException($"{labelsCsv}:{i + 1}: {cells.Length} fields, the header has {header.Count}");
+            if (string.IsNullOrEmpty(cells[labelCol])) throw new HistoException($"{labelsCsv}:{i + 1}: empty {column} for slide {cells[slideCol]}");
+            if (!seen.Add(cells[slideCol])) throw new HistoException($"{labelsCsv}:{i + 1}: slide {cells[slideCol]} is listed twice");
+            rows.Add((cells[caseCol], cells[slideCol], cells[labelCol]));
+        }
+        // Class names: sorted labels for subtypes; grades must be integers 0..K-1.
+        List<string> classNames;
+        if (task == MilTask.Grade)
+        {
+            var bad = rows.FirstOrDefault(r => !int.TryParse(r.Label, out int g) || g < 0);
+            if (bad.Slide is not null) throw new HistoException($"{labelsCsv}: grade '{bad.Label}' of slide {bad.Slide} is not a whole number >= 0");
+            int max = rows.Max(r => int.Parse(r.Label));
+            classNames = Enumerable.Range(0, max + 1).Select(g => g.ToString()).ToList();
+        }
+        else classNames = rows.Select(r => r.Label).Distinct().Order(StringComparer.Ordinal).ToList();
+        if (classNames.Count < 2) throw new HistoException($"{labelsCsv}: only one {column} value ('{classNames[0]}'); training needs at least two");
+        var warnings = new List<string>();
+        var missing = rows.Where(r => !File.Exists(Path.Combine(dir, r.Slide + ".h5"))).Select(r => r.Slide).ToList();
+        if (missing.Count > 0) warnings.Add($"{missing.Count} slide(s) in {Path.GetFileName(labelsCsv)} have no features in {dir} and are left out: {string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", ..." : "")}");
+        var listed = rows.Select(r => r.Slide).ToHashSet();
+        var extra = Directory.EnumerateFiles(dir, "*.h5").Select(Path.GetFileNameWithoutExtension).Where(s => !listed.Contains(s!)).ToList();
+        if (extra.Count > 0) warnings.Add($"{extra.Count} feature file(s) have no row in {Path.GetFileName(labelsCsv)} and are not used: {string.Join(", ", extra.Take(10))}{(extra.Count > 10 ? ", ..." : "")}");
+        var bags = rows.Where(r => !missing.Contains(r.Slide))
+            .Select(r => new MilBag(r.Slide, r.Case, classNames.IndexOf(r.Label), Path.Combine(dir, r.Slide + ".h5"))).ToList();
+        if (bags.Count == 0) throw new HistoException($"none of the slides in {labelsCsv} has features in {dir}");
+        int dim = PatchFeatures.Read(bags[0].FeaturesPath).Dim;
+        return new MilDataset(bags, classNames, task, warnings, dim);
+    }
+}

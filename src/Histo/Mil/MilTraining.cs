@@ -1,0 +1,240 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Histo.Evaluation;
+using Histo.IO;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Histo.Mil;
+
+/// <summary>Options of <c>histo train</c>; defaults from the ABMIL reference (Adam lr 5e-4, weight decay 1e-4).</summary>
+public sealed record MilTrainingOptions
+{
+    public string Model { get; init; } = "abmil";
+    public MilTask Task { get; init; } = MilTask.Subtype;
+    /// <summary>Softmax for subtypes; CORAL or CORN for grades.</summary>
+    public HeadKind Head { get; init; } = HeadKind.Softmax;
+    public int Folds { get; init; } = 5;
+    public int MaxEpochs { get; init; } = 50;
+    /// <summary>Early stopping: epochs without a lower validation loss before stopping.</summary>
+    public int Patience { get; init; } = 10;
+    /// <summary>No early stop before this epoch (CLAM's stop_epoch is 50 on real cohorts; small cohorts need fewer).</summary>
+    public int MinEpochs { get; init; } = 10;
+    public double LearningRate { get; init; } = 5e-4;
+    public double WeightDecay { get; init; } = 1e-4;
+    public int Seed { get; init; } = 0;
+    /// <summary>An existing folder of splits_{i}.csv to reuse instead of making new ones.</summary>
+    public string? SplitsDir { get; init; }
+
+    public void Validate()
+    {
+        if (MaxEpochs < 1) throw new HistoException($"--epochs {MaxEpochs} must be at least 1");
+        if (!(LearningRate > 0)) throw new HistoException($"--lr {LearningRate} must be positive");
+        if (WeightDecay < 0) throw new HistoException($"--weight-decay {WeightDecay} must be >= 0");
+        if (Task == MilTask.Subtype && Head != HeadKind.Softmax) throw new HistoException("ordinal heads (coral, corn) need --task grade");
+    }
+}
+
+/// <summary>Metrics of one fold's test slides (or the summary over folds).</summary>
+public sealed record FoldMetrics(int Fold, int BestEpoch, double Auc, double BalancedAccuracy, double MacroF1, double Accuracy, double Kappa, double Mae, double EnergyThreshold);
+
+/// <summary>
+/// Trains a MIL model with k-fold cross-validation by case: AdamW, one bag per step in a seeded shuffled
+/// order, class-balanced loss weights, early stopping on validation loss (the best weights are kept and
+/// saved as safetensors), then test metrics. A finished fold is not trained again when the run resumes.
+/// Writes splits/, fold_i/{model.safetensors, history.csv, predictions.csv, metrics.json}, summary.json
+/// and summary.md.
+/// </summary>
+public static class MilTraining
+{
+    /// <summary>Share of validation slides an energy threshold keeps in distribution.</summary>
+    public const double InDistributionQuantile = 0.95;
+
+    static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public sealed record RunConfig(string Model, string Task, string Head, int FeatureDim, string[] ClassNames, int Folds, int Seed);
+
+    public static IReadOnlyList<FoldMetrics> Run(MilDataset data, MilTrainingOptions options, string runDir, Action<string>? log = null)
+    {
+        options.Validate();
+        Directory.CreateDirectory(runDir);
+        var config = new RunConfig(options.Model, options.Task.ToString().ToLowerInvariant(), options.Head.ToString().ToLowerInvariant(),
+            data.FeatureDim, data.ClassNames.ToArray(), options.Folds, options.Seed);
+        string configPath = Path.Combine(runDir, "config.json");
+        if (File.Exists(configPath))
+        {
+            var previous = JsonSerializer.Deserialize<RunConfig>(File.ReadAllText(configPath));
+            if (previous is null || previous.Model != config.Model || previous.Task != config.Task || previous.Head != config.Head
+                || previous.FeatureDim != config.FeatureDim || !previous.ClassNames.SequenceEqual(config.ClassNames) || previous.Seed != config.Seed)
+                throw new HistoException($"{runDir}: holds a run with other settings ({File.ReadAllText(configPath).ReplaceLineEndings(" ")}); choose another -o");
+        }
+        AtomicFile.WriteAllText(configPath, JsonSerializer.Serialize(config, Json));
+
+        var byId = data.Bags.ToDictionary(b => b.SlideId);
+        string splitsDir = Path.Combine(runDir, "splits");
+        var folds = options.SplitsDir is not null ? CaseSplits.Read(options.SplitsDir, byId.Keys)
+            : File.Exists(Path.Combine(splitsDir, "splits_0.csv")) ? CaseSplits.Read(splitsDir, byId.Keys)
+            : CaseSplits.Make(data.Bags, options.Folds, options.Seed);
+        CaseSplits.Write(folds, splitsDir);
+
+        var results = new List<FoldMetrics>();
+        foreach (var fold in folds)
+        {
+            string foldDir = Path.Combine(runDir, $"fold_{fold.Index}");
+            string metricsPath = Path.Combine(foldDir, "metrics.json");
+            if (File.Exists(metricsPath))
+            {
+                results.Add(JsonSerializer.Deserialize<FoldMetrics>(File.ReadAllText(metricsPath), Json)!);
+                log?.Invoke($"fold {fold.Index}: already trained, kept");
+                continue;
+            }
+            var metrics = TrainFold(data, options, fold, byId, foldDir, log);
+            results.Add(metrics);
+        }
+        WriteSummary(results, data, options, runDir);
+        return results;
+    }
+
+    static FoldMetrics TrainFold(MilDataset data, MilTrainingOptions options, Fold fold, Dictionary<string, MilBag> byId, string foldDir, Action<string>? log)
+    {
+        Directory.CreateDirectory(foldDir);
+        manual_seed(options.Seed * 1000 + fold.Index);
+        int classes = data.ClassNames.Count;
+        using var head = MilHead.Create(options.Head, classes);
+        using var model = MilRegistry.Create(options.Model, data.FeatureDim, head.ModelOutputs);
+        var train = fold.Train.Select(s => byId[s]).ToList();
+        var val = fold.Val.Select(s => byId[s]).ToList();
+        var test = fold.Test.Select(s => byId[s]).ToList();
+        // Class-balanced weights n / (K n_c) so rare classes count as much as common ones.
+        var counts = Enumerable.Range(0, classes).Select(c => Math.Max(1, train.Count(b => b.Label == c))).ToArray();
+        using var classWeights = tensor(counts.Select(n => (float)train.Count / (classes * n)).ToArray());
+        var parameters = model.parameters().Concat(head.parameters()).ToList();
+        using var optimizer = optim.AdamW(parameters, lr: options.LearningRate, weight_decay: options.WeightDecay);
+        var random = new Random(options.Seed * 1000 + fold.Index);
+        var history = new StringBuilder("epoch,train_loss,val_loss\n");
+        double bestVal = double.PositiveInfinity;
+        int bestEpoch = 0;
+        Dictionary<string, Tensor>? best = null;
+        for (int epoch = 1; epoch <= options.MaxEpochs; epoch++)
+        {
+            model.train();
+            head.train();
+            var order = train.ToArray();
+            random.Shuffle(order);
+            double trainLoss = 0;
+            foreach (var bag in order)
+            {
+                using var scope = NewDisposeScope();
+                optimizer.zero_grad();
+                var output = model.Forward(bag.Features, bag.Label);
+                var loss = head.Loss(output.Logits, bag.Label, classWeights);
+                if (output.AuxiliaryLoss is not null) loss = ClamSb.BagWeight * loss + (1 - ClamSb.BagWeight) * output.AuxiliaryLoss;
+                double value = loss.item<float>();
+                if (!double.IsFinite(value)) throw new HistoException($"fold {fold.Index}, epoch {epoch}: the loss became {value} on slide {bag.SlideId}; lower --lr");
+                loss.backward();
+                optimizer.step();
+                trainLoss += value;
+            }
+            double valLoss = Evaluate(model, head, val, classWeights).Loss;
+            history.Append(CultureInfo.InvariantCulture, $"{epoch},{trainLoss / Math.Max(1, train.Count):0.######},{valLoss:0.######}\n");
+            if (valLoss < bestVal)
+            {
+                bestVal = valLoss;
+                bestEpoch = epoch;
+                if (best is not null) foreach (var t in best.Values) t.Dispose();
+                best = model.state_dict().Concat(head.state_dict().Select(kv => new KeyValuePair<string, Tensor>("head." + kv.Key, kv.Value)))
+                    .ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            }
+            else if (epoch >= options.MinEpochs && epoch - bestEpoch >= options.Patience) break;
+        }
+        // Back to the best epoch's weights.
+        using (no_grad())
+        {
+            foreach (var (name, t) in model.state_dict()) t.copy_(best![name]);
+            foreach (var (name, t) in head.state_dict()) t.copy_(best!["head." + name]);
+        }
+        Safetensors.SaveStateDict(Path.Combine(foldDir, "model.safetensors"), best!);
+        foreach (var t in best!.Values) t.Dispose();
+        AtomicFile.WriteAllText(Path.Combine(foldDir, "history.csv"), history.ToString());
+
+        var valResult = Evaluate(model, head, val, classWeights);
+        var testResult = Evaluate(model, head, test, classWeights);
+        // The energy threshold keeps 95% of validation slides in distribution (lower energy = more typical).
+        var valEnergies = valResult.Energies.Order().ToList();
+        double threshold = valEnergies.Count == 0 ? double.NaN : valEnergies[(int)Math.Min(valEnergies.Count - 1, Math.Ceiling(InDistributionQuantile * valEnergies.Count) - 1)];
+        var labels = test.Select(b => b.Label).ToList();
+        var cls = ClassificationMetrics.Compute(labels, testResult.Predictions, classes);
+        var metrics = new FoldMetrics(fold.Index, bestEpoch,
+            SlideMetrics.MacroAuc(testResult.Probabilities, labels, classes), cls.BalancedAccuracy,
+            SlideMetrics.MacroF1(labels, testResult.Predictions, classes), cls.Accuracy,
+            SlideMetrics.QuadraticWeightedKappa(labels, testResult.Predictions, classes),
+            SlideMetrics.MeanAbsoluteError(labels, testResult.Predictions), threshold);
+        var predictions = new StringBuilder("slide_id,case_id,label,predicted," + string.Join(",", data.ClassNames.Select(c => "p_" + c)) + ",energy\n");
+        for (int i = 0; i < test.Count; i++)
+            predictions.Append(CultureInfo.InvariantCulture, $"{test[i].SlideId},{test[i].CaseId},{data.ClassNames[test[i].Label]},{data.ClassNames[testResult.Predictions[i]]},{string.Join(",", testResult.Probabilities[i].Select(p => p.ToString("0.######", CultureInfo.InvariantCulture)))},{testResult.Energies[i]:0.######}\n");
+        AtomicFile.WriteAllText(Path.Combine(foldDir, "predictions.csv"), predictions.ToString());
+        AtomicFile.WriteAllText(Path.Combine(foldDir, "metrics.json"), JsonSerializer.Serialize(metrics, Json));
+        log?.Invoke($"fold {fold.Index}: best epoch {bestEpoch}, test AUC {metrics.Auc:F3}, balanced accuracy {metrics.BalancedAccuracy:F3}");
+        return metrics;
+    }
+
+    public sealed record Evaluation(double Loss, double[][] Probabilities, List<int> Predictions, List<double> Energies);
+
+    /// <summary>Mean loss, probabilities, predictions and energy scores E = -T logsumexp(logits / T), T = 1 (Liu et al., NeurIPS 2020).</summary>
+    public static Evaluation Evaluate(MilModel model, MilHead head, IReadOnlyList<MilBag> bags, Tensor? classWeights = null)
+    {
+        model.eval();
+        head.eval();
+        using var _ = no_grad();
+        double loss = 0;
+        var probabilities = new double[bags.Count][];
+        var predictions = new List<int>();
+        var energies = new List<double>();
+        for (int i = 0; i < bags.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var output = model.Forward(bags[i].Features);
+            loss += head.Loss(output.Logits, bags[i].Label, classWeights).item<float>();
+            probabilities[i] = head.Probabilities(output.Logits).to_type(ScalarType.Float64).data<double>().ToArray();
+            predictions.Add(head.Predict(output.Logits));
+            energies.Add(-head.EnergyLogits(output.Logits).logsumexp(0).item<float>());
+        }
+        return new Evaluation(bags.Count == 0 ? double.NaN : loss / bags.Count, probabilities, predictions, energies);
+    }
+
+    static void WriteSummary(IReadOnlyList<FoldMetrics> results, MilDataset data, MilTrainingOptions options, string runDir)
+    {
+        (double Mean, double Std) Stat(Func<FoldMetrics, double> f)
+        {
+            var v = results.Select(f).Where(x => !double.IsNaN(x)).ToList();
+            if (v.Count == 0) return (double.NaN, double.NaN);
+            double mean = v.Average();
+            return (mean, v.Count > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Count - 1)) : 0);
+        }
+        var summary = new Dictionary<string, object>
+        {
+            ["model"] = options.Model, ["task"] = options.Task.ToString().ToLowerInvariant(), ["head"] = options.Head.ToString().ToLowerInvariant(),
+            ["classes"] = data.ClassNames, ["folds"] = results,
+        };
+        var md = new StringBuilder($"# {options.Model} ({options.Task.ToString().ToLowerInvariant()}, {options.Head.ToString().ToLowerInvariant()} head), {results.Count}-fold cross-validation by case\n\n");
+        md.Append("| metric | mean | std |\n|---|---|---|\n");
+        foreach (var (name, f) in new (string, Func<FoldMetrics, double>)[]
+                 { ("AUC", m => m.Auc), ("balanced accuracy", m => m.BalancedAccuracy), ("macro F1", m => m.MacroF1), ("accuracy", m => m.Accuracy), ("quadratic kappa", m => m.Kappa), ("MAE", m => m.Mae) })
+        {
+            var (mean, std) = Stat(f);
+            summary[name.Replace(' ', '_').ToLowerInvariant() + "_mean"] = mean;
+            summary[name.Replace(' ', '_').ToLowerInvariant() + "_std"] = std;
+            md.Append(CultureInfo.InvariantCulture, $"| {name} | {mean:0.000} | {std:0.000} |\n");
+        }
+        md.Append("\n| fold | best epoch | AUC | balanced accuracy | kappa |\n|---|---|---|---|---|\n");
+        foreach (var m in results) md.Append(CultureInfo.InvariantCulture, $"| {m.Fold} | {m.BestEpoch} | {m.Auc:0.000} | {m.BalancedAccuracy:0.000} | {m.Kappa:0.000} |\n");
+        AtomicFile.WriteAllText(Path.Combine(runDir, "summary.json"), JsonSerializer.Serialize(summary, Json));
+        AtomicFile.WriteAllText(Path.Combine(runDir, "summary.md"), md.ToString());
+    }
+}
