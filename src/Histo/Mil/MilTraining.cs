@@ -98,7 +98,46 @@ public static class MilTraining
             results.Add(metrics);
         }
         WriteSummary(results, data, options, runDir);
+        WriteFigures(folds, data, options, runDir);
         return results;
+    }
+
+    /// <summary>
+    /// roc.png (two classes: one curve per fold's test slides; more classes: one-vs-rest per class over all
+    /// folds' test slides) and training_curves.png (train and validation loss per fold, best epoch marked).
+    /// </summary>
+    static void WriteFigures(IReadOnlyList<Fold> folds, MilDataset data, MilTrainingOptions options, string runDir)
+    {
+        var curves = new List<(string, IReadOnlyList<(double, double)>, double)>();
+        var histories = new List<(string, double[], double[], int)>();
+        var pooled = new List<string[]>();
+        int classes = data.ClassNames.Count;
+        foreach (var fold in folds)
+        {
+            string foldDir = Path.Combine(runDir, $"fold_{fold.Index}");
+            var rows = File.ReadAllLines(Path.Combine(foldDir, "predictions.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+            pooled.AddRange(rows);
+            var metrics = JsonSerializer.Deserialize<FoldMetrics>(File.ReadAllText(Path.Combine(foldDir, "metrics.json")), Json)!;
+            if (classes == 2)
+            {
+                var truth = rows.Select(r => r[2] == data.ClassNames[1]).ToList();
+                var scores = rows.Select(r => double.Parse(r[5], CultureInfo.InvariantCulture)).ToList();
+                curves.Add(($"fold {fold.Index}", SlideMetrics.RocCurve(scores, truth), SlideMetrics.RocAuc(scores, truth)));
+            }
+            var history = File.ReadAllLines(Path.Combine(foldDir, "history.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+            histories.Add(($"fold {fold.Index}", history.Select(h => double.Parse(h[1], CultureInfo.InvariantCulture)).ToArray(),
+                history.Select(h => double.Parse(h[2], CultureInfo.InvariantCulture)).ToArray(), metrics.BestEpoch));
+        }
+        if (classes > 2)
+            for (int c = 0; c < classes; c++)
+            {
+                var truth = pooled.Select(r => r[2] == data.ClassNames[c]).ToList();
+                var scores = pooled.Select(r => double.Parse(r[4 + c], CultureInfo.InvariantCulture)).ToList();
+                curves.Add(($"{data.ClassNames[c]} vs rest", SlideMetrics.RocCurve(scores, truth), SlideMetrics.RocAuc(scores, truth)));
+            }
+        string what = classes == 2 ? $"{data.ClassNames[1]} vs {data.ClassNames[0]}, per fold" : "one vs rest, all folds' test slides";
+        Reports.Plots.RocCurves(Path.Combine(runDir, "roc.png"), $"{options.Model}: ROC, {what}", curves);
+        Reports.Plots.TrainingCurves(Path.Combine(runDir, "training_curves.png"), $"{options.Model}: loss per epoch", histories);
     }
 
     static FoldMetrics TrainFold(MilDataset data, MilTrainingOptions options, Fold fold, Dictionary<string, MilBag> byId, string foldDir, Action<string>? log)
