@@ -9,6 +9,8 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     TileCommand.Create(),
     EmbedCommand.Create(),
     TrainCommand.Create(),
+    PredictCommand.Create(),
+    HeatmapCommand.Create(),
     SynthCommand.Create(),
     DemoCommand.Create(),
 };

@@ -6,7 +6,8 @@ namespace Histo.IO;
 /// One slide's patch features in the HDF5 layout CLAM and TRIDENT write: <c>features</c> (float32 [N, D])
 /// and <c>coords</c> (int64 [N, 2], level-0 top-left x, y), row i of one describing row i of the other.
 /// </summary>
-public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Coords, string Encoder, int PatchSize, double TargetMpp)
+public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Coords, string Encoder, int PatchSize, double TargetMpp,
+    int PatchSizeLevel0 = 0, int PatchLevel = 0)
 {
     public int Count => Features.GetLength(0);
     public int Dim => Features.GetLength(1);
@@ -16,7 +17,11 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
         H5Dataset features = Count > 0 ? new H5Dataset(Features) : new H5Dataset<float[,]>(fileDims: [0, (ulong)Dim]);
         H5Dataset coords = Count > 0 ? new H5Dataset(Coords) : new H5Dataset<long[,]>(fileDims: [0, 2]);
         features.Attributes = new() { ["encoder"] = Encoder, ["feature_dim"] = (long)Dim };
-        coords.Attributes = new() { ["patch_size"] = (long)PatchSize, ["target_mpp"] = TargetMpp, ["name"] = SlideId };
+        coords.Attributes = new()
+        {
+            ["patch_size"] = (long)PatchSize, ["target_mpp"] = TargetMpp, ["name"] = SlideId,
+            ["patch_size_level0"] = (long)PatchSizeLevel0, ["patch_level"] = (long)PatchLevel,
+        };
         new H5File { ["features"] = features, ["coords"] = coords }.Write(tmp);
     });
 
@@ -40,15 +45,22 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
                 _ => throw new HistoException($"{path}: 'features' has {fds.Type.Size}-byte elements; expected float16/32/64"),
             };
             long[,] coords = new long[n, 2];
+            int patchSize = 0, patchSizeLevel0 = 0, patchLevel = 0;
+            double targetMpp = double.NaN;
             if (file.LinkExists("coords"))
             {
                 var cds = file.Dataset("coords");
+                long LongAttr(string name) => cds.AttributeExists(name) ? cds.Attribute(name).Read<long>() : 0;
+                patchSize = (int)LongAttr("patch_size");
+                patchSizeLevel0 = (int)LongAttr("patch_size_level0");
+                patchLevel = (int)LongAttr("patch_level");
+                if (cds.AttributeExists("target_mpp")) targetMpp = cds.Attribute("target_mpp").Read<double>();
                 if (cds.Space.Dimensions[0] != (ulong)n) throw new HistoException($"{path}: 'coords' has {cds.Space.Dimensions[0]} rows but 'features' has {n}");
                 if (n > 0) coords = cds.Type.Size == 8 ? cds.Read<long[,]>() : Convert(cds.Read<int[,]>(), v => (long)v);
             }
             string encoder = fds.AttributeExists("encoder") ? fds.Attribute("encoder").Read<string>() : "unknown";
             string slideId = Path.GetFileNameWithoutExtension(path);
-            return new PatchFeatures(slideId, features, coords, encoder, 0, double.NaN);
+            return new PatchFeatures(slideId, features, coords, encoder, patchSize, targetMpp, patchSizeLevel0, patchLevel);
         }
         catch (HistoException) { throw; }
         catch (Exception e)

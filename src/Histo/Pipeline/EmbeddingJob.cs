@@ -74,7 +74,8 @@ public static class EmbeddingJob
                 var coords = PatchCoordinates.Read(CoordsPath(options.CoordsDir, slideId));
                 using var slide = WholeSlide.Open(file);
                 var features = EmbedSlide(slide, coords, encoder, options, onPatches, out _);
-                new PatchFeatures(slideId, features, coords.Coords, EncoderLabel(encoder), coords.PatchSize, coords.TargetMpp).Write(output);
+                new PatchFeatures(slideId, features, coords.Coords, EncoderLabel(encoder), coords.PatchSize, coords.TargetMpp,
+                    coords.PatchSizeLevel0, coords.PatchLevel).Write(output);
                 return new SlideOutcome(slideId, file, SlideStatus.Done, coords.Count, clock.Elapsed.TotalSeconds, null);
             }
             catch (Exception e) when (e is not OutOfMemoryException)

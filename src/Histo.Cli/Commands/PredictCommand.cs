@@ -1,0 +1,52 @@
+using System.CommandLine;
+using Histo.Pipeline;
+
+namespace Histo.Cli.Commands;
+
+static class PredictCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<DirectoryInfo>("--model") { Description = "Run folder of 'histo train'.", Required = true };
+        var features = new Argument<string[]>("features") { Description = "Feature files, or folders of them (the -o of 'histo embed').", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder (predictions.csv).", Required = true };
+        var command = new Command("predict", "Predict slides with a trained run: probabilities, label, energy score and out-of-distribution flag.") { model, features, output };
+        command.SetAction(CliRunner.Guard(parse =>
+        {
+            string dir = parse.GetValue(output)!.FullName;
+            Directory.CreateDirectory(dir);
+            var predictions = PredictionJob.Predict(parse.GetValue(model)!.FullName, parse.GetValue(features)!, dir);
+            foreach (var p in predictions)
+                Console.WriteLine($"{p.SlideId}: {p.Predicted} ({p.Probabilities.Max():P1}), energy {p.Energy:0.00}{(p.OutOfDistribution ? "  OUT OF DISTRIBUTION" : "")}");
+            Console.WriteLine($"{predictions.Count} slide(s), {predictions.Count(p => p.OutOfDistribution)} flagged -> {Path.Combine(dir, "predictions.csv")}");
+            return 0;
+        }));
+        return command;
+    }
+}
+
+static class HeatmapCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<DirectoryInfo>("--model") { Description = "Run folder of 'histo train'.", Required = true };
+        var slides = new Argument<FileInfo[]>("slides") { Description = "Slide files.", Arity = ArgumentArity.OneOrMore };
+        var features = new Option<DirectoryInfo>("--features") { Description = "Output folder of 'histo embed' (features/<slide_id>.h5).", Required = true };
+        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder (<slide_id>.heatmap.png, <slide_id>.attention.geojson).", Required = true };
+        var command = new Command("heatmap", "Attention heatmaps over the slide thumbnail, and the scored tiles as QuPath GeoJSON.") { model, slides, features, output };
+        command.SetAction(CliRunner.Guard(parse =>
+        {
+            string featuresDir = parse.GetValue(features)!.FullName;
+            string sub = Path.Combine(featuresDir, "features");
+            if (Directory.Exists(sub)) featuresDir = sub;
+            foreach (var slide in parse.GetValue(slides)!)
+            {
+                string file = Path.Combine(featuresDir, Slides.WholeSlide.SlideIdOf(slide.FullName) + ".h5");
+                var p = PredictionJob.Heatmap(parse.GetValue(model)!.FullName, slide.FullName, file, parse.GetValue(output)!.FullName);
+                Console.WriteLine($"{p.SlideId}: {p.Predicted} ({p.Probabilities.Max():P1}) -> {Path.Combine(parse.GetValue(output)!.FullName, p.SlideId + ".heatmap.png")}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+}

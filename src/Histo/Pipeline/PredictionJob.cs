@@ -1,0 +1,69 @@
+using System.Globalization;
+using System.Text;
+using Histo.IO;
+using Histo.Mil;
+using Histo.Reports;
+using Histo.Slides;
+using static TorchSharp.torch;
+
+namespace Histo.Pipeline;
+
+/// <summary>
+/// Slide predictions and heatmaps from a trained run: <c>predictions.csv</c> (probabilities, predicted
+/// label, energy score and the out-of-distribution flag) and, per slide, a heatmap PNG and a GeoJSON of
+/// scored tiles.
+/// </summary>
+public static class PredictionJob
+{
+    /// <summary>Feature files given as files or folders (a folder with features/ inside, as `histo embed` writes, works too).</summary>
+    public static List<string> ExpandFeatures(IEnumerable<string> inputs)
+    {
+        var files = new List<string>();
+        foreach (var input in inputs)
+        {
+            if (File.Exists(input)) files.Add(input);
+            else if (Directory.Exists(Path.Combine(input, "features"))) files.AddRange(Directory.GetFiles(Path.Combine(input, "features"), "*.h5").Order(StringComparer.Ordinal));
+            else if (Directory.Exists(input)) files.AddRange(Directory.GetFiles(input, "*.h5").Order(StringComparer.Ordinal));
+            else throw new HistoException($"{input}: no such features file or folder; run 'histo embed' first");
+        }
+        return files;
+    }
+
+    public static IReadOnlyList<SlidePrediction> Predict(string runDir, IEnumerable<string> features, string outputDir)
+    {
+        using var run = TrainedRun.Load(runDir);
+        var predictions = new List<SlidePrediction>();
+        foreach (var file in ExpandFeatures(features))
+        {
+            var f = PatchFeatures.Read(file);
+            if (f.Count == 0) throw new HistoException($"{file}: empty bag (no patches); re-tile the slide with a lower --min-tissue");
+            if (f.Dim != run.Config.FeatureDim) throw new HistoException($"{file}: {f.Dim}-d features but the run was trained on {run.Config.FeatureDim}-d; embed with the same encoder");
+            using var bag = tensor(f.Features);
+            if (!bag.isfinite().all().item<bool>()) throw new HistoException($"{file}: contains NaN or infinite features; re-run 'histo embed --overwrite'");
+            predictions.Add(run.Predict(Path.GetFileNameWithoutExtension(file), bag));
+        }
+        var csv = new StringBuilder("slide_id,predicted," + string.Join(",", run.Config.ClassNames.Select(c => "p_" + c)) + ",energy,out_of_distribution\n");
+        foreach (var p in predictions)
+            csv.Append(CultureInfo.InvariantCulture, $"{p.SlideId},{p.Predicted},{string.Join(",", p.Probabilities.Select(v => v.ToString("0.######", CultureInfo.InvariantCulture)))},{p.Energy:0.######},{(p.OutOfDistribution ? "true" : "false")}\n");
+        AtomicFile.WriteAllText(Path.Combine(outputDir, "predictions.csv"), csv.ToString());
+        return predictions;
+    }
+
+    /// <summary>Heatmap PNG and scored-tile GeoJSON of one slide.</summary>
+    public static SlidePrediction Heatmap(string runDir, string slidePath, string featuresFile, string outputDir)
+    {
+        using var run = TrainedRun.Load(runDir);
+        using var slide = WholeSlide.Open(slidePath);
+        var f = PatchFeatures.Read(featuresFile);
+        if (f.Count == 0) throw new HistoException($"{featuresFile}: empty bag (no patches)");
+        using var bag = tensor(f.Features);
+        var prediction = run.Predict(slide.SlideId, bag);
+        if (prediction.InstanceScores is null) throw new HistoException($"{runDir}: model '{run.Config.Model}' gives no per-patch scores; train abmil, gated-abmil, clam-sb, dsmil or max for heatmaps");
+        var coords = new PatchCoordinates(slide.SlideId, f.Coords, f.PatchSize, f.PatchLevel, f.PatchSizeLevel0, f.TargetMpp, double.NaN, double.NaN, 0, double.NaN);
+        Directory.CreateDirectory(outputDir);
+        string title = $"{run.Config.Model}: {prediction.Predicted} ({prediction.Probabilities.Max():P0})";
+        Reports.Heatmap.Write(slide, coords, prediction.InstanceScores, Path.Combine(outputDir, slide.SlideId + ".heatmap.png"),
+            Path.Combine(outputDir, slide.SlideId + ".attention.geojson"), title);
+        return prediction;
+    }
+}
