@@ -55,3 +55,45 @@ public class MorphologyTests
         Assert.Equal(-16, MaskContours.SignedArea(p[1]));
     }
 }
+
+public class MorphologyAgainstNaiveTests
+{
+    static byte[] Naive(byte[] m, int w, int h, int k, bool dilate)
+    {
+        int before = (k - 1) / 2;
+        var r = new byte[m.Length];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                bool any = false, all = true;
+                for (int dy = 0; dy < k; dy++)
+                    for (int dx = 0; dx < k; dx++)
+                    {
+                        int yy = y - before + dy, xx = x - before + dx;
+                        bool inside = yy >= 0 && yy < h && xx >= 0 && xx < w;
+                        // Outside counts as background for dilation and as foreground for erosion (OpenCV's convention).
+                        bool on = inside ? m[yy * w + xx] != 0 : !dilate;
+                        any |= on; all &= on;
+                    }
+                r[y * w + x] = (dilate ? any : all) ? (byte)255 : (byte)0;
+            }
+        return r;
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(5)]
+    [InlineData(8)]
+    [InlineData(13)]
+    public void DilateAndErodeMatchTheDefinition(int k)
+    {
+        var random = new Random(k);
+        int w = 37, h = 23;
+        var m = new byte[w * h];
+        for (int i = 0; i < m.Length; i++) m[i] = random.NextDouble() < 0.3 ? (byte)255 : (byte)0;
+        Assert.Equal(Naive(m, w, h, k, true), Histo.Imaging.BinaryMorphology.Dilate(m, w, h, k));
+        Assert.Equal(Naive(m, w, h, k, false), Histo.Imaging.BinaryMorphology.Erode(m, w, h, k));
+        Assert.All(Histo.Imaging.BinaryMorphology.Close(new byte[w * h], w, h, k), v => Assert.Equal(0, v));
+    }
+}

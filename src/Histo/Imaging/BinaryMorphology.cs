@@ -117,8 +117,11 @@ public static class BinaryMorphology
     /// </summary>
     static void WindowExtremum(ReadOnlySpan<byte> src, Span<byte> dst, int stride, int length, int k, int before, bool max, byte outside)
     {
-        int n = stride * length;
-        var current = src.ToArray();
+        // Prepend `before` outside items, so window i of the output starts at item i of the extended line.
+        int extended = length + before, n = stride * extended;
+        var current = new byte[n];
+        current.AsSpan(0, before * stride).Fill(outside);
+        src.Slice(0, length * stride).CopyTo(current.AsSpan(before * stride));
         var next = new byte[n];
         int p = 1;
         while (p * 2 <= k)
@@ -130,15 +133,15 @@ public static class BinaryMorphology
             (current, next) = (next, current);
             p *= 2;
         }
-        // Window [i - before, i - before + k) = ext(W_p[i - before], W_p[i - before + k - p]): two shifted views.
-        Shifted(current, dst, -before, stride, length, outside, copy: true, max);
-        Shifted(current, dst, k - p - before, stride, length, outside, copy: false, max);
+        // Window [i, i + k) of the extended line = ext(W_p[i], W_p[i + k - p]): two shifted views.
+        Shifted(current, dst, 0, stride, length, extended, outside, copy: true, max);
+        Shifted(current, dst, k - p, stride, length, extended, outside, copy: false, max);
     }
 
-    /// <summary>dst[i] = (or ext=) w[i + offset] along the line, with items beyond either end counted as outside.</summary>
-    static void Shifted(byte[] w, Span<byte> dst, int offset, int stride, int length, byte outside, bool copy, bool max)
+    /// <summary>dst[i] = (or ext=) w[i + offset] for i &lt; length, with items of w beyond its <paramref name="wLength"/> counted as outside.</summary>
+    static void Shifted(byte[] w, Span<byte> dst, int offset, int stride, int length, int wLength, byte outside, bool copy, bool max)
     {
-        int from = Math.Max(0, -offset), to = Math.Min(length, length - offset); // items i with 0 <= i + offset < length
+        int from = Math.Max(0, -offset), to = Math.Min(length, wLength - offset); // items i with 0 <= i + offset < wLength
         if (to <= from) { if (copy) dst.Fill(outside); else Combine(dst, outside, dst, max); return; }
         var inside = dst.Slice(from * stride, (to - from) * stride);
         var source = w.AsSpan((from + offset) * stride, (to - from) * stride);

@@ -25,7 +25,8 @@ public sealed class TrainedRun : IDisposable
         Config = config;
     }
 
-    public static TrainedRun Load(string runDir)
+    /// <param name="fold">Only this fold's model (e.g. to score the slides it was tested on); all folds by default.</param>
+    public static TrainedRun Load(string runDir, int? fold = null)
     {
         string configPath = Path.Combine(runDir, "config.json");
         if (!File.Exists(configPath)) throw new HistoException($"{runDir}: not a training run (no config.json); pass the -o folder of 'histo train'");
@@ -34,6 +35,7 @@ public sealed class TrainedRun : IDisposable
         var kind = Enum.Parse<HeadKind>(config.Head, ignoreCase: true);
         foreach (var foldDir in Directory.GetDirectories(runDir, "fold_*").Order(StringComparer.Ordinal))
         {
+            if (fold is { } only && Path.GetFileName(foldDir) != $"fold_{only}") continue;
             string weights = Path.Combine(foldDir, "model.safetensors"), metricsPath = Path.Combine(foldDir, "metrics.json");
             if (!File.Exists(weights) || !File.Exists(metricsPath)) continue; // an unfinished fold
             var head = MilHead.Create(kind, config.ClassNames.Length);

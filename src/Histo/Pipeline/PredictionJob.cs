@@ -50,9 +50,10 @@ public static class PredictionJob
     }
 
     /// <summary>Heatmap PNG and scored-tile GeoJSON of one slide.</summary>
-    public static SlidePrediction Heatmap(string runDir, string slidePath, string featuresFile, string outputDir)
+    /// <param name="fold">Score with this fold's model only (e.g. the one that tested the slide); the fold ensemble by default.</param>
+    public static SlidePrediction Heatmap(string runDir, string slidePath, string featuresFile, string outputDir, int? fold = null)
     {
-        using var run = TrainedRun.Load(runDir);
+        using var run = TrainedRun.Load(runDir, fold);
         using var slide = WholeSlide.Open(slidePath);
         var f = PatchFeatures.Read(featuresFile);
         if (f.Count == 0) throw new HistoException($"{featuresFile}: empty bag (no patches)");

@@ -31,8 +31,8 @@ public sealed record SyntheticSlideSpec(string SlideId, string CaseId, ulong See
 /// resolution. Geometry (tissue fragments, tumour regions) and appearance (haematoxylin and eosin
 /// concentrations per point) are pure functions of the spec, so tiles render independently.
 /// Colour follows the Beer-Lambert model of bright-field H&amp;E: I = I0 exp(-(c_H OD_H + c_E OD_E)),
-/// with the reference H&amp;E stain vectors of Macenko et al. (ISBI 2009, as used by torchstain) perturbed per
-/// slide, so colour varies between slides independently of the diagnosis.
+/// with H&amp;E stain vectors near Macenko et al.'s reference (ISBI 2009) perturbed per slide, so colour varies
+/// between slides independently of the diagnosis.
 /// </summary>
 public sealed class SyntheticTissue
 {
@@ -97,11 +97,14 @@ public sealed class SyntheticTissue
             }
         }
         // Per-slide stain: perturbed stain vectors, stain amounts and illumination (scanner and lab variation).
-        double[] h = [0.5626, 0.7201, 0.4062], e = [0.2159, 0.8012, 0.5581];
+        // Haematoxylin: Macenko's reference vector. Eosin: between Macenko's and Ruifrok's, so that stroma keeps
+        // blue well above green (B - G of 35-55 at moderate stain, as measured on the real slides in
+        // ../shared/data), which is what separates eosin from red marker ink.
+        double[] h = [0.5626, 0.7201, 0.4062], e = [0.10, 0.90, 0.40];
         for (int c = 0; c < 3; c++)
         {
             h[c] = Math.Max(0.02, h[c] + (Unit(_seed, 11, c) - 0.5) * 0.16);
-            e[c] = Math.Max(0.02, e[c] + (Unit(_seed, 12, c) - 0.5) * 0.16);
+            e[c] = Math.Max(0.02, e[c] + (Unit(_seed, 12, c) - 0.5) * 0.08);
         }
         double nh = Math.Sqrt(h.Sum(x => x * x)), ne = Math.Sqrt(e.Sum(x => x * x));
         for (int c = 0; c < 3; c++) { _odH[c] = h[c] / nh; _odE[c] = e[c] / ne; }
