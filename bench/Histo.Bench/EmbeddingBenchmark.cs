@@ -141,15 +141,21 @@ static class EmbeddingBenchmark
 /// <summary>Writes NumPy .npy files (format 1.0, little-endian float32, C order).</summary>
 static class Npy
 {
-    public static void WriteFloat32(string path, float[] data, long[] shape)
+    public static void WriteFloat32(string path, float[] data, long[] shape) =>
+        Write(path, "<f4", System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()), shape);
+
+    public static void WriteInt64(string path, long[] data, long[] shape) =>
+        Write(path, "<i8", System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()), shape);
+
+    static void Write(string path, string descr, ReadOnlySpan<byte> bytes, long[] shape)
     {
-        string header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({string.Join(", ", shape)}{(shape.Length == 1 ? "," : "")}), }}";
+        string header = $"{{'descr': '{descr}', 'fortran_order': False, 'shape': ({string.Join(", ", shape)}{(shape.Length == 1 ? "," : "")}), }}";
         int total = 10 + header.Length + 1;
         header = header.PadRight(header.Length + (64 - total % 64) % 64) + "\n";
         using var f = File.Create(path);
         f.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
         f.Write(BitConverter.GetBytes((ushort)header.Length));
         f.Write(System.Text.Encoding.ASCII.GetBytes(header));
-        f.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()));
+        f.Write(bytes);
     }
 }

@@ -11,11 +11,13 @@ return mode switch
     "embedding" => EmbeddingBenchmark.Run(quick),
     "profile-encoder" => ProfileEncoder.Run(),
     "features-knn" => FeatureKnnBenchmark.Run(quick),
+    "mil" => MilBenchmark.Run(quick),
+    "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn [--quick]");
+    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil [--quick]");
     return 2;
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Histo.Mil;
+using Spectre.Console;
 
 namespace Histo.Cli.Commands;
 
@@ -48,7 +49,21 @@ static class TrainCommand
                 SplitsDir = parse.GetValue(splits)?.FullName,
             };
             string runDir = parse.GetValue(output)!.FullName;
-            var results = MilTraining.Run(data, options, runDir, Console.WriteLine);
+            var messages = new List<string>();
+            Spectre.Console.AnsiConsole.Progress().AutoClear(false)
+                .Columns(new Spectre.Console.TaskDescriptionColumn(), new Spectre.Console.ProgressBarColumn(), new Spectre.Console.PercentageColumn(), new Spectre.Console.ElapsedTimeColumn())
+                .Start(ctx =>
+                {
+                    var tasks = new Dictionary<int, Spectre.Console.ProgressTask>();
+                    MilTraining.Run(data, options, runDir, messages.Add, p =>
+                    {
+                        if (!tasks.TryGetValue(p.Fold, out var task))
+                            tasks[p.Fold] = task = ctx.AddTask($"fold {p.Fold}", maxValue: p.MaxEpochs);
+                        task.Value = p.Stopped ? p.MaxEpochs : p.Epoch;
+                        task.Description = $"fold {p.Fold} epoch {p.Epoch} [grey]train {p.TrainLoss:0.000} val {p.ValLoss:0.000}[/]{(p.Stopped ? " [green]done[/]" : "")}";
+                    });
+                });
+            foreach (var m in messages) Console.WriteLine(m);
             Console.WriteLine(File.ReadAllText(Path.Combine(runDir, "summary.md")));
             return 0;
         }));

@@ -60,7 +60,10 @@ public static class MilTraining
 
     public sealed record RunConfig(string Model, string Task, string Head, int FeatureDim, string[] ClassNames, int Folds, int Seed);
 
-    public static IReadOnlyList<FoldMetrics> Run(MilDataset data, MilTrainingOptions options, string runDir, Action<string>? log = null)
+    /// <summary>Reported after every epoch (for progress bars).</summary>
+    public sealed record EpochProgress(int Fold, int Folds, int Epoch, int MaxEpochs, double TrainLoss, double ValLoss, bool Stopped);
+
+    public static IReadOnlyList<FoldMetrics> Run(MilDataset data, MilTrainingOptions options, string runDir, Action<string>? log = null, Action<EpochProgress>? onEpoch = null)
     {
         options.Validate();
         Directory.CreateDirectory(runDir);
@@ -94,7 +97,7 @@ public static class MilTraining
                 log?.Invoke($"fold {fold.Index}: already trained, kept");
                 continue;
             }
-            var metrics = TrainFold(data, options, fold, byId, foldDir, log);
+            var metrics = TrainFold(data, options, fold, folds.Count, byId, foldDir, log, onEpoch);
             results.Add(metrics);
         }
         WriteSummary(results, data, options, runDir);
@@ -140,7 +143,8 @@ public static class MilTraining
         Reports.Plots.TrainingCurves(Path.Combine(runDir, "training_curves.png"), $"{options.Model}: loss per epoch", histories);
     }
 
-    static FoldMetrics TrainFold(MilDataset data, MilTrainingOptions options, Fold fold, Dictionary<string, MilBag> byId, string foldDir, Action<string>? log)
+    static FoldMetrics TrainFold(MilDataset data, MilTrainingOptions options, Fold fold, int foldCount, Dictionary<string, MilBag> byId, string foldDir,
+        Action<string>? log, Action<EpochProgress>? onEpoch)
     {
         Directory.CreateDirectory(foldDir);
         manual_seed(options.Seed * 1000 + fold.Index);
@@ -190,7 +194,9 @@ public static class MilTraining
                 best = model.state_dict().Concat(head.state_dict().Select(kv => new KeyValuePair<string, Tensor>("head." + kv.Key, kv.Value)))
                     .ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
             }
-            else if (epoch >= options.MinEpochs && epoch - bestEpoch >= options.Patience) break;
+            bool stop = valLoss >= bestVal && epoch >= options.MinEpochs && epoch - bestEpoch >= options.Patience;
+            onEpoch?.Invoke(new EpochProgress(fold.Index, foldCount, epoch, options.MaxEpochs, trainLoss / Math.Max(1, train.Count), valLoss, stop || epoch == options.MaxEpochs));
+            if (stop) break;
         }
         // Back to the best epoch's weights.
         using (no_grad())
