@@ -80,6 +80,28 @@ public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture
     }
 
     [Fact]
+    public void AnInterruptedFoldResumesOnTheSameTrajectory()
+    {
+        var data = MilDataset.Load(toy.Labels, toy.Features, MilTask.Subtype);
+        var options = new MilTrainingOptions { Folds = 3, MaxEpochs = 6, MinEpochs = 6, Seed = 4 };
+        using var straight = new TempDir();
+        MilTraining.Run(data, options, straight.Path);
+        using var interrupted = new TempDir();
+        // Simulate a kill after epoch 3 of fold 1.
+        Assert.Throws<OperationCanceledException>(() => MilTraining.Run(data, options, interrupted.Path, onEpoch: p =>
+        {
+            if (p.Fold == 1 && p.Epoch == 3) throw new OperationCanceledException();
+        }));
+        Assert.True(File.Exists(interrupted["fold_1/resume/state.json"]));
+        var lines = new List<string>();
+        MilTraining.Run(data, options, interrupted.Path, lines.Add);
+        Assert.Contains(lines, l => l.Contains("resuming after epoch 3"));
+        Assert.False(Directory.Exists(interrupted["fold_1/resume"]));
+        Assert.Equal(File.ReadAllText(straight["fold_1/history.csv"]), File.ReadAllText(interrupted["fold_1/history.csv"]));
+        Assert.Equal(File.ReadAllText(straight["fold_1/predictions.csv"]), File.ReadAllText(interrupted["fold_1/predictions.csv"]));
+    }
+
+    [Fact]
     public void OrdinalHeadsTrainOnGrades()
     {
         var data = MilDataset.Load(toy.Labels, toy.Features, MilTask.Grade);

@@ -45,7 +45,8 @@ public sealed record FoldMetrics(int Fold, int BestEpoch, double Auc, double Bal
 /// order, class-balanced loss weights, early stopping on validation loss (the best weights are kept and
 /// saved as safetensors), then test metrics. A finished fold is not trained again when the run resumes.
 /// Writes splits/, fold_i/{model.safetensors, history.csv, predictions.csv, metrics.json}, summary.json
-/// and summary.md.
+/// and summary.md. An interrupted fold resumes after its last finished epoch (fold_i/resume/), with the same
+/// trajectory as an uninterrupted run: bag order and dropout are seeded per epoch.
 /// </summary>
 public static class MilTraining
 {
@@ -162,10 +163,32 @@ public static class MilTraining
         var random = new Random(options.Seed * 1000 + fold.Index);
         var history = new StringBuilder("epoch,train_loss,val_loss\n");
         double bestVal = double.PositiveInfinity;
-        int bestEpoch = 0;
+        int bestEpoch = 0, firstEpoch = 1;
         Dictionary<string, Tensor>? best = null;
-        for (int epoch = 1; epoch <= options.MaxEpochs; epoch++)
+        string resumeDir = Path.Combine(foldDir, "resume");
+        if (File.Exists(Path.Combine(resumeDir, "state.json")))
         {
+            // Continue an interrupted fold from its last finished epoch: weights, optimizer moments, best state,
+            // history, and the bag order (the same seeded shuffles are replayed).
+            var state = JsonSerializer.Deserialize<ResumeState>(File.ReadAllText(Path.Combine(resumeDir, "state.json")), Json)!;
+            var saved = Safetensors.LoadStateDict(Path.Combine(resumeDir, "last.safetensors"), null!);
+            using (no_grad())
+            {
+                foreach (var (name, t) in model.state_dict()) t.copy_(saved["model." + name]);
+                foreach (var (name, t) in head.state_dict()) t.copy_(saved["head." + name]);
+            }
+            best = saved.Where(kv => kv.Key.StartsWith("best.")).ToDictionary(kv => kv.Key[5..], kv => kv.Value);
+            foreach (var kv in saved.Where(kv => !kv.Key.StartsWith("best."))) kv.Value.Dispose();
+            optimizer.load_state_dict(Path.Combine(resumeDir, "optimizer.bin"));
+            (bestVal, bestEpoch, firstEpoch) = (state.BestValLoss, state.BestEpoch, state.Epoch + 1);
+            history.Clear().Append(state.History);
+            for (int e = 1; e < firstEpoch; e++) random.Shuffle(train.ToArray());
+            log?.Invoke($"fold {fold.Index}: resuming after epoch {state.Epoch}");
+        }
+        for (int epoch = firstEpoch; epoch <= options.MaxEpochs; epoch++)
+        {
+            // Seeded per epoch, so dropout draws are the same whether or not the run was interrupted.
+            manual_seed(options.Seed * 1_000_000 + fold.Index * 1000 + epoch);
             model.train();
             head.train();
             var order = train.ToArray();
@@ -195,6 +218,7 @@ public static class MilTraining
                     .ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
             }
             bool stop = valLoss >= bestVal && epoch >= options.MinEpochs && epoch - bestEpoch >= options.Patience;
+            SaveResumeState(resumeDir, model, head, optimizer, best!, new ResumeState(epoch, bestEpoch, bestVal, history.ToString()));
             onEpoch?.Invoke(new EpochProgress(fold.Index, foldCount, epoch, options.MaxEpochs, trainLoss / Math.Max(1, train.Count), valLoss, stop || epoch == options.MaxEpochs));
             if (stop) break;
         }
@@ -225,8 +249,27 @@ public static class MilTraining
             predictions.Append(CultureInfo.InvariantCulture, $"{test[i].SlideId},{test[i].CaseId},{data.ClassNames[test[i].Label]},{data.ClassNames[testResult.Predictions[i]]},{string.Join(",", testResult.Probabilities[i].Select(p => p.ToString("0.######", CultureInfo.InvariantCulture)))},{testResult.Energies[i]:0.######}\n");
         AtomicFile.WriteAllText(Path.Combine(foldDir, "predictions.csv"), predictions.ToString());
         AtomicFile.WriteAllText(Path.Combine(foldDir, "metrics.json"), JsonSerializer.Serialize(metrics, Json));
+        if (Directory.Exists(resumeDir)) Directory.Delete(resumeDir, true);
         log?.Invoke($"fold {fold.Index}: best epoch {bestEpoch}, test AUC {metrics.Auc:F3}, balanced accuracy {metrics.BalancedAccuracy:F3}");
         return metrics;
+    }
+
+    sealed record ResumeState(int Epoch, int BestEpoch, double BestValLoss, string History);
+
+    /// <summary>The last finished epoch of a fold, written to a temporary folder and renamed, so a kill never leaves half a state.</summary>
+    static void SaveResumeState(string resumeDir, MilModel model, MilHead head, optim.Optimizer optimizer, Dictionary<string, Tensor> best, ResumeState state)
+    {
+        string tmp = resumeDir + $".{Environment.ProcessId}.tmp";
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        var tensors = model.state_dict().ToDictionary(kv => "model." + kv.Key, kv => kv.Value);
+        foreach (var (name, t) in head.state_dict()) tensors["head." + name] = t;
+        foreach (var (name, t) in best) tensors["best." + name] = t;
+        Safetensors.SaveStateDict(Path.Combine(tmp, "last.safetensors"), tensors);
+        ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(Path.Combine(tmp, "optimizer.bin"));
+        File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(state, Json));
+        if (Directory.Exists(resumeDir)) Directory.Delete(resumeDir, true);
+        Directory.Move(tmp, resumeDir);
     }
 
     public sealed record Evaluation(double Loss, double[][] Probabilities, List<int> Predictions, List<double> Energies);
