@@ -8,14 +8,21 @@ static class PredictCommand
     public static Command Create()
     {
         var model = new Option<DirectoryInfo>("--model") { Description = "Run folder of 'histo train'.", Required = true };
-        var features = new Argument<string[]>("features") { Description = "Feature files, or folders of them (the -o of 'histo embed').", Arity = ArgumentArity.OneOrMore };
+        var features = new Argument<string[]>("inputs") { Description = "Slides (tiled and embedded as the training features were), or feature files or folders of them (the -o of 'histo embed').", Arity = ArgumentArity.OneOrMore };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder (predictions.csv).", Required = true };
-        var command = new Command("predict", "Predict slides with a trained run: probabilities, label, energy score and out-of-distribution flag.") { model, features, output };
+        var mppCsv = new Option<FileInfo?>("--mpp-csv") { Description = "CSV 'slide_id,mpp' for slides that state no resolution (raw slides only)." };
+        var skipErrors = new Option<bool>("--skip-errors") { Description = "Go on past slides that fail (raw slides only)." };
+        var command = new Command("predict", "Predict slides with a trained run: probabilities, label, energy score and out-of-distribution flag.") { model, features, output, mppCsv, skipErrors };
         command.SetAction(CliRunner.Guard(parse =>
         {
             string dir = parse.GetValue(output)!.FullName;
             Directory.CreateDirectory(dir);
-            var predictions = PredictionJob.Predict(parse.GetValue(model)!.FullName, parse.GetValue(features)!, dir);
+            var inputs = parse.GetValue(features)!;
+            bool slides = inputs.All(i => Slides.WholeSlide.Extensions.Contains(Path.GetExtension(i).ToLowerInvariant())
+                || (Directory.Exists(i) && Directory.EnumerateFiles(i).Any(f => Slides.WholeSlide.Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))));
+            var predictions = slides
+                ? PredictionJob.PredictSlides(parse.GetValue(model)!.FullName, inputs, dir, parse.GetValue(mppCsv)?.FullName, parse.GetValue(skipErrors))
+                : PredictionJob.Predict(parse.GetValue(model)!.FullName, inputs, dir);
             foreach (var p in predictions)
                 Console.WriteLine($"{p.SlideId}: {p.Predicted} ({p.Probabilities.Max():P1}), energy {p.Energy:0.00}{(p.OutOfDistribution ? "  OUT OF DISTRIBUTION" : "")}");
             Console.WriteLine($"{predictions.Count} slide(s), {predictions.Count(p => p.OutOfDistribution)} flagged -> {Path.Combine(dir, "predictions.csv")}");

@@ -39,10 +39,13 @@ public sealed class MilDataset
     public MilTask Task { get; }
     public IReadOnlyList<string> Warnings { get; }
     public int FeatureDim { get; }
+    /// <summary>How the features were made (from the first feature file): so prediction can make them the same way from raw slides.</summary>
+    public (string Encoder, int PatchSize, double TargetMpp) Provenance { get; }
 
-    MilDataset(IReadOnlyList<MilBag> bags, IReadOnlyList<string> classNames, MilTask task, IReadOnlyList<string> warnings, int featureDim)
+    MilDataset(IReadOnlyList<MilBag> bags, IReadOnlyList<string> classNames, MilTask task, IReadOnlyList<string> warnings, int featureDim,
+        (string, int, double) provenance)
     {
-        Bags = bags; ClassNames = classNames; Task = task; Warnings = warnings; FeatureDim = featureDim;
+        Bags = bags; ClassNames = classNames; Task = task; Warnings = warnings; FeatureDim = featureDim; Provenance = provenance;
     }
 
     public static MilDataset Load(string labelsCsv, string featuresDir, MilTask task)
@@ -87,7 +90,7 @@ public sealed class MilDataset
         var bags = rows.Where(r => !missing.Contains(r.Slide))
             .Select(r => new MilBag(r.Slide, r.Case, classNames.IndexOf(r.Label), Path.Combine(dir, r.Slide + ".h5"))).ToList();
         if (bags.Count == 0) throw new HistoException($"none of the slides in {labelsCsv} has features in {dir}");
-        int dim = PatchFeatures.Read(bags[0].FeaturesPath).Dim;
-        return new MilDataset(bags, classNames, task, warnings, dim);
+        var first = PatchFeatures.Read(bags[0].FeaturesPath);
+        return new MilDataset(bags, classNames, task, warnings, first.Dim, (first.Encoder, first.PatchSize, first.TargetMpp));
     }
 }

@@ -59,7 +59,9 @@ public static class MilTraining
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    public sealed record RunConfig(string Model, string Task, string Head, int FeatureDim, string[] ClassNames, int Folds, int Seed);
+    /// <param name="Encoder">Encoder, patch size and resolution of the training features, so `histo predict` can embed raw slides the same way.</param>
+    public sealed record RunConfig(string Model, string Task, string Head, int FeatureDim, string[] ClassNames, int Folds, int Seed,
+        string? Encoder = null, int PatchSize = 0, double TargetMpp = double.NaN);
 
     /// <summary>Reported after every epoch (for progress bars).</summary>
     public sealed record EpochProgress(int Fold, int Folds, int Epoch, int MaxEpochs, double TrainLoss, double ValLoss, bool Stopped);
@@ -69,7 +71,8 @@ public static class MilTraining
         options.Validate();
         Directory.CreateDirectory(runDir);
         var config = new RunConfig(options.Model, options.Task.ToString().ToLowerInvariant(), options.Head.ToString().ToLowerInvariant(),
-            data.FeatureDim, data.ClassNames.ToArray(), options.Folds, options.Seed);
+            data.FeatureDim, data.ClassNames.ToArray(), options.Folds, options.Seed,
+            data.Provenance.Encoder, data.Provenance.PatchSize, data.Provenance.TargetMpp);
         string configPath = Path.Combine(runDir, "config.json");
         if (File.Exists(configPath))
         {

@@ -30,7 +30,8 @@ public sealed class TrainedRun : IDisposable
     {
         string configPath = Path.Combine(runDir, "config.json");
         if (!File.Exists(configPath)) throw new HistoException($"{runDir}: not a training run (no config.json); pass the -o folder of 'histo train'");
-        var config = JsonSerializer.Deserialize<MilTraining.RunConfig>(File.ReadAllText(configPath))!;
+        var config = JsonSerializer.Deserialize<MilTraining.RunConfig>(File.ReadAllText(configPath), new JsonSerializerOptions
+        { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals })!;
         var run = new TrainedRun(config);
         var kind = Enum.Parse<HeadKind>(config.Head, ignoreCase: true);
         foreach (var foldDir in Directory.GetDirectories(runDir, "fold_*").Order(StringComparer.Ordinal))

@@ -49,6 +49,32 @@ public static class PredictionJob
         return predictions;
     }
 
+    /// <summary>
+    /// Predicts raw slides: tiles and embeds them as the training features were made (encoder, patch size and
+    /// resolution recorded in the run), into <paramref name="outputDir"/>/tiles and /embeddings, then predicts.
+    /// </summary>
+    public static IReadOnlyList<SlidePrediction> PredictSlides(string runDir, IReadOnlyList<string> slides, string outputDir, string? mppCsv = null, bool skipErrors = false)
+    {
+        MilTraining.RunConfig config;
+        using (var run = TrainedRun.Load(runDir)) config = run.Config;
+        if (config.Encoder is null || config.PatchSize <= 0 || !double.IsFinite(config.TargetMpp))
+            throw new HistoException($"{runDir}: the run does not record how its features were made; embed the slides yourself and pass the feature files");
+        var tiled = TilingJob.Run(new TilingJobOptions
+        {
+            Slides = slides, OutputDir = Path.Combine(outputDir, "tiles"), MppCsv = mppCsv, SkipErrors = skipErrors,
+            Tiling = new TilingOptions { PatchSize = config.PatchSize, TargetMpp = config.TargetMpp },
+        });
+        var embedded = EmbeddingJob.Run(new EmbeddingJobOptions
+        {
+            Slides = slides.Where(s => tiled.Any(t => t.Path == s && t.Status != SlideStatus.Failed) || Directory.Exists(s)).ToList(),
+            CoordsDir = Path.Combine(outputDir, "tiles"), OutputDir = Path.Combine(outputDir, "embeddings"), Encoder = config.Encoder, SkipErrors = skipErrors,
+        });
+        var failed = tiled.Concat(embedded).Where(o => o.Status == SlideStatus.Failed).ToList();
+        if (failed.Count > 0 && !skipErrors) throw new HistoException(failed[0].Error!);
+        var done = embedded.Where(o => o.Status != SlideStatus.Failed).Select(o => Path.Combine(outputDir, "embeddings", "features", o.SlideId + ".h5")).ToList();
+        return Predict(runDir, done, outputDir);
+    }
+
     /// <summary>Heatmap PNG and scored-tile GeoJSON of one slide.</summary>
     /// <param name="fold">Score with this fold's model only (e.g. the one that tested the slide); the fold ensemble by default.</param>
     public static SlidePrediction Heatmap(string runDir, string slidePath, string featuresFile, string outputDir, int? fold = null)
