@@ -1,0 +1,21 @@
+#!/usr/bin/python3
+"""scikit-learn's cosine kNN (KNeighborsClassifier(metric='cosine', algorithm='brute'), majority vote) on
+seeded features, as golden/knn-golden.json for Histo's KnnClassifier. Debian's python3-sklearn.
+Usage: knn_reference.py OUT_DIR"""
+import json, os, sys
+import numpy as np
+from sklearn.neighbors import KNeighborsClassifier
+
+rng = np.random.default_rng(7)
+centres = rng.normal(size=(4, 16))
+train_labels = rng.integers(0, 4, 200)
+train = centres[train_labels] + 1.5 * rng.normal(size=(200, 16))
+test_labels = rng.integers(0, 4, 80)
+test = centres[test_labels] + 1.5 * rng.normal(size=(80, 16))
+out = {'train': train.round(6).tolist(), 'train_labels': train_labels.tolist(), 'test': test.round(6).tolist(), 'test_labels': test_labels.tolist(), 'predictions': {}}
+for k in (1, 5, 20):
+    knn = KNeighborsClassifier(n_neighbors=k, metric='cosine', algorithm='brute').fit(np.round(train, 6), train_labels)
+    out['predictions'][str(k)] = knn.predict(np.round(test, 6)).tolist()
+with open(os.path.join(sys.argv[1] if len(sys.argv) > 1 else 'golden', 'knn-golden.json'), 'w') as f:
+    json.dump(out, f)
+print('accuracy k=5', np.mean(np.array(out['predictions']['5']) == test_labels))
