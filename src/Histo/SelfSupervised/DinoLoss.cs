@@ -1,0 +1,124 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Histo.SelfSupervised;
+
+/// <summary>
+/// DINO's self-distillation loss (Caron et al., "Emerging Properties in Self-Supervised Vision Transformers",
+/// ICCV 2021), as main_dino.py's DINOLoss. Teacher targets P_t = softmax((g_t(x) - c) / tau_t), detached
+/// (centering and sharpening); student P_s = softmax(g_s(x) / tau_s); loss = mean over pairs of views
+/// (teacher view i, student view j, i != j) of -sum P_t log P_s. The centre c is an EMA (momentum 0.9) of
+/// the batch mean of the teacher's raw outputs, updated after the loss.
+/// </summary>
+public sealed class DinoLoss : nn.Module
+{
+    /// <summary>Student temperature (paper: 0.1).</summary>
+    public const double StudentTemperature = 0.1;
+    /// <summary>Centre EMA momentum (paper: 0.9).</summary>
+    public const double CenterMomentum = 0.9;
+
+    readonly Tensor center;
+    readonly int _globalCrops;
+
+    public DinoLoss(int outDim, int globalCrops = 2) : base(nameof(DinoLoss))
+    {
+        _globalCrops = globalCrops;
+        center = zeros(1, outDim);
+        register_buffer("center", center);
+    }
+
+    public Tensor Center => center;
+
+    /// <param name="studentOutput">[V * B, K]: all crops, grouped by crop (global crops first).</param>
+    /// <param name="teacherOutput">[G * B, K]: the global crops only.</param>
+    /// <param name="teacherTemperature">This epoch's tau_t.</param>
+    public Tensor Forward(Tensor studentOutput, Tensor teacherOutput, double teacherTemperature)
+    {
+        using var scope = NewDisposeScope();
+        long batch = teacherOutput.shape[0] / _globalCrops;
+        int views = (int)(studentOutput.shape[0] / batch);
+        var student = (studentOutput / StudentTemperature).chunk(views);
+        var teacher = nn.functional.softmax((teacherOutput - center) / teacherTemperature, -1).detach().chunk(_globalCrops);
+        Tensor total = zeros(1);
+        int terms = 0;
+        for (int t = 0; t < teacher.Length; t++)
+            for (int s = 0; s < student.Length; s++)
+            {
+                if (s == t) continue; // the same view on both sides
+                var loss = (-teacher[t] * nn.functional.log_softmax(student[s], -1)).sum(-1);
+                total = total + loss.mean();
+                terms++;
+            }
+        var result = (total / terms).squeeze();
+        UpdateCenter(teacherOutput);
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>c &lt;- m c + (1 - m) mean_batch(g_t) (no gradient).</summary>
+    void UpdateCenter(Tensor teacherOutput)
+    {
+        using var _ = no_grad();
+        using var batchCenter = teacherOutput.sum(0, keepdim: true) / teacherOutput.shape[0];
+        center.mul_(CenterMomentum).add_(batchCenter * (1 - CenterMomentum));
+    }
+}
+
+/// <summary>
+/// Exponential moving average of weights: shadow = b shadow + (1 - b) theta, optionally bias-corrected
+/// (shadow / (1 - b^t) when the shadow starts at zero); the shadow can be swapped into the model for
+/// evaluation and swapped back. DINO's teacher is this with a per-iteration momentum and no bias correction.
+/// </summary>
+public sealed class WeightEma : IDisposable
+{
+    readonly List<(Tensor Target, Tensor Shadow)> _pairs;
+    readonly bool _biasCorrection;
+    Dictionary<Tensor, Tensor>? _backup;
+    int _updates;
+
+    /// <param name="startAtZero">Start the shadow at zero (then use bias correction); otherwise a copy of the weights.</param>
+    public WeightEma(nn.Module model, bool startAtZero = false, bool biasCorrection = false)
+    {
+        _biasCorrection = biasCorrection;
+        _pairs = model.parameters().Select(p => ((Tensor)p, startAtZero ? zeros_like(p) : p.detach().clone())).ToList();
+    }
+
+    /// <summary>shadow &lt;- momentum shadow + (1 - momentum) theta.</summary>
+    public void Update(double momentum)
+    {
+        using var _ = no_grad();
+        foreach (var (target, shadow) in _pairs) shadow.mul_(momentum).add_(target.detach(), alpha: 1 - momentum);
+        _updates++;
+        _lastMomentum = momentum;
+    }
+
+    double _lastMomentum;
+
+    /// <summary>The averaged value of parameter i (bias-corrected when asked: shadow / (1 - b^t)).</summary>
+    public Tensor Average(int i) => _biasCorrection && _updates > 0 ? _pairs[i].Shadow / (1 - Math.Pow(_lastMomentum, _updates)) : _pairs[i].Shadow;
+
+    /// <summary>Puts the averaged weights into the model (keeping its own for <see cref="Restore"/>).</summary>
+    public void Apply()
+    {
+        using var _ = no_grad();
+        _backup = new Dictionary<Tensor, Tensor>();
+        for (int i = 0; i < _pairs.Count; i++)
+        {
+            _backup[_pairs[i].Target] = _pairs[i].Target.detach().clone();
+            _pairs[i].Target.copy_(Average(i));
+        }
+    }
+
+    public void Restore()
+    {
+        if (_backup is null) return;
+        using var _ = no_grad();
+        foreach (var (target, saved) in _backup) { target.copy_(saved); saved.Dispose(); }
+        _backup = null;
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, shadow) in _pairs) shadow.Dispose();
+        if (_backup is not null) foreach (var t in _backup.Values) t.Dispose();
+    }
+}
