@@ -1,0 +1,131 @@
+using static TorchSharp.torch;
+
+namespace Histo.Imaging;
+
+/// <summary>
+/// Image augmentations on batches of float tensors [B, 3, H, W] in [0, 1], written to match torchvision's
+/// functional definitions (adjust_brightness/contrast/saturation/hue, rgb_to_grayscale, solarize,
+/// gaussian_blur), which DINO's recipe uses. Randomness is the caller's: each op takes its factor.
+/// </summary>
+public static class Augmentations
+{
+    /// <summary>ITU-R 601-2 luma as torchvision computes it: 0.2989 R + 0.587 G + 0.114 B.</summary>
+    public static Tensor Grayscale(Tensor x) =>
+        (0.2989 * x.select(-3, 0) + 0.587 * x.select(-3, 1) + 0.114 * x.select(-3, 2)).unsqueeze(-3);
+
+    static Tensor Blend(Tensor a, Tensor b, double ratio) => (ratio * a + (1 - ratio) * b).clamp(0, 1);
+
+    /// <summary>x * factor, clamped.</summary>
+    public static Tensor Brightness(Tensor x, double factor) => Blend(x, zeros_like(x), factor);
+
+    /// <summary>Blend with the image's mean grey level (per image).</summary>
+    public static Tensor Contrast(Tensor x, double factor)
+    {
+        using var mean = Grayscale(x).mean([-3, -2, -1], keepdim: true);
+        return Blend(x, mean.expand_as(x), factor);
+    }
+
+    /// <summary>Blend with the grayscale image.</summary>
+    public static Tensor Saturation(Tensor x, double factor)
+    {
+        using var gray = Grayscale(x);
+        return Blend(x, gray.expand_as(x), factor);
+    }
+
+    /// <summary>Rotate hue by <paramref name="shift"/> of a full turn (in [-0.5, 0.5]) through HSV, as torchvision.</summary>
+    public static Tensor Hue(Tensor x, double shift)
+    {
+        using var scope = NewDisposeScope();
+        var r = x.select(-3, 0); var g = x.select(-3, 1); var b = x.select(-3, 2);
+        var maxc = x.amax([-3]); var minc = x.amin([-3]);
+        var eqc = maxc.eq(minc);
+        var cr = maxc - minc;
+        var ones = ones_like(maxc);
+        var s = cr / where(eqc, ones, maxc);
+        var crDivisor = where(eqc, ones, cr);
+        var rc = (maxc - r) / crDivisor; var gc = (maxc - g) / crDivisor; var bc = (maxc - b) / crDivisor;
+        var hr = maxc.eq(r).to_type(x.dtype) * (bc - gc);
+        var hg = (maxc.eq(g) & maxc.ne(r)).to_type(x.dtype) * (2.0 + rc - bc);
+        var hb = (maxc.ne(g) & maxc.ne(r)).to_type(x.dtype) * (4.0 + gc - rc);
+        var h = ((hr + hg + hb) / 6.0 + 1.0).fmod(1.0);
+        h = (h + shift).fmod(1.0);
+        h = where(h.lt(0), h + 1, h);
+        // HSV back to RGB (torchvision's _hsv2rgb).
+        var v = maxc;
+        var i = (h * 6.0).floor();
+        var f = h * 6.0 - i;
+        var iInt = i.to_type(ScalarType.Int32).remainder(6);
+        var p = (v * (1.0 - s)).clamp(0, 1); var q = (v * (1.0 - s * f)).clamp(0, 1); var t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1);
+        Tensor Pick(params Tensor[] options)
+        {
+            var result = zeros_like(v);
+            for (int k = 0; k < 6; k++) result = where(iInt.eq(k), options[k], result);
+            return result;
+        }
+        var rgb = stack([Pick(v, q, p, p, t, v), Pick(t, v, v, q, p, p), Pick(p, p, t, v, v, q)], -3);
+        return rgb.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Invert pixels at or above the threshold (DINO: 0.5 on [0, 1] images).</summary>
+    public static Tensor Solarize(Tensor x, double threshold = 0.5) => where(x.ge(threshold), 1.0 - x, x);
+
+    /// <summary>Flip along the width (horizontal) or height (vertical).</summary>
+    public static Tensor Flip(Tensor x, bool horizontal) => x.flip(horizontal ? -1 : -2);
+
+    /// <summary>
+    /// Normalised 1-D Gaussian kernel: G(x) = exp(-x^2 / (2 sigma^2)), x = -radius..radius, divided by its sum.
+    /// The 2-D kernel is the outer product, so blurring is two 1-D passes.
+    /// </summary>
+    public static float[] GaussianKernel1D(double sigma, int radius)
+    {
+        var k = Enumerable.Range(-radius, 2 * radius + 1).Select(x => Math.Exp(-x * x / (2 * sigma * sigma))).ToArray();
+        double sum = k.Sum();
+        return k.Select(v => (float)(v / sum)).ToArray();
+    }
+
+    /// <summary>Gaussian blur as two 1-D convolutions with reflect padding (torchvision's gaussian_blur, kernel size 2 radius + 1).</summary>
+    public static Tensor GaussianBlur(Tensor x, double sigma, int radius)
+    {
+        using var scope = NewDisposeScope();
+        var kernel = tensor(GaussianKernel1D(sigma, radius), dtype: x.dtype);
+        int channels = (int)x.shape[^3];
+        var batch = x.dim() == 3 ? x.unsqueeze(0) : x;
+        var padded = nn.functional.pad(batch, [radius, radius, radius, radius], TorchSharp.PaddingModes.Reflect);
+        var horizontal = nn.functional.conv2d(padded, kernel.reshape(1, 1, 1, -1).expand(channels, 1, 1, 2 * radius + 1), groups: channels);
+        var both = nn.functional.conv2d(horizontal, kernel.reshape(1, 1, -1, 1).expand(channels, 1, 2 * radius + 1, 1), groups: channels);
+        return (x.dim() == 3 ? both.squeeze(0) : both).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Feature normalisations of the methods reference, applied per column (feature) over rows (samples) unless stated.</summary>
+public static class FeatureNormalisation
+{
+    /// <summary>(x - min) / (max - min) per feature, into [0, 1].</summary>
+    public static Tensor MinMax(Tensor x)
+    {
+        using var min = x.amin([0], keepdim: true);
+        using var max = x.amax([0], keepdim: true);
+        return (x - min) / (max - min).clamp_min(1e-12);
+    }
+
+    /// <summary>(x - mean) / std per feature (population std).</summary>
+    public static Tensor ZScore(Tensor x)
+    {
+        using var mean = x.mean([0], keepdim: true);
+        using var std = x.std(0, unbiased: false, keepdim: true);
+        return (x - mean) / std.clamp_min(1e-12);
+    }
+
+    /// <summary>log10(x) / log10(max) per feature, for x &gt;= 1.</summary>
+    public static Tensor Log(Tensor x)
+    {
+        using var max = x.amax([0], keepdim: true);
+        return x.log10() / max.log10();
+    }
+
+    /// <summary>atan(x) * 2 / pi, into (-1, 1).</summary>
+    public static Tensor Atan(Tensor x) => x.atan() * (2 / Math.PI);
+
+    /// <summary>x / |x| per row (sample).</summary>
+    public static Tensor L2(Tensor x) => nn.functional.normalize(x, p: 2, dim: 1);
+}

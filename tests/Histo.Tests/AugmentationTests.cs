@@ -1,0 +1,77 @@
+using System.Text.Json;
+using Histo.Imaging;
+using static TorchSharp.torch;
+
+namespace Histo.Tests;
+
+/// <summary>Augmentations against torchvision (tools/reference/augment_reference.py) and the methods reference.</summary>
+public class AugmentationTests
+{
+    static Tensor Image()
+    {
+        using var j = arange(2 * 3 * 20 * 24, dtype: ScalarType.Float64);
+        return (0.5 + 0.45 * sin(0.013 * j) * cos(0.0071 * j + 1)).reshape(2, 3, 20, 24).to_type(ScalarType.Float32);
+    }
+
+    [Theory]
+    [InlineData("brightness")]
+    [InlineData("contrast")]
+    [InlineData("saturation")]
+    [InlineData("hue")]
+    [InlineData("hue_negative")]
+    [InlineData("grayscale")]
+    [InlineData("solarize")]
+    [InlineData("blur")]
+    public void MatchesTorchvision(string op)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", "augment-golden.json")));
+        var expected = doc.RootElement.GetProperty(op).EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        using var x = Image();
+        using var y = op switch
+        {
+            "brightness" => Augmentations.Brightness(x, 1.3),
+            "contrast" => Augmentations.Contrast(x, 0.6),
+            "saturation" => Augmentations.Saturation(x, 1.4),
+            "hue" => Augmentations.Hue(x, 0.08),
+            "hue_negative" => Augmentations.Hue(x, -0.1),
+            "grayscale" => Augmentations.Grayscale(x),
+            "solarize" => Augmentations.Solarize(x),
+            _ => Augmentations.GaussianBlur(x, 1.3, 3),
+        };
+        var ours = y.flatten().data<float>().ToArray();
+        Assert.Equal(expected.Length, ours.Length);
+        double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
+        Assert.True(worst < 1e-5, $"{op}: max |difference| {worst:E2}");
+    }
+
+    [Fact]
+    public void GaussianWeightsOfTheMethodsReference()
+    {
+        // sigma = 1.5, radius 1: the nine unnormalised weights exp(-(x^2 + y^2) / (2 sigma^2)) / (2 pi sigma^2) sum to 0.4787147.
+        double sigma = 1.5, sum = 0;
+        for (int x = -1; x <= 1; x++) for (int y = -1; y <= 1; y++) sum += Math.Exp(-(x * x + y * y) / (2 * sigma * sigma)) / (2 * Math.PI * sigma * sigma);
+        Assert.Equal(0.4787147, sum, 6); // 0.47871481: the reference quotes it to 7 digits, truncated
+        var k = Augmentations.GaussianKernel1D(sigma, 1);
+        Assert.Equal(1.0, k.Sum(), 6);
+        // The separable kernel's outer product equals the normalised 2-D kernel.
+        Assert.Equal(Math.Exp(-2 / (2 * sigma * sigma)) / (2 * Math.PI * sigma * sigma) / sum, k[0] * k[0], 6);
+    }
+
+    [Fact]
+    public void FeatureNormalisations()
+    {
+        using var x = tensor(new float[,] { { 1, 10 }, { 3, 100 }, { 5, 1000 } });
+        Assert.Equal(new float[] { 0, 0, 0.5f, 0.0909091f, 1, 1 }, FeatureNormalisation.MinMax(x).flatten().data<float>().ToArray(), new Tol(1e-5));
+        var z = FeatureNormalisation.ZScore(x);
+        Assert.Equal(0, z.mean([0]).abs().max().item<float>(), 5);
+        Assert.Equal(new float[] { 0, 1f / 3, 2f / 3, 1 }, FeatureNormalisation.Log(tensor(new float[,] { { 1 }, { 10 }, { 100 }, { 1000 } })).flatten().data<float>().ToArray(), new Tol(1e-6));
+        Assert.Equal(0.5, FeatureNormalisation.Atan(tensor(new float[] { 1 })).item<float>(), 6);
+        Assert.Equal(1, FeatureNormalisation.L2(x).norm(1)[2].item<float>(), 6);
+    }
+
+    sealed class Tol(double t) : IEqualityComparer<float>
+    {
+        public bool Equals(float a, float b) => Math.Abs(a - b) <= t;
+        public int GetHashCode(float f) => 0;
+    }
+}
