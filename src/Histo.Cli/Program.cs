@@ -11,6 +11,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     TrainCommand.Create(),
     PredictCommand.Create(),
     HeatmapCommand.Create(),
+    AugmentCommand.Create(),
     SynthCommand.Create(),
     DemoCommand.Create(),
 };
