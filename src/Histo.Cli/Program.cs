@@ -12,6 +12,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     PredictCommand.Create(),
     HeatmapCommand.Create(),
     AugmentCommand.Create(),
+    PretrainCommand.Create(),
     SynthCommand.Create(),
     DemoCommand.Create(),
 };

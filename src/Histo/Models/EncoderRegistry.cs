@@ -43,6 +43,17 @@ public static class EncoderRegistry
             var spec = Get(nameOrPath);
             return new PatchEncoder(spec, spec.Create(), computeType);
         }
+        if (Directory.Exists(nameOrPath) && File.Exists(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.EncoderFile)))
+        {
+            // A `histo pretrain` run: its teacher backbone, by the architecture it records.
+            var info = System.Text.Json.JsonSerializer.Deserialize<SelfSupervised.DinoTraining.EncoderInfo>(File.ReadAllText(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.EncoderFile)))!;
+            var spec = Get(info.Arch);
+            var network = spec.Create();
+            var weights = Checkpoint.Read(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.BackboneFile));
+            try { WeightLoading.Load(network, weights, Path.Combine(nameOrPath, SelfSupervised.DinoTraining.BackboneFile), ignore: n => n.EndsWith("num_batches_tracked")); }
+            finally { foreach (var t in weights.Values) t.Dispose(); }
+            return new PatchEncoder(spec with { Weights = Path.GetFullPath(nameOrPath) }, network, computeType);
+        }
         if (!File.Exists(nameOrPath))
             throw new HistoException($"--encoder '{nameOrPath}' is neither a registered encoder ({string.Join(", ", All.Select(e => e.Name))}) nor an existing checkpoint file");
         var tensors = Checkpoint.Read(nameOrPath);

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using Histo.SelfSupervised;
+using Spectre.Console;
+
+namespace Histo.Cli.Commands;
+
+static class PretrainCommand
+{
+    public static Command Create()
+    {
+        var d = new DinoOptions();
+        var patches = new Option<DirectoryInfo>("--patches") { Description = "Folder of patch images (e.g. patches/ of 'histo tile --save-patches').", Required = true };
+        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Run folder (checkpoint per epoch; teacher backbone for 'histo embed --encoder RUN').", Required = true };
+        var arch = new Option<string>("--arch") { Description = "vit-tiny, vit-small, resnet18 or resnet50.", DefaultValueFactory = _ => d.Arch };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => d.Epochs };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => d.BatchSize };
+        var outDim = new Option<int>("--out-dim") { Description = "Head outputs K.", DefaultValueFactory = _ => d.OutDim };
+        var local = new Option<int>("--local-crops") { DefaultValueFactory = _ => d.Augmentation.LocalCrops };
+        var warmup = new Option<int>("--warmup-epochs") { Description = "Learning-rate warm-up epochs.", DefaultValueFactory = _ => d.WarmupEpochs };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => d.Seed };
+        var command = new Command("pretrain", "Self-supervised pretraining with DINO on patch images; resumes from the run folder.")
+        {
+            patches, output, arch, epochs, batch, outDim, local, warmup, seed,
+        };
+        command.SetAction(CliRunner.Guard(parse =>
+        {
+            var options = new DinoOptions
+            {
+                Arch = parse.GetValue(arch)!, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), OutDim = parse.GetValue(outDim),
+                WarmupEpochs = parse.GetValue(warmup), Seed = parse.GetValue(seed),
+                Augmentation = new DinoAugmentation { LocalCrops = parse.GetValue(local) },
+            };
+            var images = DinoTraining.ImageFiles(parse.GetValue(patches)!.FullName);
+            string runDir = parse.GetValue(output)!.FullName;
+            IReadOnlyList<double> losses = [];
+            AnsiConsole.Progress().AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("DINO", maxValue: 1);
+                    losses = DinoTraining.Run(images, options, runDir, p =>
+                    {
+                        task.MaxValue = p.Epochs * p.Iterations;
+                        task.Value = (p.Epoch - 1) * p.Iterations + p.Iteration;
+                        task.Description = $"DINO epoch {p.Epoch}/{p.Epochs} [grey]loss {p.Loss:0.000} teacher entropy {p.TeacherEntropy:0.00} lr {p.LearningRate:0.0e0}[/]";
+                    });
+                });
+            Console.WriteLine($"{images.Count} images, {losses.Count} epoch(s); mean loss per epoch: {string.Join(", ", losses.Select(l => l.ToString("0.000")))}");
+            Console.WriteLine($"Teacher backbone: {Path.Combine(runDir, DinoTraining.BackboneFile)} (use 'histo embed --encoder {runDir}')");
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,231 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Histo.Imaging;
+using Histo.IO;
+using Histo.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Histo.SelfSupervised;
+
+/// <summary>Options of <c>histo pretrain</c>, with DINO's defaults (main_dino.py) where they fit a CPU.</summary>
+public sealed record DinoOptions
+{
+    /// <summary>Backbone: vit-tiny, vit-small, resnet18 or resnet50 (random initialisation).</summary>
+    public string Arch { get; init; } = "vit-tiny";
+    public int Epochs { get; init; } = 10;
+    public int BatchSize { get; init; } = 32;
+    /// <summary>Head outputs K (65,536 in the paper; much smaller for small data).</summary>
+    public int OutDim { get; init; } = 4096;
+    /// <summary>Base learning rate, scaled by batch / 256 (the linear scaling rule).</summary>
+    public double BaseLearningRate { get; init; } = 5e-4;
+    public double MinLearningRate { get; init; } = 1e-6;
+    public int WarmupEpochs { get; init; } = 10;
+    public double WeightDecay { get; init; } = 0.04;
+    public double WeightDecayEnd { get; init; } = 0.4;
+    public double TeacherMomentum { get; init; } = 0.996;
+    public double WarmupTeacherTemperature { get; init; } = 0.04;
+    public double TeacherTemperature { get; init; } = 0.04;
+    public int WarmupTeacherTemperatureEpochs { get; init; } = 30;
+    /// <summary>Each parameter's gradient is clipped to this norm separately (not the global norm).</summary>
+    public double ClipGrad { get; init; } = 3.0;
+    /// <summary>Epochs during which the head's last layer gets no updates.</summary>
+    public int FreezeLastLayerEpochs { get; init; } = 1;
+    public int Seed { get; init; } = 0;
+    /// <summary>Input image size of the global crops (local crops are 96/224 of it).</summary>
+    public DinoAugmentation Augmentation { get; init; } = new();
+    public int Threads { get; init; } = Environment.ProcessorCount;
+}
+
+/// <summary>Reported after every iteration.</summary>
+public sealed record DinoProgress(int Epoch, int Epochs, int Iteration, int Iterations, double Loss, double TeacherEntropy, double LearningRate);
+
+/// <summary>
+/// DINO self-supervised pretraining (Caron et al., ICCV 2021), the whole recipe in one place as in
+/// main_dino.py: data (multi-crop views of image patches), networks (student and EMA teacher, backbone +
+/// projection head), loss (centering + sharpening), optimiser (AdamW with weight decay only on weights with
+/// 2+ dimensions), schedules (lr warm-up + cosine, weight decay cosine 0.04 -> 0.4, teacher momentum cosine
+/// 0.996 -> 1, teacher temperature warm-up), resume, and the training loop (per-parameter gradient clipping,
+/// last layer frozen in the first epoch, stop on a non-finite loss). The run folder holds a checkpoint per
+/// epoch (resumable exactly: every random draw is seeded per epoch and image) and the teacher backbone,
+/// loadable as <c>histo embed --encoder RUN</c>.
+/// </summary>
+public static class DinoTraining
+{
+    public const string BackboneFile = "teacher_backbone.safetensors";
+    public const string EncoderFile = "encoder.json";
+
+    public sealed record EncoderInfo(string Arch, int InputSize, int FeatureDim);
+    sealed record State(int Epoch, List<double> EpochLosses);
+
+    static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".tif", ".tiff"];
+
+    public static List<string> ImageFiles(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new HistoException($"{folder}: image folder not found");
+        var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+            .Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList();
+        if (files.Count == 0) throw new HistoException($"{folder}: no PNG, JPEG or TIFF images; tile slides with 'histo tile --save-patches' first");
+        return files;
+    }
+
+    public static IReadOnlyList<double> Run(IReadOnlyList<string> images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null)
+    {
+        set_num_threads(options.Threads);
+        Directory.CreateDirectory(runDir);
+        var spec = EncoderRegistry.Get(options.Arch);
+        if (spec.Weights != "none") throw new HistoException($"--arch {options.Arch}: pretraining starts from a random {string.Join("/", EncoderRegistry.All.Where(e => e.Weights == "none").Select(e => e.Name))}");
+        if (images.Count < options.BatchSize) throw new HistoException($"{images.Count} images for a batch of {options.BatchSize}; lower --batch-size");
+
+        // ============ networks: student, teacher (a copy, no gradients) ============
+        manual_seed(options.Seed);
+        using var student = new DinoNetwork(spec.Create(), new DinoHead(spec.FeatureDim, options.OutDim));
+        using var teacher = new DinoNetwork(spec.Create(), new DinoHead(spec.FeatureDim, options.OutDim));
+        teacher.load_state_dict(student.state_dict());
+        foreach (var p in teacher.parameters()) p.requires_grad = false;
+        using var dinoLoss = new DinoLoss(options.OutDim, globalCrops: 2);
+
+        // ============ optimiser: no weight decay on biases and norm parameters ============
+        var regularised = student.named_parameters().Where(p => p.parameter.dim() >= 2).Select(p => p.parameter).ToList();
+        var notRegularised = student.named_parameters().Where(p => p.parameter.dim() < 2).Select(p => p.parameter).ToList();
+        var decayed = new AdamW.ParamGroup(regularised, new AdamW.Options { weight_decay = options.WeightDecay });
+        var undecayed = new AdamW.ParamGroup(notRegularised, new AdamW.Options { weight_decay = 0 });
+        using var optimizer = optim.AdamW(new[] { decayed, undecayed });
+
+        // ============ schedules, per iteration (teacher temperature per epoch) ============
+        int iterations = images.Count / options.BatchSize;
+        double lr = options.BaseLearningRate * options.BatchSize / 256;
+        var lrSchedule = Schedules.Cosine(lr, options.MinLearningRate, options.Epochs, iterations, Math.Min(options.WarmupEpochs, options.Epochs));
+        var wdSchedule = Schedules.Cosine(options.WeightDecay, options.WeightDecayEnd, options.Epochs, iterations);
+        var momentumSchedule = Schedules.Cosine(options.TeacherMomentum, 1.0, options.Epochs, iterations);
+        var temperature = Schedules.TeacherTemperature(options.WarmupTeacherTemperature, options.TeacherTemperature,
+            Math.Min(options.WarmupTeacherTemperatureEpochs, options.Epochs), options.Epochs);
+
+        // ============ resume ============
+        var losses = new List<double>();
+        int startEpoch = 0;
+        string statePath = Path.Combine(runDir, "state.json");
+        if (File.Exists(statePath))
+        {
+            var state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))!;
+            var saved = Safetensors.LoadStateDict(Path.Combine(runDir, "checkpoint.safetensors"), null!);
+            using (no_grad())
+            {
+                foreach (var (name, t) in student.state_dict()) t.copy_(saved["student." + name]);
+                foreach (var (name, t) in teacher.state_dict()) t.copy_(saved["teacher." + name]);
+                dinoLoss.Center.copy_(saved["center"]);
+            }
+            foreach (var t in saved.Values) t.Dispose();
+            optimizer.load_state_dict(Path.Combine(runDir, "optimizer.bin"));
+            startEpoch = state.Epoch + 1;
+            losses = state.EpochLosses;
+        }
+
+        // ============ training loop ============
+        var lastLayer = student.Head.LastLayer.ToHashSet();
+        for (int epoch = startEpoch; epoch < options.Epochs; epoch++)
+        {
+            var order = Enumerable.Range(0, images.Count).ToArray();
+            new Random(options.Seed * 7919 + epoch).Shuffle(order);
+            double epochLoss = 0;
+            for (int it = 0; it < iterations; it++)
+            {
+                int global = epoch * iterations + it;
+                using var scope = NewDisposeScope();
+                decayed.LearningRate = undecayed.LearningRate = lrSchedule[global];
+                decayed.Options.weight_decay = wdSchedule[global];
+                // Data: every image's views from a generator seeded by (seed, epoch, image).
+                var perImage = order.Skip(it * options.BatchSize).Take(options.BatchSize)
+                    .Select(i => options.Augmentation.Views(LoadImage(images[i], options.Augmentation.GlobalSize), new Random(HashCode.Combine(options.Seed, epoch, i)))).ToList();
+                int views = perImage[0].Count;
+                var crops = Enumerable.Range(0, views).Select(v => stack(perImage.Select(p => p[v]).ToList())).ToList(); // [B, 3, S, S] per view
+                var normalised = crops.Select(Normalise).ToList();
+
+                var teacherOutput = teacher.Forward(normalised.Take(2).ToList()).detach();   // global crops only
+                var studentOutput = student.Forward(normalised);
+                var loss = dinoLoss.Forward(studentOutput, teacherOutput, temperature[epoch]);
+                double value = loss.item<float>();
+                if (!double.IsFinite(value)) throw new HistoException($"DINO loss became {value} at epoch {epoch + 1}, iteration {it + 1}; stopping (lower --lr)");
+
+                optimizer.zero_grad();
+                loss.backward();
+                ClipPerParameter(student, options.ClipGrad);
+                if (epoch < options.FreezeLastLayerEpochs)
+                    foreach (var p in lastLayer) p.grad?.zero_();
+                optimizer.step();
+
+                // EMA teacher: theta_t <- m theta_t + (1 - m) theta_s
+                using (no_grad())
+                {
+                    double m = momentumSchedule[global];
+                    foreach (var (t, s) in teacher.parameters().Zip(student.parameters())) t.mul_(m).add_(s.detach(), alpha: 1 - m);
+                }
+                double entropy;
+                using (no_grad())
+                {
+                    var p = nn.functional.softmax((teacherOutput - dinoLoss.Center) / temperature[epoch], -1);
+                    entropy = (-(p * (p + 1e-12).log()).sum(-1)).mean().item<float>();
+                }
+                epochLoss += value;
+                progress?.Invoke(new DinoProgress(epoch + 1, options.Epochs, it + 1, iterations, value, entropy, lrSchedule[global]));
+            }
+            losses.Add(epochLoss / iterations);
+            SaveCheckpoint(runDir, student, teacher, dinoLoss, optimizer, new State(epoch, losses));
+            SaveBackbone(runDir, teacher, spec);
+        }
+        return losses;
+    }
+
+    static readonly float[] Mean = [0.485f, 0.456f, 0.406f], Std = [0.229f, 0.224f, 0.225f];
+
+    static Tensor Normalise(Tensor x)
+    {
+        using var mean = tensor(Mean).reshape(1, 3, 1, 1);
+        using var std = tensor(Std).reshape(1, 3, 1, 1);
+        return (x - mean) / std;
+    }
+
+    static Tensor LoadImage(string path, int minSide)
+    {
+        var image = RgbaImage.Load(path);
+        if (Math.Min(image.Width, image.Height) < minSide)
+        {
+            double scale = (double)minSide / Math.Min(image.Width, image.Height);
+            image = image.Resize((int)Math.Ceiling(image.Width * scale), (int)Math.Ceiling(image.Height * scale));
+        }
+        using var bytes = tensor(image.Pixels, [image.Height, image.Width, 4]);
+        return bytes.narrow(2, 0, 3).permute(2, 0, 1).to_type(ScalarType.Float32) / 255f;
+    }
+
+    /// <summary>DINO's utils.clip_gradients: each parameter's gradient scaled to norm at most <paramref name="clip"/>.</summary>
+    static void ClipPerParameter(nn.Module model, double clip)
+    {
+        using var _ = no_grad();
+        foreach (var p in model.parameters())
+        {
+            if (p.grad is null) continue;
+            double norm = p.grad.norm().item<float>();
+            double coefficient = clip / (norm + 1e-6);
+            if (coefficient < 1) p.grad.mul_(coefficient);
+        }
+    }
+
+    static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, optim.Optimizer optimizer, State state)
+    {
+        var tensors = student.state_dict().ToDictionary(kv => "student." + kv.Key, kv => kv.Value);
+        foreach (var (name, t) in teacher.state_dict()) tensors["teacher." + name] = t;
+        tensors["center"] = loss.Center;
+        AtomicFile.Write(Path.Combine(runDir, "checkpoint.safetensors"), tmp => Safetensors.SaveStateDict(tmp, tensors));
+        AtomicFile.Write(Path.Combine(runDir, "optimizer.bin"), tmp => ((OptimizerHelper)optimizer).save_state_dict(tmp));
+        AtomicFile.WriteAllText(Path.Combine(runDir, "state.json"), JsonSerializer.Serialize(state)); // last: marks the epoch done
+    }
+
+    static void SaveBackbone(string runDir, DinoNetwork teacher, EncoderSpec spec)
+    {
+        var tensors = teacher.Backbone.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
+        AtomicFile.Write(Path.Combine(runDir, BackboneFile), tmp => Safetensors.SaveStateDict(tmp, tensors));
+        AtomicFile.WriteAllText(Path.Combine(runDir, EncoderFile), JsonSerializer.Serialize(new EncoderInfo(spec.Name, spec.InputSize, spec.FeatureDim)));
+    }
+}
