@@ -13,6 +13,8 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     HeatmapCommand.Create(),
     AugmentCommand.Create(),
     PretrainCommand.Create(),
+    EvaluateCommands.Knn(),
+    EvaluateCommands.Probe(),
     SynthCommand.Create(),
     DemoCommand.Create(),
 };

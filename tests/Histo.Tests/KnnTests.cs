@@ -39,4 +39,24 @@ public class KnnTests
         Assert.Equal(1, knn.Predict(query, 3, KnnVote.Weighted, 0.07)[0]);       // e^(1/0.07) > 2 e^(0.5/0.07)
         Assert.Equal(0, knn.Predict(query, 3, KnnVote.Weighted, 10)[0]);         // hot temperature: nearly a count
     }
+
+    [Fact]
+    public void ProbesAgreeWithScikitLearn()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", "knn-golden.json")));
+        var root = doc.RootElement;
+        var train = Matrix(root.GetProperty("train"));
+        var test = Matrix(root.GetProperty("test"));
+        var labels = root.GetProperty("train_labels").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        int[] Golden(string name) => root.GetProperty(name).EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        // Gaussian naive Bayes is closed form: identical predictions.
+        Assert.Equal(Golden("gaussian_nb"), Probes.GaussianNaiveBayes(train, labels, test, 4));
+        // Logistic regression: the same penalised objective, another optimiser: nearly all predictions agree.
+        var logistic = Probes.LogisticRegression(train, labels, test, 4);
+        double agreement = logistic.Zip(Golden("logistic")).Count(p => p.First == p.Second) / (double)logistic.Length;
+        Assert.True(agreement >= 0.95, $"agreement {agreement:F3}");
+        // k-means: a local optimum from other seeds; purity within a few points of scikit-learn's.
+        double purity = Probes.ClusterPurity(Probes.KMeans(train, 4, seed: 0), labels);
+        Assert.InRange(purity, root.GetProperty("kmeans_purity").GetDouble() - 0.05, 1.0);
+    }
 }

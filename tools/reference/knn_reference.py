@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""scikit-learn's cosine kNN (KNeighborsClassifier(metric='cosine', algorithm='brute'), majority vote) on
+"""scikit-learn's GaussianNB, LogisticRegression (on standardised features), k-means purity and cosine kNN (KNeighborsClassifier(metric='cosine', algorithm='brute'), majority vote) on
 seeded features, as golden/knn-golden.json for Histo's KnnClassifier. Debian's python3-sklearn.
 Usage: knn_reference.py OUT_DIR"""
 import json, os, sys
@@ -16,6 +16,17 @@ out = {'train': train.round(6).tolist(), 'train_labels': train_labels.tolist(), 
 for k in (1, 5, 20):
     knn = KNeighborsClassifier(n_neighbors=k, metric='cosine', algorithm='brute').fit(np.round(train, 6), train_labels)
     out['predictions'][str(k)] = knn.predict(np.round(test, 6)).tolist()
+from sklearn.naive_bayes import GaussianNB
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from sklearn.cluster import KMeans
+tr, te = np.round(train, 6), np.round(test, 6)
+out['gaussian_nb'] = GaussianNB().fit(tr, train_labels).predict(te).tolist()
+scaler = StandardScaler().fit(tr)
+out['logistic'] = LogisticRegression(max_iter=1000).fit(scaler.transform(tr), train_labels).predict(scaler.transform(te)).tolist()
+unit = tr / np.linalg.norm(tr, axis=1, keepdims=True)
+clusters = KMeans(4, n_init=10, random_state=0).fit_predict(unit)
+out['kmeans_purity'] = float(sum(np.bincount(train_labels[clusters == c]).max() for c in np.unique(clusters)) / len(train_labels))
 with open(os.path.join(sys.argv[1] if len(sys.argv) > 1 else 'golden', 'knn-golden.json'), 'w') as f:
     json.dump(out, f)
 print('accuracy k=5', np.mean(np.array(out['predictions']['5']) == test_labels))

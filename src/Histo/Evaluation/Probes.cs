@@ -1,0 +1,103 @@
+using static TorchSharp.torch;
+
+namespace Histo.Evaluation;
+
+/// <summary>
+/// Frozen-feature evaluations beside kNN: a linear probe (multinomial logistic regression), a generative
+/// baseline (Gaussian naive Bayes) and unsupervised k-means with cluster purity.
+/// </summary>
+public static class Probes
+{
+    /// <summary>
+    /// Multinomial logistic regression with L2 penalty (scikit-learn's default C = 1: loss = mean CE + |W|^2 / (2 C n)),
+    /// on z-scored features, fitted full-batch with L-BFGS. Returns test predictions.
+    /// </summary>
+    public static int[] LogisticRegression(float[,] train, int[] labels, float[,] test, int classes, double c = 1.0, int iterations = 200)
+    {
+        using var scope = NewDisposeScope();
+        var x = tensor(train);
+        var mean = x.mean([0], keepdim: true);
+        var std = x.std(0, unbiased: false, keepdim: true).clamp_min(1e-6);
+        x = (x - mean) / std;
+        var y = tensor(labels.Select(l => (long)l).ToArray());
+        var w = new TorchSharp.Modules.Parameter(zeros(x.shape[1], classes));
+        var b = new TorchSharp.Modules.Parameter(zeros(classes));
+        using var optimizer = optim.LBFGS(new[] { w, b }, lr: 1, max_iter: iterations, history_size: 20);
+        double penalty = 1.0 / (2 * c * labels.Length);
+        Tensor Closure()
+        {
+            optimizer.zero_grad();
+            var loss = nn.functional.cross_entropy(x.matmul(w) + b, y) + penalty * w.pow(2).sum();
+            loss.backward();
+            return loss;
+        }
+        optimizer.step(Closure);
+        using var _ = no_grad();
+        var xt = (tensor(test) - mean) / std;
+        return (xt.matmul(w) + b).argmax(1).data<long>().ToArray().Select(v => (int)v).ToArray();
+    }
+
+    /// <summary>
+    /// Gaussian naive Bayes as scikit-learn's GaussianNB: per-class means and variances, variances smoothed by
+    /// 1e-9 times the largest feature variance, class priors from frequencies.
+    /// </summary>
+    public static int[] GaussianNaiveBayes(float[,] train, int[] labels, float[,] test, int classes)
+    {
+        using var scope = NewDisposeScope();
+        var x = tensor(train).to_type(ScalarType.Float64);
+        var y = tensor(labels.Select(l => (long)l).ToArray());
+        double epsilon = 1e-9 * x.var(0, unbiased: false).max().item<double>();
+        var xt = tensor(test).to_type(ScalarType.Float64);
+        var scores = new List<Tensor>();
+        for (int k = 0; k < classes; k++)
+        {
+            var rows = x.index_select(0, nonzero(y.eq(k)).squeeze(1));
+            long n = rows.shape[0];
+            if (n == 0) { scores.Add(full(xt.shape[0], double.NegativeInfinity, dtype: ScalarType.Float64)); continue; }
+            var mu = rows.mean([0]);
+            var variance = rows.var(0, unbiased: false) + epsilon;
+            var logLikelihood = -0.5 * (2 * Math.PI * variance).log().sum() - 0.5 * ((xt - mu).pow(2) / variance).sum(1);
+            scores.Add(logLikelihood + Math.Log(n / (double)labels.Length));
+        }
+        return stack(scores, 1).argmax(1).data<long>().ToArray().Select(v => (int)v).ToArray();
+    }
+
+    /// <summary>k-means (k-means++ seeding, Lloyd iterations) on L2-normalised features; cluster index per row.</summary>
+    public static int[] KMeans(float[,] features, int k, int seed, int iterations = 100)
+    {
+        using var scope = NewDisposeScope();
+        var x = nn.functional.normalize(tensor(features), p: 2, dim: 1);
+        long n = x.shape[0];
+        var random = new Random(seed);
+        var centres = new List<Tensor> { x[random.Next((int)n)] };
+        while (centres.Count < k)
+        {
+            var d = cdist(x, stack(centres)).pow(2).amin([1]);                   // squared distance to the nearest centre
+            var p = (d / d.sum()).data<float>().ToArray();
+            double u = random.NextDouble(), acc = 0;
+            int pick = (int)n - 1;
+            for (int i = 0; i < p.Length; i++) { acc += p[i]; if (acc >= u) { pick = i; break; } }
+            centres.Add(x[pick]);
+        }
+        var c = stack(centres);
+        Tensor assignment = zeros(n, dtype: ScalarType.Int64);
+        for (int it = 0; it < iterations; it++)
+        {
+            var next = cdist(x, c).argmin(1);
+            if (it > 0 && next.equal(assignment).all().item<bool>()) break;
+            assignment = next;
+            var updated = new List<Tensor>();
+            for (int j = 0; j < k; j++)
+            {
+                var members = nonzero(assignment.eq(j)).squeeze(1);
+                updated.Add(members.shape[0] == 0 ? c[j] : x.index_select(0, members).mean([0]));
+            }
+            c = stack(updated);
+        }
+        return assignment.data<long>().ToArray().Select(v => (int)v).ToArray();
+    }
+
+    /// <summary>Purity: each cluster counts its most common true class; the share of rows so counted.</summary>
+    public static double ClusterPurity(int[] clusters, int[] labels) =>
+        clusters.Zip(labels).GroupBy(p => p.First).Sum(g => g.GroupBy(p => p.Second).Max(h => h.Count())) / (double)labels.Length;
+}
