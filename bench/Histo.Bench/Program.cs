@@ -12,12 +12,13 @@ return mode switch
     "profile-encoder" => ProfileEncoder.Run(),
     "features-knn" => FeatureKnnBenchmark.Run(quick),
     "mil" => MilBenchmark.Run(quick),
+    "knn" => KnnBenchmark.Run(quick),
     "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil [--quick]");
+    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil|knn [--quick]");
     return 2;
 }
