@@ -13,12 +13,13 @@ return mode switch
     "features-knn" => FeatureKnnBenchmark.Run(quick),
     "mil" => MilBenchmark.Run(quick),
     "knn" => KnnBenchmark.Run(quick),
+    "dino-fmnist" => DinoFashionMnist.Run(quick),
     "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil|knn [--quick]");
+    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil|knn|dino-fmnist [--quick]");
     return 2;
 }

@@ -23,6 +23,8 @@ public static class EncoderRegistry
             () => new VisionTransformer(ViTConfig.Tiny), "none"),
         new("vit-small", "ViT-Small/16 (timm names), random initialisation unless weights are given", 224, 384, InputNormalization.ImageNet,
             () => new VisionTransformer(ViTConfig.Small), "none"),
+        new("vit-tiny-32", "ViT-Tiny with 4 px patches for 32 px images (small tiles, Fashion-MNIST), random initialisation", 32, 192, InputNormalization.ImageNet,
+            () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-tiny-32", PatchSize = 4, ImageSize = 32 }), "none"),
     ];
 
     public static EncoderSpec Get(string name) => All.FirstOrDefault(e => e.Name == name)
