@@ -45,10 +45,10 @@ public sealed class VisionTransformer : Module<Tensor, Tensor>
         RegisterComponents();
         using (no_grad())
         {
-            init.trunc_normal_(pos_embed, std: 0.02);
-            init.trunc_normal_(cls_token, std: 1e-6);
+            TruncatedNormal.Fill(pos_embed, 0.02);
+            TruncatedNormal.Fill(cls_token, 1e-6);
             foreach (var (_, m) in named_modules())
-                if (m is Linear l) { init.trunc_normal_(l.weight, std: 0.02); if (l.bias is not null) init.zeros_(l.bias); }
+                if (m is Linear l) { TruncatedNormal.Fill(l.weight, 0.02); if (l.bias is not null) init.zeros_(l.bias); }
         }
     }
 

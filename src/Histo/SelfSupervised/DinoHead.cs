@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using Histo.Models;
 
 namespace Histo.SelfSupervised;
 
@@ -29,8 +30,8 @@ public sealed class DinoHead : Module<Tensor, Tensor>
         using (no_grad())
         {
             foreach (var (_, m) in mlp.named_modules())
-                if (m is Linear l) { init.trunc_normal_(l.weight, std: 0.02); if (l.bias is not null) init.zeros_(l.bias); }
-            init.trunc_normal_(last_layer_weight_v, std: 0.02);
+                if (m is Linear l) { TruncatedNormal.Fill(l.weight, 0.02); if (l.bias is not null) init.zeros_(l.bias); }
+            TruncatedNormal.Fill(last_layer_weight_v, 0.02);
         }
     }
 
