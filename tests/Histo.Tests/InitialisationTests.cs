@@ -32,7 +32,8 @@ public class InitialisationTests
         using var spread = features.std(0).mean();
         Assert.True(spread.item<float>() > 1e-3, $"{name}: features barely vary across images ({spread.item<float>():G3})");
         using var head = new DinoHead(encoder.FeatureDim, 64);
-        using var logits = head.forward(features);
+        using var noGrad = no_grad();
+        using var logits = head.forward(features.clone());
         Assert.True(logits.std(0).mean().item<float>() > 1e-4, $"{name}: DINO head outputs barely vary");
     }
 }

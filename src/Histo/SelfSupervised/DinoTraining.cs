@@ -134,8 +134,11 @@ public static class DinoTraining
             {
                 int global = epoch * iterations + it;
                 using var scope = NewDisposeScope();
-                decayed.LearningRate = undecayed.LearningRate = lrSchedule[global];
-                decayed.Options.weight_decay = wdSchedule[global];
+                // Through the optimizer's current groups: loading its state replaces the group objects.
+                var groups = optimizer.ParamGroups.Cast<AdamW.ParamGroup>().ToList();
+                foreach (var g in groups) g.LearningRate = lrSchedule[global];
+                groups[0].Options.weight_decay = wdSchedule[global]; // group 0: weights with 2+ dimensions
+                groups[1].Options.weight_decay = 0;
                 // Data: every image's views from a generator seeded by (seed, epoch, image).
                 var perImage = order.Skip(it * options.BatchSize).Take(options.BatchSize)
                     .Select(i => options.Augmentation.Views(LoadImage(images[i], options.Augmentation.GlobalSize), new Random(HashCode.Combine(options.Seed, epoch, i)))).ToList();
