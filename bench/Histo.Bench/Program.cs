@@ -13,10 +13,16 @@ return mode switch
     "features-knn" => FeatureKnnBenchmark.Run(quick),
     "mil" => MilBenchmark.Run(quick),
     "knn" => KnnBenchmark.Run(quick),
-    "dino-fmnist" => DinoFashionMnist.Run(quick),
+    "dino-fmnist" => DinoFashionMnist.Run(quick, IntArg("--images"), IntArg("--epochs")),
     "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
     _ => Usage(),
 };
+
+int? IntArg(string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out int v) ? v : null;
+}
 
 static int Usage()
 {
