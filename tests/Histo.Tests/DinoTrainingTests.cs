@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 namespace Histo.Tests;
 
+[Collection(TorchRandomCollection.Name)]
 public class DinoTrainingTests
 {
     /// <summary>Small images and crops so a few DINO iterations take seconds.</summary>

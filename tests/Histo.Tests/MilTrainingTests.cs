@@ -33,6 +33,7 @@ public sealed class ToyBagsFixture : IDisposable
     public void Dispose() => Dir.Dispose();
 }
 
+[Collection(TorchRandomCollection.Name)]
 public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture>
 {
     [Fact]

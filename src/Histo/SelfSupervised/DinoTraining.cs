@@ -10,7 +10,10 @@ using static TorchSharp.torch;
 
 namespace Histo.SelfSupervised;
 
-/// <summary>Options of <c>histo pretrain</c>, with DINO's defaults (main_dino.py) where they fit a CPU.</summary>
+/// <summary>
+/// Options of <c>histo pretrain</c>, with DINO's defaults (main_dino.py) where they fit a CPU. Runs are deterministic per
+/// seed when nothing else in the process draws from TorchSharp's global generator while networks are built.
+/// </summary>
 public sealed record DinoOptions
 {
     /// <summary>Backbone: vit-tiny, vit-small, resnet18 or resnet50 (random initialisation).</summary>
