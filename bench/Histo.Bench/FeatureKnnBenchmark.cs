@@ -45,7 +45,7 @@ static class FeatureKnnBenchmark
             for (int k = 0; k < features.Count; k++)
             {
                 long x = features.Coords[k, 0], y = features.Coords[k, 1];
-                double fraction = MaskFraction(tumour, md, x, y, coords.PatchSizeLevel0);
+                double fraction = AttentionLocalisation.MaskFraction(tumour, md, x, y, coords.PatchSizeLevel0);
                 int label = fraction >= 0.5 ? 1 : fraction == 0 ? 0 : -1; // ambiguous patches are left out
                 if (label < 0) continue;
                 target.Features.Add(Enumerable.Range(0, features.Dim).Select(j => features.Features[k, j]).ToArray());
@@ -64,15 +64,6 @@ static class FeatureKnnBenchmark
             Console.WriteLine($"  kNN (cosine, k={KnnClassifier.DefaultK}, weighted) on {name,-36}: accuracy {m.Accuracy:F3}, balanced accuracy {m.BalancedAccuracy:F3}");
         }
         return 0;
-    }
-
-    static double MaskFraction(RgbaImage mask, int md, long x, long y, int size)
-    {
-        int x0 = (int)(x / md), y0 = (int)(y / md), x1 = (int)Math.Ceiling((x + size) / (double)md), y1 = (int)Math.Ceiling((y + size) / (double)md);
-        int on = 0, total = 0;
-        for (int yy = y0; yy < Math.Min(y1, mask.Height); yy++)
-            for (int xx = x0; xx < Math.Min(x1, mask.Width); xx++) { total++; if (mask.Pixels[(yy * mask.Width + xx) * 4] > 127) on++; }
-        return total == 0 ? 0 : on / (double)total;
     }
 
     static float[,] ToMatrix(List<float[]> rows)

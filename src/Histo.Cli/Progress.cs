@@ -35,8 +35,3 @@ static class Progress
     }
 }
 
-/// <summary>An IProgress that reports on the calling thread, in order (System.Progress posts to the thread pool).</summary>
-sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
-}

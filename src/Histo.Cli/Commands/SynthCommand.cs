@@ -29,7 +29,7 @@ static class SynthCommand
             string dir = parse.GetValue(output)!.FullName;
             IReadOnlyList<SyntheticSlideSpec> specs = [];
             Progress.Run($"Synthesising {options.Slides} slides", options.Slides, report =>
-                specs = SyntheticCohort.Generate(options, dir, new SyncProgress<(string SlideId, double Fraction)>(p => report(p.SlideId, p.Fraction))));
+                specs = SyntheticCohort.Generate(options, dir, new Histo.Pipeline.InlineProgress<(string SlideId, double Fraction)>(p => report(p.SlideId, p.Fraction))));
             var counts = specs.GroupBy(s => s.Label).Select(g => $"{g.Key} {g.Count()}");
             Console.WriteLine($"Wrote {specs.Count} slides of {specs.Select(s => s.CaseId).Distinct().Count()} cases ({string.Join(", ", counts)}) to {dir}");
             return 0;

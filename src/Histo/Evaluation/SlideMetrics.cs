@@ -15,18 +15,35 @@ public static class SlideMetrics
     {
         int n = scores.Count, positives = positive.Count(p => p), negatives = n - positives;
         if (positives == 0 || negatives == 0) return double.NaN;
-        var order = Enumerable.Range(0, n).OrderBy(i => scores[i]).ToArray();
+        var ranks = AverageRanks(scores);
+        double positiveRankSum = Enumerable.Range(0, n).Where(i => positive[i]).Sum(i => ranks[i]);
+        return (positiveRankSum - positives * (positives + 1) / 2.0) / ((double)positives * negatives);
+    }
+
+    /// <summary>1-based ranks of the values, tied values sharing the mean of their ranks.</summary>
+    public static double[] AverageRanks(IReadOnlyList<double> values)
+    {
+        int n = values.Count;
+        var order = Enumerable.Range(0, n).OrderBy(i => values[i]).ToArray();
         var ranks = new double[n];
         for (int i = 0; i < n;)
         {
             int j = i;
-            while (j + 1 < n && scores[order[j + 1]] == scores[order[i]]) j++;
-            double average = (i + j) / 2.0 + 1; // ranks are 1-based
+            while (j + 1 < n && values[order[j + 1]] == values[order[i]]) j++;
+            double average = (i + j) / 2.0 + 1;
             for (int k = i; k <= j; k++) ranks[order[k]] = average;
             i = j + 1;
         }
-        double positiveRankSum = Enumerable.Range(0, n).Where(i => positive[i]).Sum(i => ranks[i]);
-        return (positiveRankSum - positives * (positives + 1) / 2.0) / ((double)positives * negatives);
+        return ranks;
+    }
+
+    /// <summary>Mean and sample standard deviation (n - 1) of the finite values; (NaN, NaN) when there are none.</summary>
+    public static (double Mean, double Std) MeanAndStd(IEnumerable<double> values)
+    {
+        var v = values.Where(double.IsFinite).ToList();
+        if (v.Count == 0) return (double.NaN, double.NaN);
+        double mean = v.Average();
+        return (mean, v.Count > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Count - 1)) : 0);
     }
 
     /// <summary>Macro one-vs-rest AUC over classes present in the labels (scikit-learn: multi_class='ovr', average='macro').</summary>

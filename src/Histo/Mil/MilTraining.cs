@@ -301,13 +301,7 @@ public static class MilTraining
 
     static void WriteSummary(IReadOnlyList<FoldMetrics> results, MilDataset data, MilTrainingOptions options, string runDir)
     {
-        (double Mean, double Std) Stat(Func<FoldMetrics, double> f)
-        {
-            var v = results.Select(f).Where(x => !double.IsNaN(x)).ToList();
-            if (v.Count == 0) return (double.NaN, double.NaN);
-            double mean = v.Average();
-            return (mean, v.Count > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Count - 1)) : 0);
-        }
+        (double Mean, double Std) Stat(Func<FoldMetrics, double> f) => SlideMetrics.MeanAndStd(results.Select(f));
         var summary = new Dictionary<string, object>
         {
             ["model"] = options.Model, ["task"] = options.Task.ToString().ToLowerInvariant(), ["head"] = options.Head.ToString().ToLowerInvariant(),

@@ -111,7 +111,7 @@ public static class DemoPipeline
         md.AppendLine().AppendLine("## Grading (0-3): CORAL vs plain classifier, ABMIL, 3 folds").AppendLine();
         md.AppendLine("| head | quadratic kappa | MAE | balanced accuracy |").AppendLine("|---|---|---|---|");
         foreach (var (name, runs) in gradeRuns)
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {runs.Average(r => r.Kappa):0.000} ± {Std(runs.Select(r => r.Kappa)):0.000} | {runs.Average(r => r.Mae):0.000} | {runs.Average(r => r.BalancedAccuracy):0.000} |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {runs.Average(r => r.Kappa):0.000} ± {Evaluation.SlideMetrics.MeanAndStd(runs.Select(r => r.Kappa)).Std:0.000} | {runs.Average(r => r.Mae):0.000} | {runs.Average(r => r.BalancedAccuracy):0.000} |");
         md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Predictions of all slides by the 5-fold ensemble (in-sample for most folds): predictions.csv; {predictions.Count(p => p.OutOfDistribution)} flagged out of distribution by energy.").AppendLine();
         md.AppendLine("## Slides").AppendLine();
         md.AppendLine("| slide | label | grade | patches | preview |").AppendLine("|---|---|---|---|---|");
@@ -121,17 +121,5 @@ public static class DemoPipeline
         AtomicFile.WriteAllText(reportPath, md.ToString());
         return new Report(specs.Count, specs.Select(s => s.CaseId).Distinct().Count(), outcomes.Sum(o => (long)o.Patches), featureDim,
             folds.Average(f => f.Auc), attentionAuc, reportPath);
-    }
-
-    static double Std(IEnumerable<double> values)
-    {
-        var v = values.ToList();
-        double mean = v.Average();
-        return v.Count > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Count - 1)) : 0;
-    }
-
-    sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

@@ -65,18 +65,8 @@ public static class Heatmap
     /// <summary>Rank of each score in [0, 1] (ties share their mean rank).</summary>
     public static double[] Percentiles(float[] scores)
     {
-        int n = scores.Length;
-        var result = new double[n];
-        if (n == 1) { result[0] = 1; return result; }
-        var order = Enumerable.Range(0, n).OrderBy(i => scores[i]).ToArray();
-        for (int i = 0; i < n;)
-        {
-            int j = i;
-            while (j + 1 < n && scores[order[j + 1]] == scores[order[i]]) j++;
-            for (int k = i; k <= j; k++) result[order[k]] = (i + j) / 2.0 / (n - 1);
-            i = j + 1;
-        }
-        return result;
+        if (scores.Length == 1) return [1.0];
+        return Evaluation.SlideMetrics.AverageRanks(scores.Select(s => (double)s).ToList()).Select(r => (r - 1) / (scores.Length - 1)).ToArray();
     }
 
     /// <summary>Viridis (matplotlib's perceptually uniform map), linearly interpolated between 9 anchors.</summary>
