@@ -28,6 +28,9 @@ public sealed class DinoLoss : nn.Module
     }
 
     public Tensor Center => center;
+    public int GlobalCrops => _globalCrops;
+    /// <summary>Mean entropy of the teacher's targets in the last <see cref="Forward"/> (log K = uniform, 0 = one-hot).</summary>
+    public double LastTeacherEntropy { get; private set; }
 
     /// <param name="studentOutput">[V * B, K]: all crops, grouped by crop (global crops first).</param>
     /// <param name="teacherOutput">[G * B, K]: the global crops only.</param>
@@ -50,6 +53,11 @@ public sealed class DinoLoss : nn.Module
                 terms++;
             }
         var result = (total / terms).squeeze();
+        using (no_grad())
+        {
+            var p = cat(teacher, 0);
+            LastTeacherEntropy = (-(p * (p + 1e-12).log()).sum(-1)).mean().item<float>();
+        }
         UpdateCenter(teacherOutput);
         return result.MoveToOuterDisposeScope();
     }

@@ -82,20 +82,11 @@ public static class DinoTraining
         if (spec.Weights != "none") throw new HistoException($"--arch {options.Arch}: pretraining starts from a random {string.Join("/", EncoderRegistry.All.Where(e => e.Weights == "none").Select(e => e.Name))}");
         if (images.Count < options.BatchSize) throw new HistoException($"{images.Count} images for a batch of {options.BatchSize}; lower --batch-size");
 
-        // ============ networks: student, teacher (a copy, no gradients) ============
+        // ============ networks: student, teacher (a copy, no gradients); loss; AdamW ============
         manual_seed(options.Seed);
         using var student = new DinoNetwork(spec.Create(), new DinoHead(spec.FeatureDim, options.OutDim));
         using var teacher = new DinoNetwork(spec.Create(), new DinoHead(spec.FeatureDim, options.OutDim));
-        teacher.load_state_dict(student.state_dict());
-        foreach (var p in teacher.parameters()) p.requires_grad = false;
-        using var dinoLoss = new DinoLoss(options.OutDim, globalCrops: 2);
-
-        // ============ optimiser: no weight decay on biases and norm parameters ============
-        var regularised = student.named_parameters().Where(p => p.parameter.dim() >= 2).Select(p => p.parameter).ToList();
-        var notRegularised = student.named_parameters().Where(p => p.parameter.dim() < 2).Select(p => p.parameter).ToList();
-        var decayed = new AdamW.ParamGroup(regularised, new AdamW.Options { weight_decay = options.WeightDecay });
-        var undecayed = new AdamW.ParamGroup(notRegularised, new AdamW.Options { weight_decay = 0 });
-        using var optimizer = optim.AdamW(new[] { decayed, undecayed });
+        using var dino = new DinoStep(student, teacher, options.OutDim);
 
         // ============ schedules, per iteration (teacher temperature per epoch) ============
         int iterations = images.Count / options.BatchSize;
@@ -118,16 +109,15 @@ public static class DinoTraining
             {
                 foreach (var (name, t) in student.state_dict()) t.copy_(saved["student." + name]);
                 foreach (var (name, t) in teacher.state_dict()) t.copy_(saved["teacher." + name]);
-                dinoLoss.Center.copy_(saved["center"]);
+                dino.Loss.Center.copy_(saved["center"]);
             }
             foreach (var t in saved.Values) t.Dispose();
-            optimizer.load_state_dict(Path.Combine(runDir, "optimizer.bin"));
+            dino.Optimizer.load_state_dict(Path.Combine(runDir, "optimizer.bin"));
             startEpoch = state.Epoch + 1;
             losses = state.EpochLosses;
         }
 
         // ============ training loop ============
-        var lastLayer = student.Head.LastLayer.ToHashSet();
         for (int epoch = startEpoch; epoch < options.Epochs; epoch++)
         {
             var order = Enumerable.Range(0, images.Count).ToArray();
@@ -137,51 +127,40 @@ public static class DinoTraining
             {
                 int global = epoch * iterations + it;
                 using var scope = NewDisposeScope();
-                // Through the optimizer's current groups: loading its state replaces the group objects.
-                var groups = optimizer.ParamGroups.Cast<AdamW.ParamGroup>().ToList();
-                foreach (var g in groups) g.LearningRate = lrSchedule[global];
-                groups[0].Options.weight_decay = wdSchedule[global]; // group 0: weights with 2+ dimensions
-                groups[1].Options.weight_decay = 0;
-                // Data: every image's views from a generator seeded by (seed, epoch, image).
-                var perImage = order.Skip(it * options.BatchSize).Take(options.BatchSize)
-                    .Select(i => options.Augmentation.Views(LoadImage(images[i], options.Augmentation.GlobalSize), new Random(HashCode.Combine(options.Seed, epoch, i)))).ToList();
-                int views = perImage[0].Count;
-                var crops = Enumerable.Range(0, views).Select(v => stack(perImage.Select(p => p[v]).ToList())).ToList(); // [B, 3, S, S] per view
-                var normalised = crops.Select(Normalise).ToList();
-
-                var teacherOutput = teacher.Forward(normalised.Take(2).ToList()).detach();   // global crops only
-                var studentOutput = student.Forward(normalised);
-                var loss = dinoLoss.Forward(studentOutput, teacherOutput, temperature[epoch]);
-                double value = loss.item<float>();
-                if (!double.IsFinite(value)) throw new HistoException($"DINO loss became {value} at epoch {epoch + 1}, iteration {it + 1}; stopping (lower --lr)");
-
-                optimizer.zero_grad();
-                loss.backward();
-                ClipPerParameter(student, options.ClipGrad);
-                if (epoch < options.FreezeLastLayerEpochs)
-                    foreach (var p in lastLayer) p.grad?.zero_();
-                optimizer.step();
-
-                // EMA teacher: theta_t <- m theta_t + (1 - m) theta_s
-                using (no_grad())
-                {
-                    double m = momentumSchedule[global];
-                    foreach (var (t, s) in teacher.parameters().Zip(student.parameters())) t.mul_(m).add_(s.detach(), alpha: 1 - m);
-                }
-                double entropy;
-                using (no_grad())
-                {
-                    var p = nn.functional.softmax((teacherOutput - dinoLoss.Center) / temperature[epoch], -1);
-                    entropy = (-(p * (p + 1e-12).log()).sum(-1)).mean().item<float>();
-                }
-                epochLoss += value;
-                progress?.Invoke(new DinoProgress(epoch + 1, options.Epochs, it + 1, iterations, value, entropy, lrSchedule[global]));
+                var crops = MakeCrops(images, order.Skip(it * options.BatchSize).Take(options.BatchSize).ToList(), options, epoch);
+                var result = dino.Run(crops, new DinoStepSettings(lrSchedule[global], wdSchedule[global], momentumSchedule[global],
+                    temperature[epoch], FreezeLastLayer: epoch < options.FreezeLastLayerEpochs, options.ClipGrad));
+                if (!double.IsFinite(result.Loss))
+                    throw new HistoException($"DINO loss became {result.Loss} at epoch {epoch + 1}, iteration {it + 1}; stopping (lower the learning rate)");
+                epochLoss += result.Loss;
+                progress?.Invoke(new DinoProgress(epoch + 1, options.Epochs, it + 1, iterations, result.Loss, result.TeacherEntropy, lrSchedule[global]));
             }
             losses.Add(epochLoss / iterations);
-            SaveCheckpoint(runDir, student, teacher, dinoLoss, optimizer, new State(epoch, losses));
+            SaveCheckpoint(runDir, student, teacher, dino.Loss, dino.Optimizer, new State(epoch, losses));
             SaveBackbone(runDir, teacher, spec);
         }
         return losses;
+    }
+
+    /// <summary>The batch's views, normalised and grouped by crop ([B, 3, S, S] each); every image's views come from a generator seeded by (seed, epoch, image).</summary>
+    static List<Tensor> MakeCrops(IReadOnlyList<string> images, IReadOnlyList<int> batch, DinoOptions options, int epoch)
+    {
+        var perImage = new List<Tensor>[batch.Count];
+        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Threads) }, b =>
+        {
+            int i = batch[b];
+            using var image = LoadImage(images[i], options.Augmentation.GlobalSize);
+            perImage[b] = options.Augmentation.Views(image, new Random(HashCode.Combine(options.Seed, epoch, i)));
+        });
+        int views = perImage[0].Count;
+        var crops = new List<Tensor>(views);
+        for (int v = 0; v < views; v++)
+        {
+            using var stacked = stack(perImage.Select(p => p[v]).ToList());
+            crops.Add(Normalise(stacked));
+        }
+        foreach (var p in perImage) foreach (var t in p) t.Dispose();
+        return crops;
     }
 
     static readonly float[] Mean = [0.485f, 0.456f, 0.406f], Std = [0.229f, 0.224f, 0.225f];
@@ -205,26 +184,13 @@ public static class DinoTraining
         return bytes.narrow(2, 0, 3).permute(2, 0, 1).to_type(ScalarType.Float32) / 255f;
     }
 
-    /// <summary>DINO's utils.clip_gradients: each parameter's gradient scaled to norm at most <paramref name="clip"/>.</summary>
-    static void ClipPerParameter(nn.Module model, double clip)
-    {
-        using var _ = no_grad();
-        foreach (var p in model.parameters())
-        {
-            if (p.grad is null) continue;
-            double norm = p.grad.norm().item<float>();
-            double coefficient = clip / (norm + 1e-6);
-            if (coefficient < 1) p.grad.mul_(coefficient);
-        }
-    }
-
-    static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, optim.Optimizer optimizer, State state)
+    static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, OptimizerHelper optimizer, State state)
     {
         var tensors = student.state_dict().ToDictionary(kv => "student." + kv.Key, kv => kv.Value);
         foreach (var (name, t) in teacher.state_dict()) tensors["teacher." + name] = t;
         tensors["center"] = loss.Center;
         AtomicFile.Write(Path.Combine(runDir, "checkpoint.safetensors"), tmp => Safetensors.SaveStateDict(tmp, tensors));
-        AtomicFile.Write(Path.Combine(runDir, "optimizer.bin"), tmp => ((OptimizerHelper)optimizer).save_state_dict(tmp));
+        AtomicFile.Write(Path.Combine(runDir, "optimizer.bin"), tmp => optimizer.save_state_dict(tmp));
         AtomicFile.WriteAllText(Path.Combine(runDir, "state.json"), JsonSerializer.Serialize(state)); // last: marks the epoch done
     }
 
