@@ -16,9 +16,14 @@ static class BenchEnvironment
         return dir?.FullName ?? throw new InvalidOperationException("Histo.slnx not found");
     }
 
-    /// <summary>Installs Debian packages the Python reference needs, when missing.</summary>
+    /// <summary>
+    /// Installs Debian packages the Python reference needs, when missing. With any Python package comes OpenBLAS:
+    /// without it Debian's numpy and torch fall back to the reference BLAS (PyTorch's DINO iteration measured 17x
+    /// slower), which would flatter Histo.
+    /// </summary>
     public static void EnsureDebianPackages(params string[] packages)
     {
+        if (packages.Any(p => p.StartsWith("python3-"))) packages = [.. packages, "libopenblas0-pthread"];
         var missing = packages.Where(p => Run("dpkg-query", ["-W", "-f=${Status}", p]).Stdout.Contains("install ok installed") == false).ToArray();
         if (missing.Length == 0) return;
         Console.WriteLine($"Installing {string.Join(" ", missing)} ...");
