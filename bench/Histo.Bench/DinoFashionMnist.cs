@@ -18,7 +18,7 @@ static class DinoFashionMnist
     const string DataDir = "/usr/share/datasets/fashion-mnist";
 
     /// <param name="images">Training images (default 1024 quick, 2048 otherwise: about 14 minutes for 6 epochs on 2 cores).</param>
-    public static int Run(bool quick, int? images = null, int? epochCount = null)
+    public static int Run(bool quick, int? images = null, int? epochCount = null, Func<string, string?>? arg = null)
     {
         BenchEnvironment.EnsureDebianPackages("dataset-fashion-mnist");
         int trainCount = images ?? (quick ? 1024 : 2048), testCount = quick ? 1000 : 2000, epochs = epochCount ?? (quick ? 2 : 6);
@@ -33,21 +33,29 @@ static class DinoFashionMnist
             if (!File.Exists(path)) ToImage(trainImages[i]).Save(path);
             files.Add(path);
         }
+        arg ??= _ => null;
+        double D(string name, double fallback) => arg(name) is { } v ? double.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
         var options = new DinoOptions
         {
-            Arch = "vit-tiny-32", Epochs = epochs, BatchSize = 64, OutDim = 1024, BaseLearningRate = 2e-3, WarmupEpochs = 1,
-            WarmupTeacherTemperatureEpochs = 0, FreezeLastLayerEpochs = 1,
-            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = 4, LocalScale = (0.2, 0.5), VerticalFlip = false, StainJitter = 0 },
+            Arch = arg("--arch") ?? "vit-tiny-32", Epochs = epochs, BatchSize = (int)D("--batch", 64), OutDim = (int)D("--out-dim", 1024),
+            BaseLearningRate = D("--lr", 2e-3), WarmupEpochs = (int)D("--warmup", 1), TeacherMomentum = D("--momentum", 0.996),
+            TeacherTemperature = D("--teacher-temp", 0.04), WarmupTeacherTemperature = D("--teacher-temp", 0.04), NormLastLayer = D("--norm-last", 1) == 1,
+            HeadHidden = (int)D("--hidden", 2048), HeadBottleneck = (int)D("--bottleneck", 256), WarmupTeacherTemperatureEpochs = 0, FreezeLastLayerEpochs = (int)D("--freeze", 1),
+            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)D("--local", 4), LocalScale = (0.2, 0.5), VerticalFlip = false, StainJitter = 0 },
         };
-        string run = Path.Combine(dir, $"run-{trainCount}-{epochs}");
+        Console.WriteLine(options);
+        var grid = options.Augmentation.Grid(RgbaImage.Load(files[0]), seed: 1, rows: 6);
+        grid.Resize(grid.Width * 4, grid.Height * 4).Save(Path.Combine(dir, "views.png"));
+        if (arg("--views-only") is not null) return 0;
+        string run = Path.Combine(dir, $"run-{Guid.NewGuid():N}");
         var clock = Stopwatch.StartNew();
         var losses = DinoTraining.Run(files, options, run, p =>
         {
-            if (p.Iteration == p.Iterations) Console.WriteLine($"  epoch {p.Epoch}: loss {p.Loss:0.000}, teacher entropy {p.TeacherEntropy:0.00}, {clock.Elapsed.TotalMinutes:0.0} min");
+            if (p.Iteration == p.Iterations || p.Iteration % 8 == 0) Console.WriteLine($"  epoch {p.Epoch} it {p.Iteration}: loss {p.Loss:0.000}, teacher entropy {p.TeacherEntropy:0.00}, {clock.Elapsed.TotalMinutes:0.0} min");
         });
         double minutes = clock.Elapsed.TotalMinutes;
 
-        using var random = EncoderRegistry.Create("vit-tiny-32");
+        using var random = EncoderRegistry.Create(options.Arch);
         using var trained = EncoderRegistry.Create(run);
         double Accuracy(PatchEncoder encoder)
         {
@@ -57,7 +65,13 @@ static class DinoFashionMnist
             var predicted = knn.Predict(test);
             return predicted.Zip(testLabels).Count(p => p.First == p.Second) / (double)testLabels.Length;
         }
+        // The student too (from the last checkpoint), to see whether the EMA teacher lags behind it.
+        using var studentEncoder = EncoderRegistry.Create(options.Arch);
+        var saved = Checkpoint.Read(Path.Combine(run, "checkpoint.safetensors"));
+        using (no_grad())
+            foreach (var (name, t) in studentEncoder.Network.state_dict()) t.copy_(saved["student.backbone." + name]);
         double before = Accuracy(random), after = Accuracy(trained);
+        Console.WriteLine($"    (student backbone {Accuracy(studentEncoder):0.000})");
         Console.WriteLine($"DINO on Fashion-MNIST: {trainCount} training images, ViT-Tiny/4 at 32 px, {epochs} epochs in {minutes:0.0} min (loss {string.Join(" -> ", losses.Select(l => l.ToString("0.00")))})");
         Console.WriteLine($"  kNN accuracy (cosine, k=20, weighted) on {testCount} test images, features of the {trainCount} training images:");
         Console.WriteLine($"    random initialisation  {before:0.000}");

@@ -14,10 +14,16 @@ return mode switch
     "mil" => MilBenchmark.Run(quick),
     "knn" => KnnBenchmark.Run(quick),
     "dino-step" => DinoStepBenchmark.Run(quick),
-    "dino-fmnist" => DinoFashionMnist.Run(quick, IntArg("--images"), IntArg("--epochs")),
+    "dino-fmnist" => DinoFashionMnist.Run(quick, IntArg("--images"), IntArg("--epochs"), StringArg),
     "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
     _ => Usage(),
 };
+
+string? StringArg(string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
 
 int? IntArg(string name)
 {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Histo.SelfSupervised;
+using Histo.Slides;
 using Spectre.Console;
 
 namespace Histo.Cli.Commands;
@@ -9,18 +10,22 @@ static class PretrainCommand
     public static Command Create()
     {
         var d = new DinoOptions();
-        var patches = new Option<DirectoryInfo>("--patches") { Description = "Folder of patch images (e.g. patches/ of 'histo tile --save-patches').", Required = true };
+        var patches = new Option<DirectoryInfo>("--patches") { Description = "Folder of patch images (e.g. patches/ of 'histo tile --save-patches')." };
+        var slides = new Option<string[]>("--slides") { Description = "Slide files or folders, read patch by patch at the coordinates of 'histo tile' (with --coords).", AllowMultipleArgumentsPerToken = true };
+        var coords = new Option<DirectoryInfo>("--coords") { Description = "Output folder of 'histo tile' (coords/<slide_id>.h5), for --slides." };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Run folder (checkpoint per epoch; teacher backbone for 'histo embed --encoder RUN').", Required = true };
         var arch = new Option<string>("--arch") { Description = "vit-tiny, vit-small, resnet18 or resnet50.", DefaultValueFactory = _ => d.Arch };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => d.Epochs };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => d.BatchSize };
         var outDim = new Option<int>("--out-dim") { Description = "Head outputs K.", DefaultValueFactory = _ => d.OutDim };
         var local = new Option<int>("--local-crops") { DefaultValueFactory = _ => d.Augmentation.LocalCrops };
+        var globalSize = new Option<int>("--global-size") { Description = "Global crop size in pixels (DINO: 224; the encoder's input size).", DefaultValueFactory = _ => d.Augmentation.GlobalSize };
+        var localSize = new Option<int>("--local-size") { Description = "Local crop size in pixels (DINO: 96).", DefaultValueFactory = _ => d.Augmentation.LocalSize };
         var warmup = new Option<int>("--warmup-epochs") { Description = "Learning-rate warm-up epochs.", DefaultValueFactory = _ => d.WarmupEpochs };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => d.Seed };
         var command = new Command("pretrain", "Self-supervised pretraining with DINO on patch images; resumes from the run folder.")
         {
-            patches, output, arch, epochs, batch, outDim, local, warmup, seed,
+            patches, slides, coords, output, arch, epochs, batch, outDim, local, globalSize, localSize, warmup, seed,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -28,9 +33,11 @@ static class PretrainCommand
             {
                 Arch = parse.GetValue(arch)!, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), OutDim = parse.GetValue(outDim),
                 WarmupEpochs = parse.GetValue(warmup), Seed = parse.GetValue(seed),
-                Augmentation = new DinoAugmentation { LocalCrops = parse.GetValue(local) },
+                Augmentation = new DinoAugmentation { LocalCrops = parse.GetValue(local), GlobalSize = parse.GetValue(globalSize), LocalSize = parse.GetValue(localSize) },
             };
-            var images = DinoTraining.ImageFiles(parse.GetValue(patches)!.FullName);
+            using var images = OpenPatches(parse.GetValue(patches), parse.GetValue(slides), parse.GetValue(coords));
+            if (images is SlidePatches sp) foreach (var skipped in sp.Skipped) Console.Error.WriteLine($"skipped: {skipped}");
+            Console.WriteLine($"DINO on {images.Describe()}");
             string runDir = parse.GetValue(output)!.FullName;
             IReadOnlyList<double> losses = [];
             AnsiConsole.Progress().AutoClear(false)
@@ -45,10 +52,20 @@ static class PretrainCommand
                         task.Description = $"DINO epoch {p.Epoch}/{p.Epochs} [grey]loss {p.Loss:0.000} teacher entropy {p.TeacherEntropy:0.00} lr {p.LearningRate:0.0e0}[/]";
                     });
                 });
-            Console.WriteLine($"{images.Count} images, {losses.Count} epoch(s); mean loss per epoch: {string.Join(", ", losses.Select(l => l.ToString("0.000")))}");
+            Console.WriteLine($"{images.Count} patches, {losses.Count} epoch(s); mean loss per epoch: {string.Join(", ", losses.Select(l => l.ToString("0.000")))}");
             Console.WriteLine($"Teacher backbone: {Path.Combine(runDir, DinoTraining.BackboneFile)} (use 'histo embed --encoder {runDir}')");
             return 0;
         }));
         return command;
+    }
+
+    static IPatchSource OpenPatches(DirectoryInfo? patches, string[]? slides, DirectoryInfo? coords)
+    {
+        bool fromSlides = slides is { Length: > 0 };
+        if (patches is null == !fromSlides)
+            throw new HistoException("give either --patches DIR (patch images) or --slides SLIDES --coords DIR (tiled slides)");
+        if (patches is not null) return new ImageFolderPatches(patches.FullName);
+        if (coords is null) throw new HistoException("--slides needs --coords DIR, the output folder of 'histo tile' for these slides");
+        return new SlidePatches(SlideBatch.Expand(slides!), coords.FullName);
     }
 }

@@ -25,6 +25,10 @@ public static class EncoderRegistry
             () => new VisionTransformer(ViTConfig.Small), "none"),
         new("vit-tiny-32", "ViT-Tiny with 4 px patches for 32 px images (small tiles, Fashion-MNIST), random initialisation", 32, 192, InputNormalization.ImageNet,
             () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-tiny-32", PatchSize = 4, ImageSize = 32 }), "none"),
+        new("vit-mini-32", "ViT-Tiny's width with 6 blocks and 4 px patches for 32 px images (short CPU runs), random initialisation", 32, 192, InputNormalization.ImageNet,
+            () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-mini-32", Depth = 6, PatchSize = 4, ImageSize = 32 }), "none"),
+        new("vit-micro-32", "ViT-Tiny's width with 4 blocks and 4 px patches for 32 px images (short CPU runs), random initialisation", 32, 192, InputNormalization.ImageNet,
+            () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-micro-32", Depth = 4, PatchSize = 4, ImageSize = 32 }), "none"),
     ];
 
     public static EncoderSpec Get(string name) => All.FirstOrDefault(e => e.Name == name)
@@ -54,7 +58,8 @@ public static class EncoderRegistry
             var weights = Checkpoint.Read(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.BackboneFile));
             try { WeightLoading.Load(network, weights, Path.Combine(nameOrPath, SelfSupervised.DinoTraining.BackboneFile), ignore: n => n.EndsWith("num_batches_tracked")); }
             finally { foreach (var t in weights.Values) t.Dispose(); }
-            return new PatchEncoder(spec with { Weights = Path.GetFullPath(nameOrPath) }, network, computeType);
+            // Patches are embedded at the size the run trained its global crops at.
+            return new PatchEncoder(spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = info.InputSize }, network, computeType);
         }
         if (!File.Exists(nameOrPath))
             throw new HistoException($"--encoder '{nameOrPath}' is neither a registered encoder ({string.Join(", ", All.Select(e => e.Name))}) nor an existing checkpoint file");

@@ -8,8 +8,9 @@ namespace Histo.SelfSupervised;
 /// and N local crops (96 px, scale 0.05-0.4); each: horizontal flip p=0.5, colour jitter (brightness 0.4,
 /// contrast 0.4, saturation 0.2, hue 0.1, in random order) with p=0.8, grayscale p=0.2; Gaussian blur with
 /// sigma ~ U(0.1, 2) at p=1.0 (global 1), 0.1 (global 2), 0.5 (local); solarisation p=0.2 on global 2. For
-/// histology, vertical flips and an optional H&amp;E stain jitter are added (tissue has no up). Every random
-/// draw comes from one seeded generator.
+/// histology, vertical flips and an optional H&amp;E stain jitter are added (tissue has no up). The blur's sigma
+/// range is DINO's for 224 px global crops; for smaller images it shrinks in proportion (sigma 2 on a 32 px image
+/// would wipe it out). Every random draw comes from one seeded generator.
 /// </summary>
 public sealed record DinoAugmentation
 {
@@ -21,6 +22,8 @@ public sealed record DinoAugmentation
     public double ColourJitterProbability { get; init; } = 0.8;
     public double GrayscaleProbability { get; init; } = 0.2;
     public bool VerticalFlip { get; init; } = true;
+    /// <summary>Gaussian blur sigma range in pixels of a 224 px global crop (DINO: 0.1-2), scaled by GlobalSize / 224.</summary>
+    public (double Min, double Max) BlurSigma { get; init; } = (0.1, 2.0);
     /// <summary>H&amp;E stain jitter strength (0 turns it off).</summary>
     public double StainJitter { get; init; } = 0.05;
 
@@ -59,7 +62,8 @@ public sealed record DinoAugmentation
         if (StainJitter > 0) x = MultiCrop.HeJitter(x, random, StainJitter);
         if (random.NextDouble() < blurProbability)
         {
-            double sigma = 0.1 + 1.9 * random.NextDouble();
+            double sizeScale = GlobalSize / 224.0;
+            double sigma = sizeScale * (BlurSigma.Min + (BlurSigma.Max - BlurSigma.Min) * random.NextDouble());
             x = Augmentations.GaussianBlur(x, sigma, Math.Max(1, (int)Math.Ceiling(2 * sigma)));
         }
         if (random.NextDouble() < solarizeProbability) x = Augmentations.Solarize(x);

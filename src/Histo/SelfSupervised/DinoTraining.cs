@@ -22,6 +22,11 @@ public sealed record DinoOptions
     public int BatchSize { get; init; } = 32;
     /// <summary>Head outputs K (65,536 in the paper; much smaller for small data).</summary>
     public int OutDim { get; init; } = 4096;
+    /// <summary>Projection head widths (DINO: 2048 hidden, 256 bottleneck).</summary>
+    public int HeadHidden { get; init; } = DinoHead.HiddenDim;
+    public int HeadBottleneck { get; init; } = DinoHead.BottleneckDim;
+    /// <summary>Weight-normalised last layer with its gain fixed at 1 (DINO's default; more stable, slower to sharpen).</summary>
+    public bool NormLastLayer { get; init; } = true;
     /// <summary>Base learning rate, scaled by batch / 256 (the linear scaling rule).</summary>
     public double BaseLearningRate { get; init; } = 5e-4;
     public double MinLearningRate { get; init; } = 1e-6;
@@ -63,18 +68,16 @@ public static class DinoTraining
     public sealed record EncoderInfo(string Arch, int InputSize, int FeatureDim);
     sealed record State(int Epoch, List<double> EpochLosses);
 
-    static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".tif", ".tiff"];
-
-    public static List<string> ImageFiles(string folder)
-    {
-        if (!Directory.Exists(folder)) throw new HistoException($"{folder}: image folder not found");
-        var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
-            .Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList();
-        if (files.Count == 0) throw new HistoException($"{folder}: no PNG, JPEG or TIFF images; tile slides with 'histo tile --save-patches' first");
-        return files;
-    }
+    /// <summary>Image files in a folder, as <see cref="ImageFolderPatches"/> finds them.</summary>
+    public static IReadOnlyList<string> ImageFiles(string folder) => new ImageFolderPatches(folder).Files;
 
     public static IReadOnlyList<double> Run(IReadOnlyList<string> images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null)
+    {
+        using var source = new ImageFolderPatches(images);
+        return Run(source, options, runDir, progress);
+    }
+
+    public static IReadOnlyList<double> Run(IPatchSource images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null)
     {
         set_num_threads(options.Threads);
         Directory.CreateDirectory(runDir);
@@ -84,8 +87,9 @@ public static class DinoTraining
 
         // ============ networks: student, teacher (a copy, no gradients); loss; AdamW ============
         manual_seed(options.Seed);
-        using var student = new DinoNetwork(spec.Create(), new DinoHead(spec.FeatureDim, options.OutDim));
-        using var teacher = new DinoNetwork(spec.Create(), new DinoHead(spec.FeatureDim, options.OutDim));
+        DinoHead Head() => new(spec.FeatureDim, options.OutDim, options.NormLastLayer, options.HeadHidden, options.HeadBottleneck);
+        using var student = new DinoNetwork(spec.Create(), Head());
+        using var teacher = new DinoNetwork(spec.Create(), Head());
         using var dino = new DinoStep(student, teacher, options.OutDim);
 
         // ============ schedules, per iteration (teacher temperature per epoch) ============
@@ -137,19 +141,19 @@ public static class DinoTraining
             }
             losses.Add(epochLoss / iterations);
             SaveCheckpoint(runDir, student, teacher, dino.Loss, dino.Optimizer, new State(epoch, losses));
-            SaveBackbone(runDir, teacher, spec);
+            SaveBackbone(runDir, teacher, spec, options.Augmentation.GlobalSize);
         }
         return losses;
     }
 
     /// <summary>The batch's views, normalised and grouped by crop ([B, 3, S, S] each); every image's views come from a generator seeded by (seed, epoch, image).</summary>
-    static List<Tensor> MakeCrops(IReadOnlyList<string> images, IReadOnlyList<int> batch, DinoOptions options, int epoch)
+    static List<Tensor> MakeCrops(IPatchSource images, IReadOnlyList<int> batch, DinoOptions options, int epoch)
     {
         var perImage = new List<Tensor>[batch.Count];
         Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Threads) }, b =>
         {
             int i = batch[b];
-            using var image = LoadImage(images[i], options.Augmentation.GlobalSize);
+            using var image = ToTensor(images.Read(i), options.Augmentation.GlobalSize);
             perImage[b] = options.Augmentation.Views(image, new Random(HashCode.Combine(options.Seed, epoch, i)));
         });
         int views = perImage[0].Count;
@@ -172,9 +176,8 @@ public static class DinoTraining
         return (x - mean) / std;
     }
 
-    static Tensor LoadImage(string path, int minSide)
+    static Tensor ToTensor(RgbaImage image, int minSide)
     {
-        var image = RgbaImage.Load(path);
         if (Math.Min(image.Width, image.Height) < minSide)
         {
             double scale = (double)minSide / Math.Min(image.Width, image.Height);
@@ -194,10 +197,10 @@ public static class DinoTraining
         AtomicFile.WriteAllText(Path.Combine(runDir, "state.json"), JsonSerializer.Serialize(state)); // last: marks the epoch done
     }
 
-    static void SaveBackbone(string runDir, DinoNetwork teacher, EncoderSpec spec)
+    static void SaveBackbone(string runDir, DinoNetwork teacher, EncoderSpec spec, int inputSize)
     {
         var tensors = teacher.Backbone.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
         AtomicFile.Write(Path.Combine(runDir, BackboneFile), tmp => Safetensors.SaveStateDict(tmp, tensors));
-        AtomicFile.WriteAllText(Path.Combine(runDir, EncoderFile), JsonSerializer.Serialize(new EncoderInfo(spec.Name, spec.InputSize, spec.FeatureDim)));
+        AtomicFile.WriteAllText(Path.Combine(runDir, EncoderFile), JsonSerializer.Serialize(new EncoderInfo(spec.Name, inputSize, spec.FeatureDim)));
     }
 }
