@@ -13,6 +13,7 @@ return mode switch
     "features-knn" => FeatureKnnBenchmark.Run(quick),
     "mil" => MilBenchmark.Run(quick),
     "knn" => KnnBenchmark.Run(quick),
+    "dino-cohort" => DinoCohort.Run(quick, StringArg),
     "dino-step" => DinoStepBenchmark.Run(quick),
     "dino-fmnist" => DinoFashionMnist.Run(quick, IntArg("--images"), IntArg("--epochs"), StringArg),
     "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
@@ -33,6 +34,6 @@ int? IntArg(string name)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil|knn|dino-step|dino-fmnist [--quick]");
+    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil|knn|dino-step|dino-fmnist|dino-cohort [--quick]");
     return 2;
 }
