@@ -44,7 +44,7 @@ static class DinoCohort
         {
             Arch = arg("--arch") ?? "vit-micro-32", Epochs = (int)D("--epochs", quick ? 2 : 6), BatchSize = 64, OutDim = (int)D("--out-dim", 1024),
             BaseLearningRate = D("--lr", 2e-3), WarmupEpochs = (int)D("--warmup", 1), TeacherMomentum = D("--momentum", 0.996), FreezeLastLayerEpochs = (int)D("--freeze", 1),
-            TeacherTemperature = D("--teacher-temp", 0.04), WarmupTeacherTemperature = D("--teacher-temp", 0.04), WarmupTeacherTemperatureEpochs = 0,
+            TeacherTemperature = D("--teacher-temp", 0.02), WarmupTeacherTemperature = D("--teacher-temp", 0.02), WarmupTeacherTemperatureEpochs = 0,
             Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)D("--local", 2), LocalScale = (0.2, 0.5) },
         };
         string run = Path.Combine(dir, $"run-{Guid.NewGuid():N}");

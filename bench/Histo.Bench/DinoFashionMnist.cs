@@ -9,9 +9,11 @@ using static TorchSharp.torch;
 namespace Histo.Bench;
 
 /// <summary>
-/// Does DINO learn? A short DINO run on Fashion-MNIST (Debian's dataset-fashion-mnist) with ViT-Tiny at 32 px
-/// (4 px patches); kNN accuracy (cosine, k = 20, weighted) of the teacher backbone against the same network at
-/// random initialisation, on held-out test images.
+/// Does DINO learn? A short DINO run on Fashion-MNIST (Debian's dataset-fashion-mnist) with a 4-block ViT-Tiny at
+/// 32 px (4 px patches, vit-micro-32), 2 local crops and a sharper teacher (0.02, the DINO authors' advice against
+/// collapse); kNN accuracy (cosine, k = 20, weighted) of the teacher backbone (and of the student) against the same
+/// network at random initialisation, on held-out test images. Every setting can be changed from the command line;
+/// tools/reference/dino_fmnist_reference.py runs the same recipe in PyTorch.
 /// </summary>
 static class DinoFashionMnist
 {
@@ -37,11 +39,12 @@ static class DinoFashionMnist
         double D(string name, double fallback) => arg(name) is { } v ? double.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
         var options = new DinoOptions
         {
-            Arch = arg("--arch") ?? "vit-tiny-32", Epochs = epochs, BatchSize = (int)D("--batch", 64), OutDim = (int)D("--out-dim", 1024),
+            Arch = arg("--arch") ?? "vit-micro-32", Epochs = epochs, BatchSize = (int)D("--batch", 64), OutDim = (int)D("--out-dim", 1024),
             BaseLearningRate = D("--lr", 2e-3), WarmupEpochs = (int)D("--warmup", 1), TeacherMomentum = D("--momentum", 0.996),
-            TeacherTemperature = D("--teacher-temp", 0.04), WarmupTeacherTemperature = D("--teacher-temp", 0.04), NormLastLayer = D("--norm-last", 1) == 1,
+            TeacherTemperature = D("--teacher-temp", 0.02), WarmupTeacherTemperature = D("--teacher-temp", 0.02), NormLastLayer = D("--norm-last", 1) == 1,
             HeadHidden = (int)D("--hidden", 2048), HeadBottleneck = (int)D("--bottleneck", 256), WarmupTeacherTemperatureEpochs = 0, FreezeLastLayerEpochs = (int)D("--freeze", 1),
-            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)D("--local", 4), LocalScale = (0.2, 0.5), VerticalFlip = false, StainJitter = 0 },
+            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)D("--local", 2), LocalScale = (0.2, 0.5), VerticalFlip = false, StainJitter = 0,
+                ColourJitterProbability = D("--jitter", 0.8), GrayscaleProbability = D("--grayscale", 0.2) },
         };
         Console.WriteLine(options);
         var grid = options.Augmentation.Grid(RgbaImage.Load(files[0]), seed: 1, rows: 6);
@@ -72,7 +75,7 @@ static class DinoFashionMnist
             foreach (var (name, t) in studentEncoder.Network.state_dict()) t.copy_(saved["student.backbone." + name]);
         double before = Accuracy(random), after = Accuracy(trained);
         Console.WriteLine($"    (student backbone {Accuracy(studentEncoder):0.000})");
-        Console.WriteLine($"DINO on Fashion-MNIST: {trainCount} training images, ViT-Tiny/4 at 32 px, {epochs} epochs in {minutes:0.0} min (loss {string.Join(" -> ", losses.Select(l => l.ToString("0.00")))})");
+        Console.WriteLine($"DINO on Fashion-MNIST: {trainCount} training images, {options.Arch}, {epochs} epochs in {minutes:0.0} min (loss {string.Join(" -> ", losses.Select(l => l.ToString("0.00")))})");
         Console.WriteLine($"  kNN accuracy (cosine, k=20, weighted) on {testCount} test images, features of the {trainCount} training images:");
         Console.WriteLine($"    random initialisation  {before:0.000}");
         Console.WriteLine($"    DINO teacher           {after:0.000}");

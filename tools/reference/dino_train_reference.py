@@ -9,83 +9,24 @@ Modes:
                  student and teacher after the last step) for tests/Histo.Tests/DinoParityTests.cs.
   speed JSON     time per iteration of the configuration in the JSON argument on random crops (the bench).
 Usage: dino_train_reference.py step golden | dino_train_reference.py speed '{"depth":12,...}'"""
-import json, math, os, sys, time
+import json, os, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dino_reference import DINOLoss
+from encoders_reference import ViT as TimmViT
 
 
-class Attention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads, self.scale = heads, (dim // heads) ** -0.5
-        self.qkv, self.proj = nn.Linear(dim, dim * 3), nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, N, C = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim, hidden):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class Block(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.norm1, self.attn = nn.LayerNorm(dim, eps=1e-6), Attention(dim, heads)
-        self.norm2, self.mlp = nn.LayerNorm(dim, eps=1e-6), Mlp(dim, dim * 4)
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class PatchEmbed(nn.Module):
-    def __init__(self, patch, dim):
-        super().__init__()
-        self.proj = nn.Conv2d(3, dim, patch, stride=patch)
-
-    def forward(self, x):
-        return self.proj(x).flatten(2).transpose(1, 2)
-
-
-class ViT(nn.Module):
-    """timm's VisionTransformer layout; position embeddings resized bicubically to the input's grid."""
-    def __init__(self, dim, depth, heads, patch, image):
-        super().__init__()
-        grid = image // patch
-        self.patch_embed = PatchEmbed(patch, dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
-        self.blocks = nn.Sequential(*[Block(dim, heads) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        nn.init.trunc_normal_(self.pos_embed, std=.02)
-        nn.init.trunc_normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=.02)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x):
-        x = self.patch_embed(x)
-        B, N, D = x.shape
-        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
-        stored, grid = int(round(math.sqrt(self.pos_embed.shape[1] - 1))), int(round(math.sqrt(N)))
-        pos = self.pos_embed
-        if stored != grid:
-            g = pos[:, 1:].reshape(1, stored, stored, D).permute(0, 3, 1, 2)
-            g = F.interpolate(g, size=(grid, grid), mode='bicubic', align_corners=False)
-            pos = torch.cat((pos[:, :1], g.permute(0, 2, 3, 1).reshape(1, grid * grid, D)), dim=1)
-        return self.norm(self.blocks(x + pos))[:, 0]
+def ViT(dim, depth, heads, patch, image):
+    """encoders_reference.ViT (timm's layout, position embeddings resized bicubically to the input's grid) with
+    timm's initialisation: trunc-normal 0.02 for position embeddings and linear weights, 1e-6 for the class token."""
+    model = TimmViT(dim, depth, heads, patch, image)
+    nn.init.trunc_normal_(model.pos_embed, std=.02)
+    nn.init.trunc_normal_(model.cls_token, std=1e-6)
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=.02)
+            nn.init.zeros_(m.bias)
+    return model
 
 
 class DINOHead(nn.Module):

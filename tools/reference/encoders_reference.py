@@ -10,7 +10,6 @@ import json, math, os, sys
 import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision
 
-torch.set_grad_enabled(False)
 
 
 def formula_fill(model):
@@ -116,6 +115,7 @@ def headless_resnet(name):
 
 
 def main(out):
+    torch.set_grad_enabled(False)  # inference only
     os.makedirs(out, exist_ok=True)
     golden = {}
     cases = [

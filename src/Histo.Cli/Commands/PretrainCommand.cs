@@ -22,17 +22,22 @@ static class PretrainCommand
         var globalSize = new Option<int>("--global-size") { Description = "Global crop size in pixels (DINO: 224; the encoder's input size).", DefaultValueFactory = _ => d.Augmentation.GlobalSize };
         var localSize = new Option<int>("--local-size") { Description = "Local crop size in pixels (DINO: 96).", DefaultValueFactory = _ => d.Augmentation.LocalSize };
         var warmup = new Option<int>("--warmup-epochs") { Description = "Learning-rate warm-up epochs.", DefaultValueFactory = _ => d.WarmupEpochs };
+        var lr = new Option<double>("--lr") { Description = "Base learning rate, scaled by batch / 256 (DINO: 5e-4).", DefaultValueFactory = _ => d.BaseLearningRate };
+        var teacherTemp = new Option<double>("--teacher-temp") { Description = "Teacher temperature after warm-up (DINO: 0.04; lower, e.g. 0.02, sharpens more against collapse).", DefaultValueFactory = _ => d.TeacherTemperature };
+        var warmupTeacherTemp = new Option<double>("--warmup-teacher-temp") { Description = "Teacher temperature at the start of its linear warm-up.", DefaultValueFactory = _ => d.WarmupTeacherTemperature };
+        var momentum = new Option<double>("--momentum-teacher") { Description = "Teacher EMA momentum at the start (cosine to 1; DINO: 0.996).", DefaultValueFactory = _ => d.TeacherMomentum };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => d.Seed };
         var command = new Command("pretrain", "Self-supervised pretraining with DINO on patch images; resumes from the run folder.")
         {
-            patches, slides, coords, output, arch, epochs, batch, outDim, local, globalSize, localSize, warmup, seed,
+            patches, slides, coords, output, arch, epochs, batch, outDim, local, globalSize, localSize, warmup, lr, teacherTemp, warmupTeacherTemp, momentum, seed,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
             var options = new DinoOptions
             {
                 Arch = parse.GetValue(arch)!, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), OutDim = parse.GetValue(outDim),
-                WarmupEpochs = parse.GetValue(warmup), Seed = parse.GetValue(seed),
+                WarmupEpochs = parse.GetValue(warmup), Seed = parse.GetValue(seed), BaseLearningRate = parse.GetValue(lr),
+                TeacherTemperature = parse.GetValue(teacherTemp), WarmupTeacherTemperature = parse.GetValue(warmupTeacherTemp), TeacherMomentum = parse.GetValue(momentum),
                 Augmentation = new DinoAugmentation { LocalCrops = parse.GetValue(local), GlobalSize = parse.GetValue(globalSize), LocalSize = parse.GetValue(localSize) },
             };
             using var images = OpenPatches(parse.GetValue(patches), parse.GetValue(slides), parse.GetValue(coords));

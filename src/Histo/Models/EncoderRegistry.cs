@@ -25,8 +25,6 @@ public static class EncoderRegistry
             () => new VisionTransformer(ViTConfig.Small), "none"),
         new("vit-tiny-32", "ViT-Tiny with 4 px patches for 32 px images (small tiles, Fashion-MNIST), random initialisation", 32, 192, InputNormalization.ImageNet,
             () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-tiny-32", PatchSize = 4, ImageSize = 32 }), "none"),
-        new("vit-mini-32", "ViT-Tiny's width with 6 blocks and 4 px patches for 32 px images (short CPU runs), random initialisation", 32, 192, InputNormalization.ImageNet,
-            () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-mini-32", Depth = 6, PatchSize = 4, ImageSize = 32 }), "none"),
         new("vit-micro-32", "ViT-Tiny's width with 4 blocks and 4 px patches for 32 px images (short CPU runs), random initialisation", 32, 192, InputNormalization.ImageNet,
             () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-micro-32", Depth = 4, PatchSize = 4, ImageSize = 32 }), "none"),
     ];
