@@ -17,5 +17,10 @@ passed=$(echo "$counters" | sed -E 's/.* passed="([0-9]+)".*/\1/')
 failed=$(echo "$counters" | sed -E 's/.* failed="([0-9]+)".*/\1/')
 total=$(echo "$counters" | sed -E 's/.* total="([0-9]+)".*/\1/')
 skipped=$((total - passed - failed))
+# A crashed or aborted test host leaves a TRX that counts only what ran before: count the run itself as a failure.
+if grep -q 'The active test run was aborted' "$trx"; then
+  echo "error: the test run was aborted ($(grep -o 'Reason: [^<]*' "$trx" | head -1)); tests after the crash did not run" >&2
+  failed=$((failed + 1))
+fi
 if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -21,10 +21,15 @@ public class PretrainFromSlidesTests(SyntheticSlideFixture fixture) : IClassFixt
             Assert.Equal((64, 64), (patch.Width, patch.Height));
         }
 
-        var (code, stdout, stderr) = Cli.Run("pretrain", "--slides", fixture.Dir.Path, "--coords", dir["tiles"], "-o", dir["run"],
-            "--arch", "vit-tiny", "--epochs", "1", "--batch-size", "4", "--out-dim", "32", "--local-crops", "2", "--global-size", "48", "--local-size", "32");
+        string[] Args(string run) => ["pretrain", "--slides", fixture.Dir.Path, "--coords", dir["tiles"], "-o", dir[run],
+            "--arch", "vit-tiny", "--epochs", "1", "--batch-size", "4", "--out-dim", "32", "--local-crops", "2", "--global-size", "48", "--local-size", "32"];
+        var (code, stdout, stderr) = Cli.Run(Args("run"));
         Assert.True(code == 0, stdout + stderr);
         Assert.Contains($"from {slides.Count} slides", stdout);
+        // Same seed in another process: the same teacher, byte for byte (no per-process hash seeds in the augmentations).
+        (code, stdout, stderr) = Cli.Run(Args("again"));
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Equal(File.ReadAllBytes(dir["run/" + DinoTraining.BackboneFile]), File.ReadAllBytes(dir["again/" + DinoTraining.BackboneFile]));
         using var encoder = EncoderRegistry.Create(dir["run"]);
         Assert.Equal(192, encoder.FeatureDim);
     }

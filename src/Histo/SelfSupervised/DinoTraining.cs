@@ -149,13 +149,15 @@ public static class DinoTraining
     /// <summary>The batch's views, normalised and grouped by crop ([B, 3, S, S] each); every image's views come from a generator seeded by (seed, epoch, image).</summary>
     static List<Tensor> MakeCrops(IPatchSource images, IReadOnlyList<int> batch, DinoOptions options, int epoch)
     {
+        // Patches are read and decoded on all cores (no tensors there); the views are made on this thread, whose dispose scope owns them.
+        var decoded = new RgbaImage[batch.Count];
+        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Threads) }, b => decoded[b] = images.Read(batch[b]));
         var perImage = new List<Tensor>[batch.Count];
-        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Threads) }, b =>
+        for (int b = 0; b < batch.Count; b++)
         {
-            int i = batch[b];
-            using var image = ToTensor(images.Read(i), options.Augmentation.GlobalSize);
-            perImage[b] = options.Augmentation.Views(image, new Random(HashCode.Combine(options.Seed, epoch, i)));
-        });
+            using var image = ToTensor(decoded[b], options.Augmentation.GlobalSize);
+            perImage[b] = options.Augmentation.Views(image, new Random(ViewSeed(options.Seed, epoch, batch[b])));
+        }
         int views = perImage[0].Count;
         var crops = new List<Tensor>(views);
         for (int v = 0; v < views; v++)
@@ -174,6 +176,18 @@ public static class DinoTraining
         using var mean = tensor(Mean).reshape(1, 3, 1, 1);
         using var std = tensor(Std).reshape(1, 3, 1, 1);
         return (x - mean) / std;
+    }
+
+    /// <summary>
+    /// The seed of one image's views in one epoch: a fixed mix (SplitMix64's finaliser) of seed, epoch and index.
+    /// Not HashCode.Combine, which .NET randomises per process: runs must repeat across processes.
+    /// </summary>
+    public static int ViewSeed(int seed, int epoch, int index)
+    {
+        ulong z = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ (ulong)(uint)epoch * 0xBF58476D1CE4E5B9UL ^ (ulong)(uint)index * 0x94D049BB133111EBUL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (int)((z ^ (z >> 31)) & int.MaxValue);
     }
 
     static Tensor ToTensor(RgbaImage image, int minSide)
