@@ -80,10 +80,10 @@ public static class DinoTraining
     public static IReadOnlyList<double> Run(IPatchSource images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null)
     {
         set_num_threads(options.Threads);
-        Directory.CreateDirectory(runDir);
         var spec = EncoderRegistry.Get(options.Arch);
         if (spec.Weights != "none") throw new HistoException($"--arch {options.Arch}: pretraining starts from a random {string.Join("/", EncoderRegistry.All.Where(e => e.Weights == "none").Select(e => e.Name))}");
         if (images.Count < options.BatchSize) throw new HistoException($"{images.Count} images for a batch of {options.BatchSize}; lower --batch-size");
+        Directory.CreateDirectory(runDir); // only once the inputs are known to be usable
 
         // ============ networks: student, teacher (a copy, no gradients); loss; AdamW ============
         manual_seed(options.Seed);
