@@ -76,7 +76,7 @@ static class EmbeddingBenchmark
 
         Console.WriteLine();
         Console.WriteLine($"ResNet-18 encoder, 224 px, batch {batch}, {threads} threads:");
-        Console.WriteLine($"  PyTorch {pyResult.GetProperty("torch").GetString()} (Debian), one pass of 64   {pyIps,8:0.0} images/s   (Debian's build: generic BLAS for GEMM, oneDNN for convolutions)");
+        Console.WriteLine($"  PyTorch {pyResult.GetProperty("torch").GetString()} (Debian), one pass of 64   {pyIps,8:0.0} images/s   (Debian's build: OpenBLAS for GEMM, oneDNN for convolutions)");
         Console.WriteLine($"  PyTorch, in chunks of 16                 {pyIps16,8:0.0} images/s");
         Console.WriteLine($"  Histo fp32, one pass of 64               {histoFp32Whole,8:0.0} images/s   ratio {histoFp32Whole / pyIps:0.00}x");
         Console.WriteLine($"  Histo fp32, chunks of 16 (histo embed)   {histoFp32,8:0.0} images/s   ratio {histoFp32 / pyIps:0.00}x (vs PyTorch chunked {histoFp32 / pyIps16:0.00}x); {histoFp32 * ResNet18Flops / 1e9:0} GFLOP/s = {histoFp32 * ResNet18Flops / 1e9 / gemm:P0} of measured GEMM");
