@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Histo.Evaluation;
-using Histo.Imaging;
+using Histo.IO;
+using Histo.Pipeline;
 using Histo.Models;
 using Histo.SelfSupervised;
 using Histo.Slides;
@@ -18,18 +19,18 @@ namespace Histo.Bench;
 /// </summary>
 static class DinoCohort
 {
-    public static int Run(bool quick, Func<string, string?> arg)
+    public static int Run(BenchArgs args)
     {
-        double D(string name, double fallback) => arg(name) is { } v ? double.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
+        bool quick = args.Quick;
         string dir = Path.Combine(BenchEnvironment.WorkDir, "dino-cohort");
-        int slideCount = (int)D("--slides", quick ? 9 : 18);
+        int slideCount = (int)args.Number("--slides", quick ? 9 : 18);
         var cohort = new SyntheticCohortOptions { Slides = slideCount, Seed = 11, Width = 4096, Height = 3072 };
         string slidesDir = Path.Combine(dir, $"slides-{slideCount}");
         var clock = Stopwatch.StartNew();
         var specs = SyntheticCohort.Plan(cohort);
         if (!File.Exists(Path.Combine(slidesDir, "labels.csv"))) SyntheticCohort.Generate(cohort, slidesDir);
         var files = specs.Select(s => Path.Combine(slidesDir, "slides", s.SlideId + ".tif")).ToList();
-        var tiling = new TilingOptions { TargetMpp = D("--mpp", 2.0), PatchSize = 32, MinTissue = 0.5 };
+        var tiling = new TilingOptions { TargetMpp = args.Number("--mpp", 2.0), PatchSize = 32, MinTissue = 0.5 };
         string tilesDir = Path.Combine(slidesDir, $"tiles-{tiling.TargetMpp}");
         TilingJob.Run(new TilingJobOptions { Slides = files, OutputDir = tilesDir, Tiling = tiling });
         Console.WriteLine($"Cohort: {slideCount} slides ({string.Join(", ", specs.GroupBy(s => s.Subtype).Select(g => $"{g.Count()} {g.Key}"))}), tiled at {tiling.TargetMpp} mpp, 32 px, in {clock.Elapsed.TotalSeconds:0} s");
@@ -42,10 +43,10 @@ static class DinoCohort
 
         var options = new DinoOptions
         {
-            Arch = arg("--arch") ?? "vit-micro-32", Epochs = (int)D("--epochs", quick ? 2 : 6), BatchSize = 64, OutDim = (int)D("--out-dim", 1024),
-            BaseLearningRate = D("--lr", 2e-3), WarmupEpochs = (int)D("--warmup", 1), TeacherMomentum = D("--momentum", 0.996), FreezeLastLayerEpochs = (int)D("--freeze", 1),
-            TeacherTemperature = D("--teacher-temp", 0.02), WarmupTeacherTemperature = D("--teacher-temp", 0.02), WarmupTeacherTemperatureEpochs = 0,
-            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)D("--local", 2), LocalScale = (0.2, 0.5) },
+            Arch = args.String("--arch") ?? "vit-micro-32", Epochs = (int)args.Number("--epochs", quick ? 2 : 6), BatchSize = 64, OutDim = (int)args.Number("--out-dim", 1024),
+            BaseLearningRate = args.Number("--lr", 2e-3), WarmupEpochs = (int)args.Number("--warmup", 1), TeacherMomentum = args.Number("--momentum", 0.996), FreezeLastLayerEpochs = (int)args.Number("--freeze", 1),
+            TeacherTemperature = args.Number("--teacher-temp", 0.02), WarmupTeacherTemperature = args.Number("--teacher-temp", 0.02), WarmupTeacherTemperatureEpochs = 0,
+            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)args.Number("--local", 2), LocalScale = (0.2, 0.5) },
         };
         string run = Path.Combine(dir, $"run-{Guid.NewGuid():N}");
         clock.Restart();
@@ -78,39 +79,32 @@ static class DinoCohort
                 slideTruth.Add(yTest[g.First()]);
                 slidePredicted.Add(g.GroupBy(i => predicted[i]).OrderByDescending(v => v.Count()).ThenBy(v => v.Key).First().Key);
             }
-            var slideMetrics = ClassificationMetrics.Compute(slideTruth, slidePredicted, classes.Count);
             Console.WriteLine($"  {name,-22} patches: accuracy {patchMetrics.Accuracy:0.000}, balanced {patchMetrics.BalancedAccuracy:0.000} ({yTest.Length} patches); slides: {slideTruth.Zip(slidePredicted).Count(p => p.First == p.Second)}/{slideTruth.Count} right");
         }
         return 0;
     }
 
+    /// <summary>Patch features of every slide (as <c>histo embed</c> computes them), stacked, with each patch's subtype and slide.</summary>
     static (float[,] Features, int[] Labels, int[] Slide) Embed(PatchEncoder encoder, List<SyntheticSlideSpec> slides, Func<SyntheticSlideSpec, string> path, string tilesDir, List<TissueSubtype> classes)
     {
-        var rows = new List<float[]>();
-        var labels = new List<int>();
-        var slideOf = new List<int>();
-        for (int s = 0; s < slides.Count; s++)
+        var perSlide = slides.Select(spec =>
         {
-            using var source = new SlidePatches([path(slides[s])], tilesDir);
-            int size = encoder.InputSize;
-            for (int start = 0; start < source.Count; start += 256)
+            using var slide = WholeSlide.Open(path(spec));
+            var coords = PatchCoordinates.Read(EmbeddingJob.CoordsPath(tilesDir, spec.SlideId));
+            var options = new EmbeddingJobOptions { Slides = [], CoordsDir = tilesDir, OutputDir = "", BatchSize = 256 };
+            return EmbeddingJob.EmbedSlide(slide, coords, encoder, options, null, out _);
+        }).ToList();
+        int rows = perSlide.Sum(f => f.GetLength(0)), dim = encoder.FeatureDim, row = 0;
+        var features = new float[rows, dim];
+        var labels = new int[rows];
+        var slideOf = new int[rows];
+        for (int s = 0; s < slides.Count; s++)
+            for (int i = 0; i < perSlide[s].GetLength(0); i++, row++)
             {
-                int count = Math.Min(256, source.Count - start);
-                var pixels = new byte[count * size * size * 4];
-                Parallel.For(0, count, k => source.Read(start + k).Resize(size, size).Pixels.CopyTo(pixels, k * size * size * 4));
-                using var batch = tensor(pixels, [count, size, size, 4]);
-                using var features = encoder.Embed(batch);
-                var flat = features.data<float>().ToArray();
-                for (int k = 0; k < count; k++)
-                {
-                    rows.Add(flat.AsSpan(k * encoder.FeatureDim, encoder.FeatureDim).ToArray());
-                    labels.Add(classes.IndexOf(slides[s].Subtype));
-                    slideOf.Add(s);
-                }
+                for (int j = 0; j < dim; j++) features[row, j] = perSlide[s][i, j];
+                labels[row] = classes.IndexOf(slides[s].Subtype);
+                slideOf[row] = s;
             }
-        }
-        var matrix = new float[rows.Count, encoder.FeatureDim];
-        for (int i = 0; i < rows.Count; i++) for (int j = 0; j < encoder.FeatureDim; j++) matrix[i, j] = rows[i][j];
-        return (matrix, labels.ToArray(), slideOf.ToArray());
+        return (features, labels, slideOf);
     }
 }

@@ -19,11 +19,12 @@ static class DinoFashionMnist
 {
     const string DataDir = "/usr/share/datasets/fashion-mnist";
 
-    /// <param name="images">Training images (default 1024 quick, 2048 otherwise: about 14 minutes for 6 epochs on 2 cores).</param>
-    public static int Run(bool quick, int? images = null, int? epochCount = null, Func<string, string?>? arg = null)
+    /// <summary>--images N (training images; default 1024 quick, 2048), --epochs E (default 2 quick, 6), and the DINO settings below.</summary>
+    public static int Run(BenchArgs args)
     {
         BenchEnvironment.EnsureDebianPackages("dataset-fashion-mnist");
-        int trainCount = images ?? (quick ? 1024 : 2048), testCount = quick ? 1000 : 2000, epochs = epochCount ?? (quick ? 2 : 6);
+        bool quick = args.Quick;
+        int trainCount = (int)args.Number("--images", quick ? 1024 : 2048), testCount = quick ? 1000 : 2000, epochs = (int)args.Number("--epochs", quick ? 2 : 6);
         var (trainImages, trainLabels) = ReadIdx("train", trainCount);
         var (testImages, testLabels) = ReadIdx("t10k", testCount);
         string dir = Path.Combine(BenchEnvironment.WorkDir, "fashion-mnist");
@@ -35,21 +36,19 @@ static class DinoFashionMnist
             if (!File.Exists(path)) ToImage(trainImages[i]).Save(path);
             files.Add(path);
         }
-        arg ??= _ => null;
-        double D(string name, double fallback) => arg(name) is { } v ? double.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
         var options = new DinoOptions
         {
-            Arch = arg("--arch") ?? "vit-micro-32", Epochs = epochs, BatchSize = (int)D("--batch", 64), OutDim = (int)D("--out-dim", 1024),
-            BaseLearningRate = D("--lr", 2e-3), WarmupEpochs = (int)D("--warmup", 1), TeacherMomentum = D("--momentum", 0.996),
-            TeacherTemperature = D("--teacher-temp", 0.02), WarmupTeacherTemperature = D("--teacher-temp", 0.02), NormLastLayer = D("--norm-last", 1) == 1,
-            HeadHidden = (int)D("--hidden", 2048), HeadBottleneck = (int)D("--bottleneck", 256), WarmupTeacherTemperatureEpochs = 0, FreezeLastLayerEpochs = (int)D("--freeze", 1),
-            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)D("--local", 2), LocalScale = (0.2, 0.5), VerticalFlip = false, StainJitter = 0,
-                ColourJitterProbability = D("--jitter", 0.8), GrayscaleProbability = D("--grayscale", 0.2) },
+            Arch = args.String("--arch") ?? "vit-micro-32", Epochs = epochs, BatchSize = (int)args.Number("--batch", 64), OutDim = (int)args.Number("--out-dim", 1024),
+            BaseLearningRate = args.Number("--lr", 2e-3), WarmupEpochs = (int)args.Number("--warmup", 1), TeacherMomentum = args.Number("--momentum", 0.996),
+            TeacherTemperature = args.Number("--teacher-temp", 0.02), WarmupTeacherTemperature = args.Number("--teacher-temp", 0.02), NormLastLayer = args.Number("--norm-last", 1) == 1,
+            HeadHidden = (int)args.Number("--hidden", 2048), HeadBottleneck = (int)args.Number("--bottleneck", 256), WarmupTeacherTemperatureEpochs = 0, FreezeLastLayerEpochs = (int)args.Number("--freeze", 1),
+            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)args.Number("--local", 2), LocalScale = (0.2, 0.5), VerticalFlip = false, StainJitter = 0,
+                ColourJitterProbability = args.Number("--jitter", 0.8), GrayscaleProbability = args.Number("--grayscale", 0.2) },
         };
         Console.WriteLine(options);
         var grid = options.Augmentation.Grid(RgbaImage.Load(files[0]), seed: 1, rows: 6);
         grid.Resize(grid.Width * 4, grid.Height * 4).Save(Path.Combine(dir, "views.png"));
-        if (arg("--views-only") is not null) return 0;
+        if (args.String("--views-only") is not null) return 0;
         string run = Path.Combine(dir, $"run-{Guid.NewGuid():N}");
         var clock = Stopwatch.StartNew();
         var losses = DinoTraining.Run(files, options, run, p =>

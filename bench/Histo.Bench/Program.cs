@@ -13,24 +13,12 @@ return mode switch
     "features-knn" => FeatureKnnBenchmark.Run(quick),
     "mil" => MilBenchmark.Run(quick),
     "knn" => KnnBenchmark.Run(quick),
-    "dino-cohort" => DinoCohort.Run(quick, StringArg),
+    "dino-cohort" => DinoCohort.Run(new BenchArgs(args)),
     "dino-step" => DinoStepBenchmark.Run(quick),
-    "dino-fmnist" => DinoFashionMnist.Run(quick, IntArg("--images"), IntArg("--epochs"), StringArg),
+    "dino-fmnist" => DinoFashionMnist.Run(new BenchArgs(args)),
     "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
     _ => Usage(),
 };
-
-string? StringArg(string name)
-{
-    int i = Array.IndexOf(args, name);
-    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-}
-
-int? IntArg(string name)
-{
-    int i = Array.IndexOf(args, name);
-    return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out int v) ? v : null;
-}
 
 static int Usage()
 {

@@ -60,7 +60,7 @@ public class DinoTrainingTests
     public void TooFewImagesAndEmptyFoldersAreClearErrors()
     {
         using var dir = new TempDir();
-        Assert.Contains("no PNG", Assert.Throws<HistoException>(() => DinoTraining.ImageFiles(dir.Path)).Message);
+        Assert.Contains("no PNG", Assert.Throws<HistoException>(() => new ImageFolderPatches(dir.Path)).Message);
         var images = Images(dir, 2);
         Assert.Contains("--batch-size", Assert.Throws<HistoException>(() => DinoTraining.Run(images, Tiny, dir["run"])).Message);
     }

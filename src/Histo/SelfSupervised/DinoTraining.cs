@@ -68,9 +68,6 @@ public static class DinoTraining
     public sealed record EncoderInfo(string Arch, int InputSize, int FeatureDim);
     sealed record State(int Epoch, List<double> EpochLosses);
 
-    /// <summary>Image files in a folder, as <see cref="ImageFolderPatches"/> finds them.</summary>
-    public static IReadOnlyList<string> ImageFiles(string folder) => new ImageFolderPatches(folder).Files;
-
     public static IReadOnlyList<double> Run(IReadOnlyList<string> images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null)
     {
         using var source = new ImageFolderPatches(images);

@@ -40,7 +40,6 @@ public sealed class ImageFolderPatches : IPatchSource
         _folder = folder;
     }
 
-    public IReadOnlyList<string> Files => _files;
     public int Count => _files.Count;
     public RgbaImage Read(int index) => RgbaImage.Load(_files[index]);
     public string Describe() => $"{_files.Count} images in {_folder}";
