@@ -14,7 +14,7 @@ static class PretrainCommand
         var slides = new Option<string[]>("--slides") { Description = "Slide files or folders, read patch by patch at the coordinates of 'histo tile' (with --coords).", AllowMultipleArgumentsPerToken = true };
         var coords = new Option<DirectoryInfo>("--coords") { Description = "Output folder of 'histo tile' (coords/<slide_id>.h5), for --slides." };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Run folder (checkpoint per epoch; teacher backbone for 'histo embed --encoder RUN').", Required = true };
-        var arch = new Option<string>("--arch") { Description = "vit-tiny, vit-small, resnet18 or resnet50.", DefaultValueFactory = _ => d.Arch };
+        var arch = new Option<string>("--arch") { Description = "Backbone, randomly initialised: " + string.Join(", ", Histo.Models.EncoderRegistry.All.Where(e => e.Weights == "none").Select(e => e.Name)) + ".", DefaultValueFactory = _ => d.Arch };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => d.Epochs };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => d.BatchSize };
         var outDim = new Option<int>("--out-dim") { Description = "Head outputs K.", DefaultValueFactory = _ => d.OutDim };
