@@ -9,11 +9,16 @@ static class BenchEnvironment
     public static string WorkDir => Path.Combine(RepoRoot, "out", "bench");
     public static string Histo => Path.Combine(RepoRoot, "src", "Histo.Cli", "bin", "Release", "net10.0", "linux-x64", "histo");
 
+    /// <summary>Above the bench's own folder, or else above the working directory (a copy of the bench run from elsewhere).</summary>
     static string FindRepoRoot()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Histo.slnx"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("Histo.slnx not found");
+        foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+        {
+            var dir = new DirectoryInfo(start);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Histo.slnx"))) dir = dir.Parent;
+            if (dir is not null) return dir.FullName;
+        }
+        throw new InvalidOperationException("Histo.slnx not found above the bench or the working directory; run it from the repository");
     }
 
     /// <summary>

@@ -56,12 +56,14 @@ static class DinoCohort
             Console.WriteLine($"DINO on {source.Describe()} ({options.Arch}, {options.Epochs} epochs)");
             losses = DinoTraining.Run(source, options, run, p =>
             {
-                if (p.Iteration == p.Iterations) Console.WriteLine($"  epoch {p.Epoch}: loss {p.Loss:0.000}, teacher entropy {p.TeacherEntropy:0.00}, {clock.Elapsed.TotalMinutes:0.0} min");
+                if (p.Iteration == p.Iterations) Console.WriteLine($"  epoch {p.Epoch}: loss {p.Loss:0.000}, teacher entropy {p.TeacherEntropy:0.00} (batch mean {p.TeacherMarginalEntropy:0.00}), {clock.Elapsed.TotalMinutes:0.0} min");
             });
         }
         double minutes = clock.Elapsed.TotalMinutes;
 
-        using var random = EncoderRegistry.Create(options.Arch);
+        // The baseline is the network DINO started from (the first thing built after manual_seed(seed)), at the training size.
+        manual_seed(options.Seed);
+        using var random = EncoderRegistry.Create(options.Arch, inputSize: options.Augmentation.GlobalSize);
         using var trained = EncoderRegistry.Create(run);
         Console.WriteLine($"DINO: {minutes:0.0} min, loss per epoch {string.Join(" -> ", losses.Select(l => l.ToString("0.00")))}");
         Console.WriteLine($"kNN (cosine, k=20, weighted) from patches of {train.Count} training slides to patches of {test.Count} held-out slides, subtype labels:");

@@ -42,7 +42,8 @@ static class DinoFashionMnist
             BaseLearningRate = args.Number("--lr", 2e-3), WarmupEpochs = (int)args.Number("--warmup", 1), TeacherMomentum = args.Number("--momentum", 0.996),
             TeacherTemperature = args.Number("--teacher-temp", 0.02), WarmupTeacherTemperature = args.Number("--teacher-temp", 0.02), NormLastLayer = args.Number("--norm-last", 1) == 1,
             HeadHidden = (int)args.Number("--hidden", 2048), HeadBottleneck = (int)args.Number("--bottleneck", 256), WarmupTeacherTemperatureEpochs = 0, FreezeLastLayerEpochs = (int)args.Number("--freeze", 1),
-            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)args.Number("--local", 2), LocalScale = (0.2, 0.5), VerticalFlip = false, StainJitter = 0,
+            Augmentation = new DinoAugmentation { GlobalSize = 32, LocalSize = 16, LocalCrops = (int)args.Number("--local", 2), LocalScale = (args.Number("--local-scale-min", 0.2), args.Number("--local-scale-max", 0.5)),
+                GlobalScale = (args.Number("--global-scale-min", 0.4), 1.0), VerticalFlip = false, StainJitter = 0,
                 ColourJitterProbability = args.Number("--jitter", 0.8), GrayscaleProbability = args.Number("--grayscale", 0.2) },
         };
         Console.WriteLine(options);
@@ -50,15 +51,6 @@ static class DinoFashionMnist
         grid.Resize(grid.Width * 4, grid.Height * 4).Save(Path.Combine(dir, "views.png"));
         if (args.String("--views-only") is not null) return 0;
         string run = Path.Combine(dir, $"run-{Guid.NewGuid():N}");
-        var clock = Stopwatch.StartNew();
-        var losses = DinoTraining.Run(files, options, run, p =>
-        {
-            if (p.Iteration == p.Iterations || p.Iteration % 8 == 0) Console.WriteLine($"  epoch {p.Epoch} it {p.Iteration}: loss {p.Loss:0.000}, teacher entropy {p.TeacherEntropy:0.00}, {clock.Elapsed.TotalMinutes:0.0} min");
-        });
-        double minutes = clock.Elapsed.TotalMinutes;
-
-        using var random = EncoderRegistry.Create(options.Arch);
-        using var trained = EncoderRegistry.Create(run);
         double Accuracy(PatchEncoder encoder)
         {
             var train = Embed(encoder, trainImages);
@@ -67,17 +59,45 @@ static class DinoFashionMnist
             var predicted = knn.Predict(test);
             return predicted.Zip(testLabels).Count(p => p.First == p.Second) / (double)testLabels.Length;
         }
-        // The student too (from the last checkpoint), to see whether the EMA teacher lags behind it.
-        using var studentEncoder = EncoderRegistry.Create(options.Arch);
-        var saved = Checkpoint.Read(Path.Combine(run, "checkpoint.safetensors"));
-        using (no_grad())
-            foreach (var (name, t) in studentEncoder.Network.state_dict()) t.copy_(saved["student.backbone." + name]);
-        double before = Accuracy(random), after = Accuracy(trained);
-        Console.WriteLine($"    (student backbone {Accuracy(studentEncoder):0.000})");
-        Console.WriteLine($"DINO on Fashion-MNIST: {trainCount} training images, {options.Arch}, {epochs} epochs in {minutes:0.0} min (loss {string.Join(" -> ", losses.Select(l => l.ToString("0.00")))})");
+        // The baseline is the very network DINO starts from (the student's backbone is the first thing built after
+        // manual_seed(seed)), embedding at the size DINO trains at, as the teacher will.
+        int size = options.Augmentation.GlobalSize;
+        manual_seed(options.Seed);
+        double before;
+        using (var random = EncoderRegistry.Create(options.Arch, inputSize: size)) before = Accuracy(random);
+        Console.WriteLine($"  random initialisation: kNN {before:0.000}");
+
+        var clock = Stopwatch.StartNew();
+        var training = TimeSpan.Zero;
+        var teacherByEpoch = new List<double>();
+        var losses = DinoTraining.Run(files, options, run, p =>
+        {
+            if (p.Iteration == p.Iterations || p.Iteration % 8 == 0)
+                Console.WriteLine($"  epoch {p.Epoch} it {p.Iteration}: loss {p.Loss:0.000}, teacher entropy {p.TeacherEntropy:0.00} (batch mean {p.TeacherMarginalEntropy:0.00}), lr {p.LearningRate:0.0e0}, {clock.Elapsed.TotalMinutes:0.0} min");
+        }, epoch =>
+        {
+            // Evaluation time is not training time.
+            training += clock.Elapsed;
+            using var teacher = EncoderRegistry.Create(run);
+            teacherByEpoch.Add(Accuracy(teacher));
+            string student = "";
+            if (args.String("--student") is not null)
+            {
+                // The student too, to see whether the EMA teacher lags behind it.
+                using var studentEncoder = EncoderRegistry.Create(options.Arch, inputSize: size);
+                var saved = Checkpoint.Read(Path.Combine(run, "checkpoint.safetensors"));
+                using (no_grad())
+                    foreach (var (name, t) in studentEncoder.Network.state_dict()) t.copy_(saved["student.backbone." + name]);
+                student = $", student {Accuracy(studentEncoder):0.000}";
+            }
+            Console.WriteLine($"  after epoch {epoch}: kNN teacher {teacherByEpoch[^1]:0.000}{student} (random {before:0.000})");
+            clock.Restart();
+        });
+        double minutes = (training + clock.Elapsed).TotalMinutes;
+        Console.WriteLine($"DINO on Fashion-MNIST: {trainCount} training images, {options.Arch}, {epochs} epochs in {minutes:0.0} min of training (loss {string.Join(" -> ", losses.Select(l => l.ToString("0.00")))})");
         Console.WriteLine($"  kNN accuracy (cosine, k=20, weighted) on {testCount} test images, features of the {trainCount} training images:");
         Console.WriteLine($"    random initialisation  {before:0.000}");
-        Console.WriteLine($"    DINO teacher           {after:0.000}");
+        Console.WriteLine($"    DINO teacher           {teacherByEpoch[^1]:0.000}  (by epoch: {string.Join(", ", teacherByEpoch.Select(a => a.ToString("0.000")))})");
         return 0;
     }
 

@@ -40,6 +40,29 @@ public class DinoParityTests
         }
     }
 
+    /// <summary>The two entropies tell the collapses apart: the same sharp target for every image vs a different one per image.</summary>
+    [Fact]
+    public void MarginalEntropyTellsOnePrototypeCollapseFromDistinctTargets()
+    {
+        using var student = zeros(4 * 8, 16);
+        // Every image (8 per crop, 2 global crops) one-hot on its own prototype: per-image entropy 0, the batch uses 8 prototypes.
+        using (var loss = new DinoLoss(16, globalCrops: 2))
+        using (var distinct = 10 * nn.functional.one_hot(arange(16) % 8, 16).to_type(ScalarType.Float32))
+        using (loss.Forward(student, distinct, 0.04))
+        {
+            Assert.Equal(0, loss.LastTeacherEntropy, 1e-4);
+            Assert.Equal(Math.Log(8), loss.LastTeacherMarginalEntropy, 1e-4);
+        }
+        // The same prototype for every image: both entropies 0 (what centering exists to prevent).
+        using (var loss = new DinoLoss(16, globalCrops: 2))
+        using (var same = 10 * nn.functional.one_hot(zeros(16, dtype: ScalarType.Int64), 16).to_type(ScalarType.Float32))
+        using (loss.Forward(student, same, 0.04))
+        {
+            Assert.Equal(0, loss.LastTeacherEntropy, 1e-4);
+            Assert.Equal(0, loss.LastTeacherMarginalEntropy, 1e-4);
+        }
+    }
+
     [Fact]
     public void SchedulesMatchDinosCosineScheduler()
     {

@@ -54,7 +54,7 @@ static class PretrainCommand
                     {
                         task.MaxValue = p.Epochs * p.Iterations;
                         task.Value = (p.Epoch - 1) * p.Iterations + p.Iteration;
-                        task.Description = $"DINO epoch {p.Epoch}/{p.Epochs} [grey]loss {p.Loss:0.000} teacher entropy {p.TeacherEntropy:0.00} lr {p.LearningRate:0.0e0}[/]";
+                        task.Description = $"DINO epoch {p.Epoch}/{p.Epochs} [grey]loss {p.Loss:0.000} teacher entropy {p.TeacherEntropy:0.00} (batch {p.TeacherMarginalEntropy:0.00}) lr {p.LearningRate:0.0e0}[/]";
                     });
                 });
             Console.WriteLine($"{images.Count} patches, {losses.Count} epoch(s); mean loss per epoch: {string.Join(", ", losses.Select(l => l.ToString("0.000")))}");

@@ -40,12 +40,14 @@ public static class EncoderRegistry
     /// whose tensors the checkpoint matches by name and shape (classifier heads ignored). A checkpoint that
     /// fits none is reported with its mismatches against the closest architecture.
     /// </summary>
-    public static PatchEncoder Create(string nameOrPath, ScalarType computeType = ScalarType.Float32)
+    /// <param name="inputSize">For a registered name: the patch size to embed at instead of the architecture's own (e.g. a
+    /// random-initialisation baseline at the size a `histo pretrain` run trained at).</param>
+    public static PatchEncoder Create(string nameOrPath, ScalarType computeType = ScalarType.Float32, int? inputSize = null)
     {
         if (All.Any(e => e.Name == nameOrPath))
         {
             var spec = Get(nameOrPath);
-            return new PatchEncoder(spec, spec.Create(), computeType);
+            return new PatchEncoder(spec with { InputSize = inputSize ?? spec.InputSize }, spec.Create(), computeType);
         }
         if (Directory.Exists(nameOrPath) && File.Exists(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.EncoderFile)))
         {

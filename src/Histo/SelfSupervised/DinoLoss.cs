@@ -31,6 +31,13 @@ public sealed class DinoLoss : nn.Module
     public int GlobalCrops => _globalCrops;
     /// <summary>Mean entropy of the teacher's targets in the last <see cref="Forward"/> (log K = uniform, 0 = one-hot).</summary>
     public double LastTeacherEntropy { get; private set; }
+    /// <summary>
+    /// Entropy of the batch-mean target in the last <see cref="Forward"/>: how many prototypes the batch uses. With
+    /// <see cref="LastTeacherEntropy"/> it tells the two collapses apart (DINO paper, section 5.3): both near log K =
+    /// uniform collapse (centering won), both near 0 = one prototype for every image (sharpening won); healthy
+    /// training has a high marginal entropy and a low per-image one.
+    /// </summary>
+    public double LastTeacherMarginalEntropy { get; private set; }
 
     /// <param name="studentOutput">[V * B, K]: all crops, grouped by crop (global crops first).</param>
     /// <param name="teacherOutput">[G * B, K]: the global crops only.</param>
@@ -57,6 +64,8 @@ public sealed class DinoLoss : nn.Module
         {
             var p = cat(teacher, 0);
             LastTeacherEntropy = (-(p * (p + 1e-12).log()).sum(-1)).mean().item<float>();
+            var marginal = p.mean([0]);
+            LastTeacherMarginalEntropy = (-(marginal * (marginal + 1e-12).log()).sum()).item<float>();
         }
         UpdateCenter(teacherOutput);
         return result.MoveToOuterDisposeScope();

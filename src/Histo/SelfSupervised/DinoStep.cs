@@ -8,8 +8,11 @@ namespace Histo.SelfSupervised;
 public readonly record struct DinoStepSettings(double LearningRate, double WeightDecay, double TeacherMomentum, double TeacherTemperature,
     bool FreezeLastLayer, double ClipGrad);
 
-/// <summary>What one DINO iteration reports: the loss and the entropy of the teacher's targets (log K = uniform, 0 = one-hot).</summary>
-public readonly record struct DinoStepResult(double Loss, double TeacherEntropy);
+/// <summary>
+/// What one DINO iteration reports: the loss, the mean entropy of the teacher's targets (log K = uniform, 0 = one-hot)
+/// and the entropy of their batch mean (see <see cref="DinoLoss.LastTeacherMarginalEntropy"/>).
+/// </summary>
+public readonly record struct DinoStepResult(double Loss, double TeacherEntropy, double TeacherMarginalEntropy);
 
 /// <summary>
 /// One DINO iteration as main_dino.py's train_one_epoch body, on crops that are already made: the teacher sees
@@ -56,7 +59,7 @@ public sealed class DinoStep : IDisposable
         var studentOutput = Student.Forward(crops);
         var loss = Loss.Forward(studentOutput, teacherOutput, settings.TeacherTemperature);
         double value = loss.item<float>();
-        if (!double.IsFinite(value)) return new DinoStepResult(value, double.NaN);
+        if (!double.IsFinite(value)) return new DinoStepResult(value, double.NaN, double.NaN);
 
         Optimizer.zero_grad();
         loss.backward();
@@ -70,7 +73,7 @@ public sealed class DinoStep : IDisposable
             double m = settings.TeacherMomentum;
             foreach (var (t, s) in Teacher.parameters().Zip(Student.parameters())) t.mul_(m).add_(s.detach(), alpha: 1 - m);
         }
-        return new DinoStepResult(value, Loss.LastTeacherEntropy);
+        return new DinoStepResult(value, Loss.LastTeacherEntropy, Loss.LastTeacherMarginalEntropy);
     }
 
     /// <summary>DINO's utils.clip_gradients: each parameter's gradient scaled to norm at most <paramref name="clip"/>.</summary>

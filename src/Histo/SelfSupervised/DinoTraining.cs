@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Histo.Imaging;
 using Histo.IO;
 using Histo.Models;
@@ -48,7 +49,7 @@ public sealed record DinoOptions
 }
 
 /// <summary>Reported after every iteration.</summary>
-public sealed record DinoProgress(int Epoch, int Epochs, int Iteration, int Iterations, double Loss, double TeacherEntropy, double LearningRate);
+public sealed record DinoProgress(int Epoch, int Epochs, int Iteration, int Iterations, double Loss, double TeacherEntropy, double TeacherMarginalEntropy, double LearningRate);
 
 /// <summary>
 /// DINO self-supervised pretraining (Caron et al., ICCV 2021), the whole recipe in one place as in
@@ -64,23 +65,30 @@ public static class DinoTraining
 {
     public const string BackboneFile = "teacher_backbone.safetensors";
     public const string EncoderFile = "encoder.json";
+    /// <summary>The options a run was started with (and its number of images): a resumed run must use the same.</summary>
+    public const string SettingsFile = "settings.json";
 
     public sealed record EncoderInfo(string Arch, int InputSize, int FeatureDim);
     sealed record State(int Epoch, List<double> EpochLosses);
 
-    public static IReadOnlyList<double> Run(IReadOnlyList<string> images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null)
+    public static IReadOnlyList<double> Run(IReadOnlyList<string> images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null,
+        Action<int>? epochSaved = null)
     {
         using var source = new ImageFolderPatches(images);
-        return Run(source, options, runDir, progress);
+        return Run(source, options, runDir, progress, epochSaved);
     }
 
-    public static IReadOnlyList<double> Run(IPatchSource images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null)
+    /// <param name="progress">Called after every iteration.</param>
+    /// <param name="epochSaved">Called with the epoch (1-based) once its checkpoint and teacher backbone are in the run folder (e.g. to evaluate it).</param>
+    public static IReadOnlyList<double> Run(IPatchSource images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null,
+        Action<int>? epochSaved = null)
     {
         set_num_threads(options.Threads);
         var spec = EncoderRegistry.Get(options.Arch);
         if (spec.Weights != "none") throw new HistoException($"--arch {options.Arch}: pretraining starts from a random {string.Join("/", EncoderRegistry.All.Where(e => e.Weights == "none").Select(e => e.Name))}");
         if (images.Count < options.BatchSize) throw new HistoException($"{images.Count} images for a batch of {options.BatchSize}; lower --batch-size");
         Directory.CreateDirectory(runDir); // only once the inputs are known to be usable
+        RecordOrCheckSettings(runDir, options, images.Count);
 
         // ============ networks: student, teacher (a copy, no gradients); loss; AdamW ============
         manual_seed(options.Seed);
@@ -134,11 +142,12 @@ public static class DinoTraining
                 if (!double.IsFinite(result.Loss))
                     throw new HistoException($"DINO loss became {result.Loss} at epoch {epoch + 1}, iteration {it + 1}; stopping (lower the learning rate)");
                 epochLoss += result.Loss;
-                progress?.Invoke(new DinoProgress(epoch + 1, options.Epochs, it + 1, iterations, result.Loss, result.TeacherEntropy, lrSchedule[global]));
+                progress?.Invoke(new DinoProgress(epoch + 1, options.Epochs, it + 1, iterations, result.Loss, result.TeacherEntropy, result.TeacherMarginalEntropy, lrSchedule[global]));
             }
             losses.Add(epochLoss / iterations);
             SaveCheckpoint(runDir, student, teacher, dino.Loss, dino.Optimizer, new State(epoch, losses));
             SaveBackbone(runDir, teacher, spec, options.Augmentation.GlobalSize);
+            epochSaved?.Invoke(epoch + 1);
         }
         return losses;
     }
@@ -196,6 +205,38 @@ public static class DinoTraining
         }
         using var bytes = tensor(image.Pixels, [image.Height, image.Width, 4]);
         return bytes.narrow(2, 0, 3).permute(2, 0, 1).to_type(ScalarType.Float32) / 255f;
+    }
+
+    /// <summary>
+    /// A new run records its settings; a resumed one (a finished epoch in the folder) must match them, or the schedules,
+    /// shapes and views would silently differ from the run it continues. Threads do not change results and are not compared.
+    /// </summary>
+    static void RecordOrCheckSettings(string runDir, DinoOptions options, int images)
+    {
+        var json = new JsonSerializerOptions { IncludeFields = true, WriteIndented = true };
+        var current = JsonSerializer.SerializeToNode(new { Images = images, Options = options with { Threads = 0 } }, json)!;
+        string path = Path.Combine(runDir, SettingsFile);
+        if (File.Exists(Path.Combine(runDir, "state.json")) && File.Exists(path))
+        {
+            var now = Flatten(current);
+            var differences = Flatten(JsonNode.Parse(File.ReadAllText(path))!).Where(kv => now.GetValueOrDefault(kv.Key) != kv.Value)
+                .Select(kv => $"{kv.Key} {kv.Value} -> {now.GetValueOrDefault(kv.Key) ?? "missing"}").ToList();
+            if (differences.Count > 0)
+                throw new HistoException($"{runDir} holds a run started with other settings ({string.Join(", ", differences)}); resume it with the same options and images, or give a new run folder");
+            return;
+        }
+        AtomicFile.WriteAllText(path, current.ToJsonString(json));
+    }
+
+    /// <summary>Leaf values of a JSON tree by dotted path ("Options.Augmentation.LocalCrops").</summary>
+    static Dictionary<string, string> Flatten(JsonNode node, string prefix = "")
+    {
+        var result = new Dictionary<string, string>();
+        if (node is JsonObject obj)
+            foreach (var (key, child) in obj)
+                foreach (var kv in Flatten(child!, prefix.Length == 0 ? key : $"{prefix}.{key}")) result[kv.Key] = kv.Value;
+        else result[prefix] = node.ToJsonString();
+        return result;
     }
 
     static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, OptimizerHelper optimizer, State state)
