@@ -51,8 +51,10 @@ static class DinoFashionMnist
         grid.Resize(grid.Width * 4, grid.Height * 4).Save(Path.Combine(dir, "views.png"));
         if (args.String("--views-only") is not null) return 0;
         string run = Path.Combine(dir, $"run-{Guid.NewGuid():N}");
+        bool recalibrate = args.String("--recalibrate-bn") is not null;
         double Accuracy(PatchEncoder encoder)
         {
+            if (recalibrate) RecalibrateBatchNorm(encoder, trainImages);
             var train = Embed(encoder, trainImages);
             var test = Embed(encoder, testImages);
             using var knn = new KnnClassifier(train, trainLabels);
@@ -99,6 +101,30 @@ static class DinoFashionMnist
         Console.WriteLine($"    random initialisation  {before:0.000}");
         Console.WriteLine($"    DINO teacher           {teacherByEpoch[^1]:0.000}  (by epoch: {string.Join(", ", teacherByEpoch.Select(a => a.ToString("0.000")))})");
         return 0;
+    }
+
+    /// <summary>
+    /// Batch-norm running statistics recomputed on the (un-augmented) training images: a teacher's come from augmented
+    /// crops, a random network's are the initial 0/1; both are then measured with statistics of the data they embed.
+    /// </summary>
+    static void RecalibrateBatchNorm(PatchEncoder encoder, byte[][] images)
+    {
+        var norms = encoder.Network.modules().OfType<TorchSharp.Modules.BatchNorm2d>().ToList();
+        if (norms.Count == 0) return;
+        using (no_grad())
+        {
+            foreach (var bn in norms) { bn.reset_running_stats(); bn.momentum = null; } // cumulative average over all batches
+            encoder.Network.train();
+            for (int start = 0; start + 256 <= images.Length; start += 256)
+            {
+                var pixels = new byte[256 * 32 * 32 * 4];
+                for (int i = 0; i < 256; i++) ToImage(images[start + i]).Pixels.CopyTo(pixels, i * 32 * 32 * 4);
+                using var batch = tensor(pixels, [256, 32, 32, 4]);
+                using var input = encoder.Preprocess(batch);
+                using var _ = encoder.Network.forward(input);
+            }
+            encoder.Network.eval();
+        }
     }
 
     static float[,] Embed(PatchEncoder encoder, byte[][] images)
