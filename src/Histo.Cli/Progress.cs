@@ -8,12 +8,16 @@ static class Progress
     /// <summary>Runs <paramref name="work"/>, which reports (item, fraction of that item done) as it goes.</summary>
     public static void Run(string title, int items, Action<Action<string, double>> work)
     {
+        // Redrawn from the reporting thread, not Spectre's refresh thread: a thread that allocates while another is inside
+        // a TorchSharp call can trigger the collection that frees that call's temporary Scalar (README, Platform notes).
         AnsiConsole.Progress()
             .AutoClear(false)
+            .AutoRefresh(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask(title, maxValue: Math.Max(items, 1));
+                var refresh = Throttled(ctx);
                 var done = new HashSet<string>();
                 string? current = null;
                 double currentFraction = 0;
@@ -28,10 +32,25 @@ static class Progress
                         if (fraction >= 1) { done.Add(item); current = null; }
                         task.Value = done.Count + currentFraction;
                         task.Description = $"{title} [grey]{Markup.Escape(item)}[/]";
+                        refresh();
                     }
                 });
                 task.Value = task.MaxValue;
             });
     }
-}
 
+    /// <summary>
+    /// Redraws <paramref name="ctx"/> at most ten times a second, on the calling thread: the progress bars here run with
+    /// AutoRefresh(false) so that no refresh thread allocates while the work is inside TorchSharp (see above).
+    /// </summary>
+    public static Action Throttled(ProgressContext ctx)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        return () =>
+        {
+            if (clock.ElapsedMilliseconds < 100) return;
+            ctx.Refresh();
+            clock.Restart();
+        };
+    }
+}

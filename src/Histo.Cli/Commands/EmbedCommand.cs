@@ -48,22 +48,25 @@ static class EmbedCommand
             IReadOnlyList<SlideOutcome> outcomes = [];
             var clock = System.Diagnostics.Stopwatch.StartNew();
             long patches = 0;
-            AnsiConsole.Progress().AutoClear(false)
+            AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
                 .Start(ctx =>
                 {
                     var files = SlideBatch.Expand(options.Slides);
                     var task = ctx.AddTask("Embedding", maxValue: Math.Max(1, files.Count));
+                    var refresh = Progress.Throttled(ctx); // no refresh thread: see Progress.Throttled
                     outcomes = EmbeddingJob.Run(options,
                         o =>
                         {
                             if (o.Status == SlideStatus.Failed) Console.Error.WriteLine($"error: {o.Error}");
                             task.Increment(1);
+                            refresh();
                         },
                         n =>
                         {
                             patches += n;
                             task.Description = $"Embedding [grey]{patches / Math.Max(clock.Elapsed.TotalSeconds, 1e-3):0} patches/s[/]";
+                            refresh();
                         });
                     task.Value = task.MaxValue;
                 });

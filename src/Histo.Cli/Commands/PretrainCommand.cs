@@ -45,16 +45,18 @@ static class PretrainCommand
             Console.WriteLine($"DINO on {images.Describe()}");
             string runDir = parse.GetValue(output)!.FullName;
             IReadOnlyList<double> losses = [];
-            AnsiConsole.Progress().AutoClear(false)
+            AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("DINO", maxValue: 1);
+                    var refresh = Progress.Throttled(ctx); // no refresh thread: see Progress.Throttled
                     losses = DinoTraining.Run(images, options, runDir, p =>
                     {
                         task.MaxValue = p.Epochs * p.Iterations;
                         task.Value = (p.Epoch - 1) * p.Iterations + p.Iteration;
                         task.Description = $"DINO epoch {p.Epoch}/{p.Epochs} [grey]loss {p.Loss:0.000} teacher entropy {p.TeacherEntropy:0.00} (batch {p.TeacherMarginalEntropy:0.00}) lr {p.LearningRate:0.0e0}[/]";
+                        refresh();
                     });
                 });
             Console.WriteLine($"{images.Count} patches, {losses.Count} epoch(s); mean loss per epoch: {string.Join(", ", losses.Select(l => l.ToString("0.000")))}");

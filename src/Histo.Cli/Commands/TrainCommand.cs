@@ -50,17 +50,19 @@ static class TrainCommand
             };
             string runDir = parse.GetValue(output)!.FullName;
             var messages = new List<string>();
-            Spectre.Console.AnsiConsole.Progress().AutoClear(false)
+            Spectre.Console.AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)
                 .Columns(new Spectre.Console.TaskDescriptionColumn(), new Spectre.Console.ProgressBarColumn(), new Spectre.Console.PercentageColumn(), new Spectre.Console.ElapsedTimeColumn())
                 .Start(ctx =>
                 {
                     var tasks = new Dictionary<int, Spectre.Console.ProgressTask>();
+                    var refresh = Progress.Throttled(ctx); // no refresh thread: see Progress.Throttled
                     MilTraining.Run(data, options, runDir, messages.Add, p =>
                     {
                         if (!tasks.TryGetValue(p.Fold, out var task))
                             tasks[p.Fold] = task = ctx.AddTask($"fold {p.Fold}", maxValue: p.MaxEpochs);
                         task.Value = p.Stopped ? p.MaxEpochs : p.Epoch;
                         task.Description = $"fold {p.Fold} epoch {p.Epoch} [grey]train {p.TrainLoss:0.000} val {p.ValLoss:0.000}[/]{(p.Stopped ? " [green]done[/]" : "")}";
+                        refresh();
                     });
                 });
             foreach (var m in messages) Console.WriteLine(m);
