@@ -117,9 +117,7 @@ static class DinoFashionMnist
             encoder.Network.train();
             for (int start = 0; start + 256 <= images.Length; start += 256)
             {
-                var pixels = new byte[256 * 32 * 32 * 4];
-                for (int i = 0; i < 256; i++) ToImage(images[start + i]).Pixels.CopyTo(pixels, i * 32 * 32 * 4);
-                using var batch = tensor(pixels, [256, 32, 32, 4]);
+                using var batch = Batch(images, start, 256);
                 using var input = encoder.Preprocess(batch);
                 using var _ = encoder.Network.forward(input);
             }
@@ -133,14 +131,20 @@ static class DinoFashionMnist
         for (int start = 0; start < images.Length; start += 256)
         {
             int count = Math.Min(256, images.Length - start);
-            var pixels = new byte[count * 32 * 32 * 4];
-            for (int i = 0; i < count; i++) ToImage(images[start + i]).Pixels.CopyTo(pixels, i * 32 * 32 * 4);
-            using var batch = tensor(pixels, [count, 32, 32, 4]);
+            using var batch = Batch(images, start, count);
             using var features = encoder.Embed(batch);
             var flat = features.data<float>().ToArray();
             for (int i = 0; i < count; i++) for (int j = 0; j < encoder.FeatureDim; j++) result[start + i, j] = flat[i * encoder.FeatureDim + j];
         }
         return result;
+    }
+
+    /// <summary>Images start .. start + count - 1 as RGBA bytes [count, 32, 32, 4].</summary>
+    static Tensor Batch(byte[][] images, int start, int count)
+    {
+        var pixels = new byte[count * 32 * 32 * 4];
+        for (int i = 0; i < count; i++) ToImage(images[start + i]).Pixels.CopyTo(pixels, i * 32 * 32 * 4);
+        return tensor(pixels, [count, 32, 32, 4]);
     }
 
     /// <summary>A 28 x 28 grey image padded to 32 x 32 RGB (the background is black, as in the data set).</summary>
