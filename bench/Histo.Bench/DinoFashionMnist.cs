@@ -90,6 +90,7 @@ static class DinoFashionMnist
                 var saved = Checkpoint.Read(Path.Combine(run, "checkpoint.safetensors"));
                 using (no_grad())
                     foreach (var (name, t) in studentEncoder.Network.state_dict()) t.copy_(saved["student.backbone." + name]);
+                foreach (var t in saved.Values) t.Dispose();
                 student = $", student {Accuracy(studentEncoder):0.000}";
             }
             Console.WriteLine($"  after epoch {epoch}: kNN teacher {teacherByEpoch[^1]:0.000}{student} (random {before:0.000})");

@@ -67,6 +67,8 @@ public static class DinoTraining
     public const string EncoderFile = "encoder.json";
     /// <summary>The options a run was started with (and its number of images): a resumed run must use the same.</summary>
     public const string SettingsFile = "settings.json";
+    /// <summary>Written last when an epoch is saved: its presence marks a run that can be resumed.</summary>
+    const string StateFile = "state.json";
 
     public sealed record EncoderInfo(string Arch, int InputSize, int FeatureDim);
     sealed record State(int Epoch, List<double> EpochLosses);
@@ -109,7 +111,7 @@ public static class DinoTraining
         // ============ resume ============
         var losses = new List<double>();
         int startEpoch = 0;
-        string statePath = Path.Combine(runDir, "state.json");
+        string statePath = Path.Combine(runDir, StateFile);
         if (File.Exists(statePath))
         {
             var state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))!;
@@ -216,7 +218,7 @@ public static class DinoTraining
         var json = new JsonSerializerOptions { IncludeFields = true, WriteIndented = true };
         var current = JsonSerializer.SerializeToNode(new { Images = images, Options = options with { Threads = 0 } }, json)!;
         string path = Path.Combine(runDir, SettingsFile);
-        if (File.Exists(Path.Combine(runDir, "state.json")) && File.Exists(path))
+        if (File.Exists(Path.Combine(runDir, StateFile)) && File.Exists(path))
         {
             var now = Flatten(current);
             var differences = Flatten(JsonNode.Parse(File.ReadAllText(path))!).Where(kv => now.GetValueOrDefault(kv.Key) != kv.Value)
@@ -246,7 +248,7 @@ public static class DinoTraining
         tensors["center"] = loss.Center;
         AtomicFile.Write(Path.Combine(runDir, "checkpoint.safetensors"), tmp => Safetensors.SaveStateDict(tmp, tensors));
         AtomicFile.Write(Path.Combine(runDir, "optimizer.bin"), tmp => optimizer.save_state_dict(tmp));
-        AtomicFile.WriteAllText(Path.Combine(runDir, "state.json"), JsonSerializer.Serialize(state)); // last: marks the epoch done
+        AtomicFile.WriteAllText(Path.Combine(runDir, StateFile), JsonSerializer.Serialize(state)); // last: marks the epoch done
     }
 
     static void SaveBackbone(string runDir, DinoNetwork teacher, EncoderSpec spec, int inputSize)
