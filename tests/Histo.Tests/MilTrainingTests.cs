@@ -40,7 +40,7 @@ public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture
     public void SplitsAreByCaseStratifiedAndDisjoint()
     {
         var data = MilDataset.Load(toy.Labels, toy.Features, MilTask.Subtype);
-        var folds = CaseSplits.Make(data.Bags, 5, seed: 1);
+        var folds = CaseSplits.Make(data.Bags, 5, seed: 1, data.ClassNames);
         var caseOf = data.Bags.ToDictionary(b => b.SlideId, b => b.CaseId);
         foreach (var fold in folds)
         {
@@ -53,7 +53,7 @@ public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture
         Assert.Equal(30, folds.SelectMany(f => f.Test).Distinct().Count());
         using var dir = new TempDir();
         CaseSplits.Write(folds, dir.Path);
-        var back = CaseSplits.Read(dir.Path, caseOf.Keys);
+        var back = CaseSplits.Read(dir.Path, data.Bags);
         Assert.Equal(folds.Select(f => f.Test), back.Select(f => f.Test));
         Assert.StartsWith(",train,val,test", File.ReadAllText(dir["splits_0.csv"]));
     }
@@ -121,7 +121,7 @@ public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture
         File.WriteAllText(dir["extra.csv"], File.ReadAllText(toy.Labels) + "case-99,slide-99,a,0\n");
         var data = MilDataset.Load(dir["extra.csv"], toy.Features, MilTask.Subtype);
         Assert.Contains(data.Warnings, w => w.Contains("slide-99"));
-        Assert.Contains("too few cases", Assert.Throws<HistoException>(() => CaseSplits.Make(data.Bags, 12, 0)).Message);
+        Assert.Contains("too few cases", Assert.Throws<HistoException>(() => CaseSplits.Make(data.Bags, 12, 0, data.ClassNames)).Message);
         // An empty bag is an error naming its file when first used.
         new PatchFeatures("empty", new float[0, 8], new long[0, 2], "toy", 224, 0.5).Write(dir["empty.h5"]);
         var bag = new MilBag("empty", "c", 0, dir["empty.h5"]);

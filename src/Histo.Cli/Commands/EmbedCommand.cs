@@ -39,7 +39,7 @@ static class EmbedCommand
                 {
                     "fp32" => TorchSharp.torch.ScalarType.Float32,
                     "bf16" => TorchSharp.torch.ScalarType.BFloat16,
-                    var p => throw new HistoException($"--precision '{p}' must be fp32 or bf16"),
+                    var p => throw new UsageException($"--precision '{p}' must be fp32 or bf16"),
                 },
                 Shard = parse.GetValue(shard) is { } s ? SlideBatch.ParseShard(s) : null,
                 SkipErrors = parse.GetValue(skipErrors),

@@ -49,7 +49,7 @@ static class EvaluateCommands
         command.SetAction(CliRunner.Guard(parse =>
         {
             var (train, trainY, test, testY, classes) = Load(parse, o);
-            var v = parse.GetValue(vote) switch { "weighted" => KnnVote.Weighted, "majority" => KnnVote.Majority, var x => throw new HistoException($"--vote '{x}' must be weighted or majority") };
+            var v = parse.GetValue(vote) switch { "weighted" => KnnVote.Weighted, "majority" => KnnVote.Majority, var x => throw new UsageException($"--vote '{x}' must be weighted or majority") };
             using var knn = new KnnClassifier(train, trainY);
             Report($"kNN (k={parse.GetValue(k)}, {parse.GetValue(vote)})", testY, knn.Predict(test, parse.GetValue(k), v, parse.GetValue(temperature)), classes);
             return 0;

@@ -70,9 +70,9 @@ static class PretrainCommand
     {
         bool fromSlides = slides is { Length: > 0 };
         if (patches is null == !fromSlides)
-            throw new HistoException("give either --patches DIR (patch images) or --slides SLIDES --coords DIR (tiled slides)");
+            throw new UsageException("give either --patches DIR (patch images) or --slides SLIDES --coords DIR (tiled slides)");
         if (patches is not null) return new ImageFolderPatches(patches.FullName);
-        if (coords is null) throw new HistoException("--slides needs --coords DIR, the output folder of 'histo tile' for these slides");
+        if (coords is null) throw new UsageException("--slides needs --coords DIR, the output folder of 'histo tile' for these slides");
         return new SlidePatches(SlideBatch.Expand(slides!), coords.FullName);
     }
 }

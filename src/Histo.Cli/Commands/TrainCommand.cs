@@ -21,9 +21,10 @@ static class TrainCommand
         var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => defaults.WeightDecay };
         var seed = new Option<int>("--seed") { Description = "Seed for splits, initialisation and order.", DefaultValueFactory = _ => defaults.Seed };
         var splits = new Option<DirectoryInfo?>("--splits") { Description = "Reuse CLAM-style splits_{i}.csv from this folder." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Redo a run folder made with other settings (its folds are deleted)." };
         var command = new Command("train", "Train a MIL model with k-fold cross-validation by case; writes per-fold and summary metrics.")
         {
-            features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits,
+            features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -31,23 +32,24 @@ static class TrainCommand
             {
                 "subtype" => MilTask.Subtype,
                 "grade" => MilTask.Grade,
-                var t => throw new HistoException($"--task '{t}' must be subtype or grade"),
+                var t => throw new UsageException($"--task '{t}' must be subtype or grade"),
             };
             var headKind = (parse.GetValue(head) ?? (milTask == MilTask.Grade ? "coral" : "softmax")) switch
             {
                 "softmax" => HeadKind.Softmax,
                 "coral" => HeadKind.Coral,
                 "corn" => HeadKind.Corn,
-                var h => throw new HistoException($"--head '{h}' must be softmax, coral or corn"),
+                var h => throw new UsageException($"--head '{h}' must be softmax, coral or corn"),
             };
-            var data = MilDataset.Load(parse.GetValue(labels)!.FullName, parse.GetValue(features)!.FullName, milTask);
-            foreach (var w in data.Warnings) Console.Error.WriteLine($"warning: {w}");
             var options = new MilTrainingOptions
             {
                 Model = parse.GetValue(model)!, Task = milTask, Head = headKind, Folds = parse.GetValue(folds), MaxEpochs = parse.GetValue(epochs),
                 LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay), Seed = parse.GetValue(seed),
-                SplitsDir = parse.GetValue(splits)?.FullName,
+                SplitsDir = parse.GetValue(splits)?.FullName, Overwrite = parse.GetValue(overwrite),
             };
+            options.Validate(); // usage errors before any file is read
+            var data = MilDataset.Load(parse.GetValue(labels)!.FullName, parse.GetValue(features)!.FullName, milTask);
+            foreach (var w in data.Warnings) Console.Error.WriteLine($"warning: {w}");
             string runDir = parse.GetValue(output)!.FullName;
             var messages = new List<string>();
             Spectre.Console.AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)

@@ -69,11 +69,104 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
         }
     }
 
+    /// <summary>What made the file, without reading the features themselves (cheap for a whole cohort).</summary>
+    public static FeatureProvenance ReadProvenance(string path)
+    {
+        if (!File.Exists(path)) throw new HistoException($"{path}: features file not found; run 'histo embed' first");
+        try
+        {
+            using var file = H5File.OpenRead(path);
+            if (!file.LinkExists("features")) throw new HistoException($"{path}: no 'features' dataset; expected CLAM/TRIDENT layout (features [N, D], coords [N, 2])");
+            var fds = file.Dataset("features");
+            var dims = fds.Space.Dimensions;
+            if (dims.Length != 2) throw new HistoException($"{path}: 'features' has shape [{string.Join(", ", dims)}], expected [N, D]");
+            int patchSize = 0;
+            double targetMpp = double.NaN;
+            string? name = null;
+            if (file.LinkExists("coords"))
+            {
+                var cds = file.Dataset("coords");
+                if (cds.AttributeExists("patch_size")) patchSize = (int)cds.Attribute("patch_size").Read<long>();
+                if (cds.AttributeExists("target_mpp")) targetMpp = cds.Attribute("target_mpp").Read<double>();
+                if (cds.AttributeExists("name")) name = cds.Attribute("name").Read<string>();
+            }
+            string encoder = fds.AttributeExists("encoder") ? fds.Attribute("encoder").Read<string>() : "unknown";
+            return new FeatureProvenance(encoder, (int)dims[1], patchSize, targetMpp) { Patches = (long)dims[0], SlideName = name };
+        }
+        catch (HistoException) { throw; }
+        catch (Exception e)
+        {
+            throw new HistoException($"{path}: not a readable features file ({e.Message}); re-run 'histo embed' for this slide", e);
+        }
+    }
+
+    /// <summary>The features file's NaN or infinite values are refused, naming the file and the first bad patch.</summary>
+    public void CheckFinite(string path)
+    {
+        for (int i = 0; i < Count; i++)
+            for (int j = 0; j < Dim; j++)
+                if (!float.IsFinite(Features[i, j]))
+                    throw new HistoException($"{path}: feature {j} of patch {i} is {Features[i, j]}; re-run 'histo embed --overwrite' for {SlideId}");
+    }
+
     static TOut[,] Convert<TIn, TOut>(TIn[,] source, Func<TIn, TOut> f)
     {
         var result = new TOut[source.GetLength(0), source.GetLength(1)];
         for (int i = 0; i < source.GetLength(0); i++)
             for (int j = 0; j < source.GetLength(1); j++) result[i, j] = f(source[i, j]);
         return result;
+    }
+}
+
+/// <summary>
+/// How a features file was made: encoder, feature size, patch size and resolution. Features made one way are not
+/// comparable with features made another way, so every command that reads several files (train, predict, knn, probe,
+/// heatmap) checks them against each other and against the run, and refuses a mix naming both. CLAM or TRIDENT files
+/// without Histo's attributes have encoder "unknown", patch size 0 and mpp NaN, which match only themselves.
+/// </summary>
+public sealed record FeatureProvenance(string Encoder, int Dim, int PatchSize, double TargetMpp)
+{
+    public long Patches { get; init; }
+    /// <summary>The slide the coordinates belong to (the coords 'name' attribute), when recorded.</summary>
+    public string? SlideName { get; init; }
+
+    /// <summary>The settings that differ, in words ("encoder resnet18 vs resnet18-imagenet").</summary>
+    public List<string> Differences(FeatureProvenance other)
+    {
+        var result = new List<string>();
+        if (Encoder != other.Encoder) result.Add($"encoder {Encoder} vs {other.Encoder}");
+        if (Dim != other.Dim) result.Add($"{Dim}-d vs {other.Dim}-d features");
+        if (PatchSize != other.PatchSize) result.Add($"patch size {PatchSize} vs {other.PatchSize}");
+        if (!(TargetMpp.Equals(other.TargetMpp) || Math.Abs(TargetMpp - other.TargetMpp) < 1e-6)) result.Add($"{TargetMpp:0.###} vs {other.TargetMpp:0.###} mpp");
+        return result;
+    }
+
+    public override string ToString() => $"{Encoder}, {Dim}-d, {PatchSize} px at {TargetMpp:0.###} mpp";
+
+    /// <summary>
+    /// The provenance shared by all <paramref name="files"/>; when they differ, the files outside the largest group are
+    /// named (so one odd file is blamed, not the cohort).
+    /// </summary>
+    public static FeatureProvenance Common(IReadOnlyList<string> files)
+    {
+        if (files.Count == 0) throw new HistoException("no features files");
+        var read = files.Select(f => (File: f, Provenance: PatchFeatures.ReadProvenance(f))).ToList();
+        var groups = read.GroupBy(r => r.Provenance with { Patches = 0, SlideName = null }).OrderByDescending(g => g.Count()).ToList();
+        if (groups.Count == 1) return groups[0].Key;
+        var majority = groups[0].Key;
+        var odd = groups.Skip(1).SelectMany(g => g).ToList();
+        var first = odd[0];
+        throw new HistoException($"{first.File}: made differently from the other {groups[0].Count()} features file(s) "
+            + $"({string.Join(", ", first.Provenance.Differences(majority))}){(odd.Count > 1 ? $"; {odd.Count - 1} more file(s) differ too" : "")}; "
+            + "embed every slide with the same encoder and tiling, or remove the odd files");
+    }
+
+    /// <summary>Refuses <paramref name="file"/> when it was made otherwise than <paramref name="expected"/> (described by <paramref name="source"/>).</summary>
+    public void CheckMatches(string file, FeatureProvenance expected, string source)
+    {
+        var differences = Differences(expected);
+        if (differences.Count > 0)
+            throw new HistoException($"{file}: features made otherwise than {source} ({string.Join(", ", differences)}); "
+                + $"embed the slides as {source} was ({expected})");
     }
 }

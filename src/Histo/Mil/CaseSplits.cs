@@ -13,13 +13,13 @@ public sealed record Fold(int Index, IReadOnlyList<string> Train, IReadOnlyList<
 /// </summary>
 public static class CaseSplits
 {
-    public static IReadOnlyList<Fold> Make(IReadOnlyList<MilBag> bags, int folds, int seed)
+    public static IReadOnlyList<Fold> Make(IReadOnlyList<MilBag> bags, int folds, int seed, IReadOnlyList<string> classNames)
     {
-        if (folds < 3) throw new HistoException($"--folds {folds}: need at least 3 (train, validation and test groups)");
+        if (folds < 3) throw new UsageException($"--folds {folds}: need at least 3 (train, validation and test groups)");
         var caseLabel = bags.GroupBy(b => b.CaseId).ToDictionary(g => g.Key, g => g.First().Label);
         var conflicting = bags.GroupBy(b => b.CaseId).Where(g => g.Select(b => b.Label).Distinct().Count() > 1).Select(g => g.Key).ToList();
         if (conflicting.Count > 0) throw new HistoException($"case(s) {string.Join(", ", conflicting.Take(5))} have slides with different labels; a case must have one label to be split by case");
-        var tooFew = caseLabel.GroupBy(kv => kv.Value).Where(g => g.Count() < folds).Select(g => $"class {g.Key} has {g.Count()} case(s)").ToList();
+        var tooFew = caseLabel.GroupBy(kv => kv.Value).Where(g => g.Count() < folds).Select(g => $"class '{classNames[g.Key]}' has {g.Count()} case(s)").ToList();
         if (tooFew.Count > 0) throw new HistoException($"too few cases for {folds} folds ({string.Join("; ", tooFew)}); use fewer --folds or add cases");
         var group = new Dictionary<string, int>();
         var random = new Random(seed);
@@ -50,22 +50,37 @@ public static class CaseSplits
         }
     }
 
-    /// <summary>Reads CLAM's splits_{i}.csv files from a folder, checking that every slide is known.</summary>
-    public static IReadOnlyList<Fold> Read(string dir, IReadOnlyCollection<string> knownSlides)
+    /// <summary>
+    /// Reads CLAM's splits_{i}.csv files from a folder and checks each: every slide known, no slide twice, no case on two
+    /// sides (its slides would leak between training and testing), and no empty train, val or test part.
+    /// </summary>
+    public static IReadOnlyList<Fold> Read(string dir, IReadOnlyList<MilBag> bags)
     {
+        if (!Directory.Exists(dir)) throw new HistoException($"{dir}: splits folder not found");
         var files = Enumerable.Range(0, 100).Select(i => Path.Combine(dir, $"splits_{i}.csv")).TakeWhile(File.Exists).ToList();
         if (files.Count == 0) throw new HistoException($"{dir}: no splits_0.csv (CLAM's layout: splits_0.csv, splits_1.csv, ...)");
-        var known = knownSlides.ToHashSet();
+        var caseOf = bags.ToDictionary(b => b.SlideId, b => b.CaseId);
         return files.Select((file, index) =>
         {
-            var lines = File.ReadAllLines(file);
-            var header = lines[0].Split(',');
-            int train = Array.IndexOf(header, "train"), val = Array.IndexOf(header, "val"), test = Array.IndexOf(header, "test");
-            if (train < 0 || val < 0 || test < 0) throw new HistoException($"{file}: header must have train, val and test columns");
-            List<string> Column(int c) => lines.Skip(1).Select(l => l.Split(',')).Where(r => r.Length > c && r[c].Length > 0).Select(r => r[c]).ToList();
+            var table = CsvTable.Read(file, "splits file");
+            int train = table.Column("train"), val = table.Column("val"), test = table.Column("test");
+            if (train < 0 || val < 0 || test < 0) throw new HistoException($"{file}: header must have train, val and test columns (CLAM's splits)");
+            List<string> Column(int c) => table.Rows.Select(r => r.Cells[c]).Where(v => v.Length > 0).ToList();
             var fold = new Fold(index, Column(train), Column(val), Column(test));
-            var unknown = fold.Train.Concat(fold.Val).Concat(fold.Test).Where(s => !known.Contains(s)).ToList();
-            if (unknown.Count > 0) throw new HistoException($"{file}: slide(s) without features or labels: {string.Join(", ", unknown.Take(5))}");
+            foreach (var (part, name) in new[] { (fold.Train, "train"), (fold.Val, "val"), (fold.Test, "test") })
+                if (part.Count == 0) throw new HistoException($"{file}: the {name} column is empty; every fold needs train, val and test slides");
+            var all = fold.Train.Concat(fold.Val).Concat(fold.Test).ToList();
+            var unknown = all.Where(s => !caseOf.ContainsKey(s)).ToList();
+            if (unknown.Count > 0)
+                throw new HistoException($"{file}: slide(s) without features or labels: {string.Join(", ", unknown.Take(5))}; fix the splits or the labels CSV");
+            var twice = all.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
+            if (twice is not null) throw new HistoException($"{file}: slide {twice.Key} is listed {twice.Count()} times");
+            var sides = new[] { ("train", fold.Train), ("val", fold.Val), ("test", fold.Test) }
+                .SelectMany(p => p.Item2.Select(s => (Case: caseOf[s], Side: p.Item1)));
+            var split = sides.GroupBy(x => x.Case).FirstOrDefault(g => g.Select(x => x.Side).Distinct().Count() > 1);
+            if (split is not null)
+                throw new HistoException($"{file}: case {split.Key} has slides in {string.Join(" and ", split.Select(x => x.Side).Distinct())}; "
+                    + "a case's slides must sit on one side, or the test leaks into training");
             return fold;
         }).ToList();
     }

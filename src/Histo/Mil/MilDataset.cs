@@ -20,8 +20,7 @@ public sealed record MilBag(string SlideId, string CaseId, int Label, string Fea
         if (f.Count == 0) throw new HistoException($"{FeaturesPath}: empty bag (no patches); re-tile the slide or remove it from the labels CSV");
         // Cached across steps, so kept out of whichever dispose scope first asks for it.
         var t = tensor(f.Features).DetachFromDisposeScope();
-        if (!t.isfinite().all().item<bool>())
-            throw new HistoException($"{FeaturesPath}: contains NaN or infinite features; re-run 'histo embed --overwrite' for {SlideId}");
+        if (!t.isfinite().all().item<bool>()) f.CheckFinite(FeaturesPath);
         return t;
     }
 }
@@ -39,35 +38,34 @@ public sealed class MilDataset
     public MilTask Task { get; }
     public IReadOnlyList<string> Warnings { get; }
     public int FeatureDim { get; }
-    /// <summary>How the features were made (from the first feature file): so prediction can make them the same way from raw slides.</summary>
-    public (string Encoder, int PatchSize, double TargetMpp) Provenance { get; }
+    /// <summary>How the features were made (every file agrees): so prediction can make them the same way from raw slides.</summary>
+    public FeatureProvenance Provenance { get; }
 
-    MilDataset(IReadOnlyList<MilBag> bags, IReadOnlyList<string> classNames, MilTask task, IReadOnlyList<string> warnings, int featureDim,
-        (string, int, double) provenance)
+    MilDataset(IReadOnlyList<MilBag> bags, IReadOnlyList<string> classNames, MilTask task, IReadOnlyList<string> warnings,
+        FeatureProvenance provenance)
     {
-        Bags = bags; ClassNames = classNames; Task = task; Warnings = warnings; FeatureDim = featureDim; Provenance = provenance;
+        Bags = bags; ClassNames = classNames; Task = task; Warnings = warnings; FeatureDim = provenance.Dim; Provenance = provenance;
     }
 
     public static MilDataset Load(string labelsCsv, string featuresDir, MilTask task)
     {
-        if (!File.Exists(labelsCsv)) throw new HistoException($"{labelsCsv}: labels CSV not found");
         string dir = Directory.Exists(Path.Combine(featuresDir, "features")) ? Path.Combine(featuresDir, "features") : featuresDir;
         if (!Directory.Exists(dir)) throw new HistoException($"{featuresDir}: features folder not found; run 'histo embed' first");
-        var lines = File.ReadAllLines(labelsCsv).Where(l => !string.IsNullOrWhiteSpace(l)).ToList();
-        if (lines.Count < 2) throw new HistoException($"{labelsCsv}: no rows; expected a header 'case_id,slide_id,label' and one row per slide");
-        var header = lines[0].Split(',').Select(h => h.Trim()).ToList();
+        var table = CsvTable.Read(labelsCsv, "labels CSV");
         string column = task == MilTask.Grade ? "grade" : "label";
-        int caseCol = header.IndexOf("case_id"), slideCol = header.IndexOf("slide_id"), labelCol = header.IndexOf(column);
+        int caseCol = table.Column("case_id"), slideCol = table.Column("slide_id"), labelCol = table.Column(column);
         if (caseCol < 0 || slideCol < 0 || labelCol < 0)
-            throw new HistoException($"{labelsCsv}: header '{lines[0]}' lacks {(labelCol < 0 ? $"'{column}'" : "case_id or slide_id")}; CLAM's format is 'case_id,slide_id,label'{(task == MilTask.Grade ? " plus a 'grade' column" : "")}");
+            throw new HistoException($"{labelsCsv}: header '{string.Join(",", table.Header)}' lacks {(labelCol < 0 ? $"'{column}'" : "case_id or slide_id")}; "
+                + $"CLAM's format is 'case_id,slide_id,label'{(task == MilTask.Grade ? " plus a 'grade' column" : "")}");
+        if (table.Rows.Count == 0) throw new HistoException($"{labelsCsv}: no rows; expected a header 'case_id,slide_id,label' and one row per slide");
         var rows = new List<(string Case, string Slide, string Label)>();
         var seen = new HashSet<string>();
-        for (int i = 1; i < lines.Count; i++)
+        foreach (var (line, cells) in table.Rows)
         {
-            var cells = lines[i].Split(',').Select(c => c.Trim()).ToArray();
-            if (cells.Length != header.Count) throw new HistoException($"{labelsCsv}:{i + 1}: {cells.Length} fields, the header has {header.Count}");
-            if (string.IsNullOrEmpty(cells[labelCol])) throw new HistoException($"{labelsCsv}:{i + 1}: empty {column} for slide {cells[slideCol]}");
-            if (!seen.Add(cells[slideCol])) throw new HistoException($"{labelsCsv}:{i + 1}: slide {cells[slideCol]} is listed twice");
+            if (string.IsNullOrEmpty(cells[labelCol])) throw new HistoException($"{labelsCsv}:{line}: empty {column} for slide {cells[slideCol]}");
+            if (string.IsNullOrEmpty(cells[slideCol]) || string.IsNullOrEmpty(cells[caseCol]))
+                throw new HistoException($"{labelsCsv}:{line}: empty slide_id or case_id");
+            if (!seen.Add(cells[slideCol])) throw new HistoException($"{labelsCsv}:{line}: slide {cells[slideCol]} is listed twice");
             rows.Add((cells[caseCol], cells[slideCol], cells[labelCol]));
         }
         // Class names: sorted labels for subtypes; grades must be integers 0..K-1.
@@ -82,7 +80,7 @@ public sealed class MilDataset
         else classNames = rows.Select(r => r.Label).Distinct().Order(StringComparer.Ordinal).ToList();
         if (classNames.Count < 2) throw new HistoException($"{labelsCsv}: only one {column} value ('{classNames[0]}'); training needs at least two");
         var warnings = new List<string>();
-        var missing = rows.Where(r => !File.Exists(Path.Combine(dir, r.Slide + ".h5"))).Select(r => r.Slide).ToList();
+        var missing = rows.Where(r => !File.Exists(Path.Combine(dir, r.Slide + ".h5"))).Select(r => r.Slide).ToHashSet();
         if (missing.Count > 0) warnings.Add($"{missing.Count} slide(s) in {Path.GetFileName(labelsCsv)} have no features in {dir} and are left out: {string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", ..." : "")}");
         var listed = rows.Select(r => r.Slide).ToHashSet();
         var extra = Directory.EnumerateFiles(dir, "*.h5").Select(Path.GetFileNameWithoutExtension).Where(s => !listed.Contains(s!)).ToList();
@@ -90,7 +88,8 @@ public sealed class MilDataset
         var bags = rows.Where(r => !missing.Contains(r.Slide))
             .Select(r => new MilBag(r.Slide, r.Case, classNames.IndexOf(r.Label), Path.Combine(dir, r.Slide + ".h5"))).ToList();
         if (bags.Count == 0) throw new HistoException($"none of the slides in {labelsCsv} has features in {dir}");
-        var first = PatchFeatures.Read(bags[0].FeaturesPath);
-        return new MilDataset(bags, classNames, task, warnings, first.Dim, (first.Encoder, first.PatchSize, first.TargetMpp));
+        // Every file is checked up front (its attributes only): a mix of encoders or resolutions is refused, naming the odd file.
+        var provenance = FeatureProvenance.Common(bags.Select(b => b.FeaturesPath).ToList());
+        return new MilDataset(bags, classNames, task, warnings, provenance);
     }
 }

@@ -28,12 +28,16 @@ public sealed record MilTrainingOptions
     /// <summary>An existing folder of splits_{i}.csv to reuse instead of making new ones.</summary>
     public string? SplitsDir { get; init; }
 
+    /// <summary>Redo a run folder made with other settings (its folds are deleted) instead of refusing it.</summary>
+    public bool Overwrite { get; init; }
+
     public void Validate()
     {
-        if (MaxEpochs < 1) throw new HistoException($"--epochs {MaxEpochs} must be at least 1");
-        if (!(LearningRate > 0)) throw new HistoException($"--lr {LearningRate} must be positive");
-        if (WeightDecay < 0) throw new HistoException($"--weight-decay {WeightDecay} must be >= 0");
-        if (Task == MilTask.Subtype && Head != HeadKind.Softmax) throw new HistoException("ordinal heads (coral, corn) need --task grade");
+        Require.AtLeast("--epochs", MaxEpochs, 1);
+        Require.AtLeast("--folds", Folds, 3);
+        Require.Positive("--lr", LearningRate);
+        Require.NonNegative("--weight-decay", WeightDecay);
+        if (Task == MilTask.Subtype && Head != HeadKind.Softmax) throw new UsageException("ordinal heads (coral, corn) need --task grade");
     }
 }
 
@@ -66,28 +70,37 @@ public static class MilTraining
     /// <summary>Reported after every epoch (for progress bars).</summary>
     public sealed record EpochProgress(int Fold, int Folds, int Epoch, int MaxEpochs, double TrainLoss, double ValLoss, bool Stopped);
 
+    /// <summary>Settings of a run, recorded at its start: a rerun with any other value is refused, naming it.</summary>
+    public const string SettingsFile = "settings.json";
+
     public static IReadOnlyList<FoldMetrics> Run(MilDataset data, MilTrainingOptions options, string runDir, Action<string>? log = null, Action<EpochProgress>? onEpoch = null)
     {
         options.Validate();
-        Directory.CreateDirectory(runDir);
+        using var folder = JobFolder.Open(runDir, "histo train");
+        foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
+        var byId = data.Bags.ToDictionary(b => b.SlideId);
+        string splitsDir = Path.Combine(runDir, "splits");
+        bool overwrite = options.Overwrite;
+        var folds = options.SplitsDir is not null ? CaseSplits.Read(options.SplitsDir, data.Bags)
+            : !overwrite && File.Exists(Path.Combine(splitsDir, "splits_0.csv")) ? CaseSplits.Read(splitsDir, data.Bags)
+            : CaseSplits.Make(data.Bags, options.Folds, options.Seed, data.ClassNames);
+        if (options.SplitsDir is not null && folds.Count != options.Folds)
+            throw new UsageException($"{options.SplitsDir} holds {folds.Count} splits but --folds is {options.Folds}; pass --folds {folds.Count}");
+        // Everything that changes a fold's result: the options, the features, the cohort and its splits.
+        var settings = new
+        {
+            Options = options with { SplitsDir = null, Overwrite = false },
+            Features = data.Provenance,
+            Cohort = $"{data.Bags.Count} slides, {Fingerprint(data.Bags.Select(b => $"{b.SlideId}:{b.CaseId}:{data.ClassNames[b.Label]}"))}",
+            Splits = Fingerprint(folds.Select(f => $"{string.Join(' ', f.Train)}|{string.Join(' ', f.Val)}|{string.Join(' ', f.Test)}")),
+        };
+        folder.RecordOrCheckSettings(SettingsFile, settings, overwrite);
+        if (overwrite)
+            foreach (var old in Directory.GetDirectories(runDir, "fold_*")) Directory.Delete(old, true);
         var config = new RunConfig(options.Model, options.Task.ToString().ToLowerInvariant(), options.Head.ToString().ToLowerInvariant(),
             data.FeatureDim, data.ClassNames.ToArray(), options.Folds, options.Seed,
             data.Provenance.Encoder, data.Provenance.PatchSize, data.Provenance.TargetMpp);
-        string configPath = Path.Combine(runDir, "config.json");
-        if (File.Exists(configPath))
-        {
-            var previous = JsonSerializer.Deserialize<RunConfig>(File.ReadAllText(configPath));
-            if (previous is null || previous.Model != config.Model || previous.Task != config.Task || previous.Head != config.Head
-                || previous.FeatureDim != config.FeatureDim || !previous.ClassNames.SequenceEqual(config.ClassNames) || previous.Seed != config.Seed)
-                throw new HistoException($"{runDir}: holds a run with other settings ({File.ReadAllText(configPath).ReplaceLineEndings(" ")}); choose another -o");
-        }
-        AtomicFile.WriteAllText(configPath, JsonSerializer.Serialize(config, Json));
-
-        var byId = data.Bags.ToDictionary(b => b.SlideId);
-        string splitsDir = Path.Combine(runDir, "splits");
-        var folds = options.SplitsDir is not null ? CaseSplits.Read(options.SplitsDir, byId.Keys)
-            : File.Exists(Path.Combine(splitsDir, "splits_0.csv")) ? CaseSplits.Read(splitsDir, byId.Keys)
-            : CaseSplits.Make(data.Bags, options.Folds, options.Seed);
+        AtomicFile.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json));
         CaseSplits.Write(folds, splitsDir);
 
         var results = new List<FoldMetrics>();
@@ -95,7 +108,7 @@ public static class MilTraining
         {
             string foldDir = Path.Combine(runDir, $"fold_{fold.Index}");
             string metricsPath = Path.Combine(foldDir, "metrics.json");
-            if (File.Exists(metricsPath))
+            if (File.Exists(metricsPath) && File.Exists(Path.Combine(foldDir, "model.safetensors")))
             {
                 results.Add(JsonSerializer.Deserialize<FoldMetrics>(File.ReadAllText(metricsPath), Json)!);
                 log?.Invoke($"fold {fold.Index}: already trained, kept");
@@ -169,7 +182,13 @@ public static class MilTraining
         int bestEpoch = 0, firstEpoch = 1;
         Dictionary<string, Tensor>? best = null;
         string resumeDir = Path.Combine(foldDir, "resume");
-        if (File.Exists(Path.Combine(resumeDir, "state.json")))
+        if (Directory.Exists(resumeDir) && !ResumeComplete(resumeDir))
+        {
+            // Written whole and renamed, so this is not a kill mid-write but a damaged or hand-edited folder: say so, start over.
+            log?.Invoke($"fold {fold.Index}: {resumeDir} is incomplete (no state.json, weights or optimizer state); the fold starts again");
+            Directory.Delete(resumeDir, true);
+        }
+        if (Directory.Exists(resumeDir))
         {
             // Continue an interrupted fold from its last finished epoch: weights, optimizer moments, best state,
             // history, and the bag order (the same seeded shuffles are replayed).
@@ -257,12 +276,16 @@ public static class MilTraining
         return metrics;
     }
 
+    /// <summary>A short, stable digest of a list (SHA-256, 12 hex digits): cohorts and splits compared without listing them.</summary>
+    static string Fingerprint(IEnumerable<string> items) =>
+        "sha256:" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n", items))))[..12].ToLowerInvariant();
+
     sealed record ResumeState(int Epoch, int BestEpoch, double BestValLoss, string History);
 
     /// <summary>The last finished epoch of a fold, written to a temporary folder and renamed, so a kill never leaves half a state.</summary>
     static void SaveResumeState(string resumeDir, MilModel model, MilHead head, optim.Optimizer optimizer, Dictionary<string, Tensor> best, ResumeState state)
     {
-        string tmp = resumeDir + $".{Environment.ProcessId}.tmp";
+        string tmp = AtomicFile.StagingPath(resumeDir);
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         Directory.CreateDirectory(tmp);
         var tensors = model.state_dict().ToDictionary(kv => "model." + kv.Key, kv => kv.Value);
@@ -274,6 +297,9 @@ public static class MilTraining
         if (Directory.Exists(resumeDir)) Directory.Delete(resumeDir, true);
         Directory.Move(tmp, resumeDir);
     }
+
+    static bool ResumeComplete(string resumeDir) =>
+        new[] { "state.json", "last.safetensors", "optimizer.bin" }.All(f => File.Exists(Path.Combine(resumeDir, f)));
 
     public sealed record Evaluation(double Loss, double[][] Probabilities, List<int> Predictions, List<double> Energies);
 

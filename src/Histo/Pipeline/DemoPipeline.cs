@@ -60,7 +60,7 @@ public static class DemoPipeline
         var slidesDir = Path.Combine(cohortDir, "slides");
         var attentionAucs = new List<double>();
         var heatmaps = new List<string>();
-        var splits = Mil.CaseSplits.Read(Path.Combine(runDir, "splits"), data.Bags.Select(b => b.SlideId).ToList());
+        var splits = Mil.CaseSplits.Read(Path.Combine(runDir, "splits"), data.Bags);
         foreach (var fold in splits)
         {
             using var model = Mil.TrainedRun.Load(runDir, fold.Index);

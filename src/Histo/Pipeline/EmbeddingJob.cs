@@ -29,8 +29,8 @@ public sealed record EmbeddingJobOptions
 
     public void Validate()
     {
-        if (BatchSize < 1) throw new HistoException($"--batch-size {BatchSize} must be at least 1");
-        if (Threads < 1 || ReaderThreads < 1) throw new HistoException("--threads must be at least 1");
+        Require.AtLeast("--batch-size", BatchSize, 1);
+        Require.AtLeast("--threads", Math.Min(Threads, ReaderThreads), 1);
         if (!Directory.Exists(CoordsDir)) throw new HistoException($"{CoordsDir}: coordinates folder not found; run 'histo tile' first and pass its -o folder");
     }
 }

@@ -28,13 +28,13 @@ public sealed record TilingOptions
 
     public void Validate()
     {
-        if (PatchSize is < 16 or > 8192) throw new HistoException($"--patch-size {PatchSize} must be between 16 and 8192");
-        if (TargetMpp is null == Magnification is null) throw new HistoException("give exactly one of --mpp and --magnification");
-        if (TargetMpp is { } m && !(m > 0)) throw new HistoException($"--mpp {m} must be positive");
-        if (Magnification is { } g && !(g > 0)) throw new HistoException($"--magnification {g} must be positive");
-        if (Overlap < 0 || Overlap >= PatchSize) throw new HistoException($"--overlap {Overlap} must be at least 0 and below the patch size {PatchSize}");
-        if (MinTissue is < 0 or > 1) throw new HistoException($"--min-tissue {MinTissue} must be between 0 and 1");
-        if (Threads < 1) throw new HistoException($"--threads {Threads} must be at least 1");
+        Require.InRange("--patch-size", PatchSize, 16, 8192);
+        if (TargetMpp is null == Magnification is null) throw new UsageException("give exactly one of --mpp and --magnification");
+        if (TargetMpp is { } m) Require.Positive("--mpp", m);
+        if (Magnification is { } g) Require.Positive("--magnification", g);
+        if (Overlap < 0 || Overlap >= PatchSize) throw new UsageException($"--overlap {Overlap} must be at least 0 and below the patch size {PatchSize}");
+        Require.InRange("--min-tissue", MinTissue, 0, 1);
+        Require.AtLeast("--threads", Threads, 1);
         Tissue.Validate();
     }
 }

@@ -26,11 +26,11 @@ public sealed record SyntheticCohortOptions
 
     public void Validate()
     {
-        if (Slides < 1) throw new HistoException($"--slides must be at least 1 (got {Slides})");
-        if (Width < 256 || Height < 256) throw new HistoException($"slide size {Width}x{Height} is too small: use at least 256 px per side");
-        if ((long)Width * Height > 200_000L * 200_000L) throw new HistoException($"slide size {Width}x{Height} is beyond what Histo synthesises (200,000 px per side)");
-        if (!(Mpp > 0.05 && Mpp < 20)) throw new HistoException($"--mpp {Mpp} is not a plausible microns-per-pixel value (0.05-20)");
-        if (JpegQuality is < 1 or > 100) throw new HistoException($"JPEG quality {JpegQuality} must be 1-100");
+        if (Slides < 1) throw new UsageException($"--slides must be at least 1 (got {Slides})");
+        if (Width < 256 || Height < 256) throw new UsageException($"slide size {Width}x{Height} is too small: use at least 256 px per side");
+        if ((long)Width * Height > 200_000L * 200_000L) throw new UsageException($"slide size {Width}x{Height} is beyond what Histo synthesises (200,000 px per side)");
+        if (!(Mpp > 0.05 && Mpp < 20)) throw new UsageException($"--mpp {Mpp} is not a plausible microns-per-pixel value (0.05-20)");
+        if (JpegQuality is < 1 or > 100) throw new UsageException($"JPEG quality {JpegQuality} must be 1-100");
     }
 }
 
