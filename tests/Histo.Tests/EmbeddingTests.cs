@@ -59,9 +59,30 @@ public class EmbeddingTests(SyntheticSlideFixture fixture) : IClassFixture<Synth
             for (int j = 0; j < 512; j++) Assert.Equal(features.Features[0, j], single[0, j], 4);
         }
         Assert.Equal(SlideStatus.Skipped, EmbeddingJob.Run(options).Single().Status);
-        var other = EmbeddingJob.Run(options with { Encoder = "vit-tiny" }).Single();
-        Assert.Equal(SlideStatus.Failed, other.Status);
-        Assert.Contains("--overwrite", other.Error);
+        // Another encoder into the same folder: refused before any slide, naming the difference (issue 10, item 6).
+        var other = Assert.Throws<HistoException>(() => EmbeddingJob.Run(options with { Encoder = "vit-tiny" })).Message;
+        Assert.Contains("Encoder \"resnet18-imagenet\" -> \"vit-tiny\"", other);
+        Assert.Contains("--overwrite", other);
+    }
+
+    [Fact]
+    public void ATruncatedFeaturesFileIsEmbeddedAgainAndReported()
+    {
+        // Issue 10, item 19: a 0-byte or cut-off features file used to stop the batch with "re-run histo embed".
+        using var outDir = new TempDir();
+        TilingJob.Run(new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir["tiles"], Tiling = new TilingOptions { TargetMpp = 4.0, PatchSize = 64 } });
+        var options = new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir["tiles"], OutputDir = outDir["emb"], Encoder = "resnet18" };
+        Assert.Equal(SlideStatus.Done, EmbeddingJob.Run(options).Single().Status);
+        string file = outDir[$"emb/features/{fixture.Spec.SlideId}.h5"];
+        var whole = File.ReadAllBytes(file);
+        foreach (var damaged in new[] { Array.Empty<byte>(), whole[..(whole.Length / 2)] })
+        {
+            File.WriteAllBytes(file, damaged);
+            var notes = new List<string>();
+            Assert.Equal(SlideStatus.Done, EmbeddingJob.Run(options, log: notes.Add).Single().Status);
+            Assert.Contains(notes, n => n.Contains("damaged or truncated") && n.Contains(file));
+            Assert.Equal(whole.Length, new FileInfo(file).Length);
+        }
     }
 
     [Fact]

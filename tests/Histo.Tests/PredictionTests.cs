@@ -39,7 +39,7 @@ public class PredictionTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : 
     {
         using var dir = new TempDir();
         string run = TrainedRun(dir);
-        var tiled = TilingJob.Run(new TilingJobOptions { Slides = [slide.SlidePath], OutputDir = dir["tiles"], Tiling = new TilingOptions { TargetMpp = 1.0, PatchSize = 64 } }).Single();
+        var tiled = TilingJob.Run(new TilingJobOptions { Slides = [slide.SlidePath], OutputDir = dir["tiles"], Tiling = new TilingOptions { TargetMpp = 0.5, PatchSize = 224 } }).Single();
         var coords = PatchCoordinates.Read(dir[$"tiles/coords/{slide.Spec.SlideId}.h5"]);
         var random = new Random(1);
         var f = new float[coords.Count, 8];

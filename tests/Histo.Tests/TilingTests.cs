@@ -120,9 +120,15 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
         Assert.Equal(SlideStatus.Skipped, second.Single().Status);
         Assert.Equal(first.Single().Patches, second.Single().Patches);
         // Different settings on the same output: refused rather than silently mixed.
-        var changed = TilingJob.Run(options with { Tiling = new TilingOptions { TargetMpp = 1.0 } });
-        Assert.Equal(SlideStatus.Failed, changed.Single().Status);
-        Assert.Contains("--overwrite", changed.Single().Error);
+        var changed = Assert.Throws<HistoException>(() => TilingJob.Run(options with { Tiling = new TilingOptions { TargetMpp = 1.0 } })).Message;
+        Assert.Contains("TargetMpp 0.5 -> 1", changed);
+        Assert.Contains("--overwrite", changed);
+        // Issue 10, item 6: any --magnification used to count as the same setting as any other.
+        using var byMagnification = new TempDir();
+        TilingJob.Run(options with { OutputDir = byMagnification.Path, Tiling = new TilingOptions { Magnification = 10 } });
+        var other = Assert.Throws<HistoException>(() =>
+            TilingJob.Run(options with { OutputDir = byMagnification.Path, Tiling = new TilingOptions { Magnification = 5 } })).Message;
+        Assert.Contains("Magnification 10 -> 5", other);
 
         var ids = Enumerable.Range(0, 200).Select(i => $"slide-{i}").ToList();
         var shards = Enumerable.Range(0, 4).Select(i => ids.Where(id => SlideBatch.InShard(id, (i, 4))).ToList()).ToList();

@@ -67,7 +67,8 @@ static class EmbedCommand
                             patches += n;
                             task.Description = $"Embedding [grey]{patches / Math.Max(clock.Elapsed.TotalSeconds, 1e-3):0} patches/s[/]";
                             refresh();
-                        });
+                        },
+                        m => Console.Error.WriteLine($"note: {m}"));
                     task.Value = task.MaxValue;
                 });
             int failed = outcomes.Count(o => o.Status == SlideStatus.Failed);

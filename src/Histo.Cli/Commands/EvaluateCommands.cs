@@ -22,8 +22,10 @@ static class EvaluateCommands
     static (float[,] Train, int[] TrainY, float[,] Test, int[] TestY, string[] Classes) Load(ParseResult parse, InputOptions o)
     {
         string? labels = parse.GetValue(o.Labels)?.FullName;
-        var train = FeatureSets.Load(parse.GetValue(o.Train)!, labels, parse.GetValue(o.Encoder)!);
-        var test = FeatureSets.Load(parse.GetValue(o.Test)!, parse.GetValue(o.TestLabels)?.FullName ?? labels, parse.GetValue(o.Encoder)!);
+        void Warn(string message) => Console.Error.WriteLine($"warning: {message}");
+        var train = FeatureSets.Load(parse.GetValue(o.Train)!, labels, parse.GetValue(o.Encoder)!, warn: Warn);
+        var test = FeatureSets.Load(parse.GetValue(o.Test)!, parse.GetValue(o.TestLabels)?.FullName ?? labels, parse.GetValue(o.Encoder)!, warn: Warn);
+        train.CheckComparable(test, parse.GetValue(o.Train)!, parse.GetValue(o.Test)!);
         var classes = train.Labels.Concat(test.Labels).Distinct().Order(StringComparer.Ordinal).ToArray();
         int[] Index(string[] l) => l.Select(x => Array.IndexOf(classes, x)).ToArray();
         return (train.Features, Index(train.Labels), test.Features, Index(test.Labels), classes);
@@ -48,6 +50,8 @@ static class EvaluateCommands
         foreach (var option in o.All) command.Options.Add(option);
         command.SetAction(CliRunner.Guard(parse =>
         {
+            Require.AtLeast("--k", parse.GetValue(k), 1);
+            Require.Positive("--temperature", parse.GetValue(temperature));
             var (train, trainY, test, testY, classes) = Load(parse, o);
             var v = parse.GetValue(vote) switch { "weighted" => KnnVote.Weighted, "majority" => KnnVote.Majority, var x => throw new UsageException($"--vote '{x}' must be weighted or majority") };
             using var knn = new KnnClassifier(train, trainY);

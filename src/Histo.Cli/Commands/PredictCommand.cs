@@ -16,17 +16,21 @@ static class PredictCommand
         command.SetAction(CliRunner.Guard(parse =>
         {
             string dir = parse.GetValue(output)!.FullName;
-            Directory.CreateDirectory(dir);
             var inputs = parse.GetValue(features)!;
             bool slides = inputs.All(i => Slides.WholeSlide.Extensions.Contains(Path.GetExtension(i).ToLowerInvariant())
                 || (Directory.Exists(i) && Directory.EnumerateFiles(i).Any(f => Slides.WholeSlide.Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))));
-            var predictions = slides
-                ? PredictionJob.PredictSlides(parse.GetValue(model)!.FullName, inputs, dir, parse.GetValue(mppCsv)?.FullName, parse.GetValue(skipErrors))
-                : PredictionJob.Predict(parse.GetValue(model)!.FullName, inputs, dir);
+            var result = slides
+                ? PredictionJob.PredictSlides(parse.GetValue(model)!.FullName, inputs, dir, parse.GetValue(mppCsv)?.FullName, parse.GetValue(skipErrors),
+                    m => Console.Error.WriteLine($"note: {m}"))
+                : new PredictionJob.SlidesPrediction(PredictionJob.Predict(parse.GetValue(model)!.FullName, inputs, dir), []);
+            var predictions = result.Predictions;
             foreach (var p in predictions)
                 Console.WriteLine($"{p.SlideId}: {p.Predicted} ({p.Probabilities.Max():P1}), energy {p.Energy:0.00}{(p.OutOfDistribution ? "  OUT OF DISTRIBUTION" : "")}");
             Console.WriteLine($"{predictions.Count} slide(s), {predictions.Count(p => p.OutOfDistribution)} flagged -> {Path.Combine(dir, "predictions.csv")}");
-            return 0;
+            if (result.Failed.Count == 0) return 0;
+            Console.Error.WriteLine($"{result.Failed.Count} slide(s) failed and have no prediction:");
+            foreach (var f in result.Failed) Console.Error.WriteLine($"  {f.SlideId}: {f.Error}");
+            return 1;
         }));
         return command;
     }

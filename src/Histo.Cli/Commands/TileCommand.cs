@@ -50,7 +50,7 @@ static class TileCommand
                 {
                     if (o.Status == SlideStatus.Failed) Console.Error.WriteLine($"error: {o.Error}");
                     report(o.SlideId, 1);
-                }));
+                }, m => Console.Error.WriteLine($"note: {m}")));
             return Summarise(outcomes, options);
         }));
         return command;

@@ -9,6 +9,10 @@ namespace Histo.IO;
 public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Coords, string Encoder, int PatchSize, double TargetMpp,
     int PatchSizeLevel0 = 0, int PatchLevel = 0)
 {
+    /// <summary>Tiling settings the coordinates were made with (copied from the coords file), so prediction can tile alike.</summary>
+    public int Overlap { get; init; }
+    public double MinTissue { get; init; } = double.NaN;
+
     public int Count => Features.GetLength(0);
     public int Dim => Features.GetLength(1);
 
@@ -21,6 +25,7 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
         {
             ["patch_size"] = (long)PatchSize, ["target_mpp"] = TargetMpp, ["name"] = SlideId,
             ["patch_size_level0"] = (long)PatchSizeLevel0, ["patch_level"] = (long)PatchLevel,
+            ["overlap"] = (long)Overlap, ["min_tissue"] = MinTissue,
         };
         new H5File { ["features"] = features, ["coords"] = coords }.Write(tmp);
     });
@@ -80,8 +85,8 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
             var fds = file.Dataset("features");
             var dims = fds.Space.Dimensions;
             if (dims.Length != 2) throw new HistoException($"{path}: 'features' has shape [{string.Join(", ", dims)}], expected [N, D]");
-            int patchSize = 0;
-            double targetMpp = double.NaN;
+            int patchSize = 0, overlap = 0;
+            double targetMpp = double.NaN, minTissue = double.NaN;
             string? name = null;
             if (file.LinkExists("coords"))
             {
@@ -89,9 +94,12 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
                 if (cds.AttributeExists("patch_size")) patchSize = (int)cds.Attribute("patch_size").Read<long>();
                 if (cds.AttributeExists("target_mpp")) targetMpp = cds.Attribute("target_mpp").Read<double>();
                 if (cds.AttributeExists("name")) name = cds.Attribute("name").Read<string>();
+                if (cds.AttributeExists("overlap")) overlap = (int)cds.Attribute("overlap").Read<long>();
+                if (cds.AttributeExists("min_tissue")) minTissue = cds.Attribute("min_tissue").Read<double>();
             }
             string encoder = fds.AttributeExists("encoder") ? fds.Attribute("encoder").Read<string>() : "unknown";
-            return new FeatureProvenance(encoder, (int)dims[1], patchSize, targetMpp) { Patches = (long)dims[0], SlideName = name };
+            return new FeatureProvenance(encoder, (int)dims[1], patchSize, targetMpp)
+            { Patches = (long)dims[0], SlideName = name, Overlap = overlap, MinTissue = minTissue };
         }
         catch (HistoException) { throw; }
         catch (Exception e)
@@ -127,6 +135,9 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
 public sealed record FeatureProvenance(string Encoder, int Dim, int PatchSize, double TargetMpp)
 {
     public long Patches { get; init; }
+    /// <summary>Tiling settings (not compared: they change which patches exist, not what a feature means).</summary>
+    public int Overlap { get; init; }
+    public double MinTissue { get; init; } = double.NaN;
     /// <summary>The slide the coordinates belong to (the coords 'name' attribute), when recorded.</summary>
     public string? SlideName { get; init; }
 
@@ -137,7 +148,9 @@ public sealed record FeatureProvenance(string Encoder, int Dim, int PatchSize, d
         if (Encoder != other.Encoder) result.Add($"encoder {Encoder} vs {other.Encoder}");
         if (Dim != other.Dim) result.Add($"{Dim}-d vs {other.Dim}-d features");
         if (PatchSize != other.PatchSize) result.Add($"patch size {PatchSize} vs {other.PatchSize}");
-        if (!(TargetMpp.Equals(other.TargetMpp) || Math.Abs(TargetMpp - other.TargetMpp) < 1e-6)) result.Add($"{TargetMpp:0.###} vs {other.TargetMpp:0.###} mpp");
+        // 10%: tiling by magnification resolves "20x" to 0.49-0.52 mpp on different scanners, all the same resolution for a
+        // model; a real change of resolution (0.5 vs 1.0 mpp) is a factor of two.
+        if (!(TargetMpp.Equals(other.TargetMpp) || Math.Abs(TargetMpp - other.TargetMpp) <= 0.1 * Math.Max(TargetMpp, other.TargetMpp))) result.Add($"{TargetMpp:0.###} vs {other.TargetMpp:0.###} mpp");
         return result;
     }
 
@@ -151,13 +164,13 @@ public sealed record FeatureProvenance(string Encoder, int Dim, int PatchSize, d
     {
         if (files.Count == 0) throw new HistoException("no features files");
         var read = files.Select(f => (File: f, Provenance: PatchFeatures.ReadProvenance(f))).ToList();
-        var groups = read.GroupBy(r => r.Provenance with { Patches = 0, SlideName = null }).OrderByDescending(g => g.Count()).ToList();
-        if (groups.Count == 1) return groups[0].Key;
+        var groups = read.GroupBy(r => r.Provenance with { Patches = 0, SlideName = null, Overlap = 0, MinTissue = double.NaN })
+            .OrderByDescending(g => g.Count()).ToList();
         var majority = groups[0].Key;
-        var odd = groups.Skip(1).SelectMany(g => g).ToList();
-        var first = odd[0];
-        throw new HistoException($"{first.File}: made differently from the other {groups[0].Count()} features file(s) "
-            + $"({string.Join(", ", first.Provenance.Differences(majority))}){(odd.Count > 1 ? $"; {odd.Count - 1} more file(s) differ too" : "")}; "
+        var odd = read.Select(r => (r.File, Differences: r.Provenance.Differences(majority))).Where(r => r.Differences.Count > 0).ToList();
+        if (odd.Count == 0) return majority;
+        throw new HistoException($"{odd[0].File}: made differently from the other {read.Count - odd.Count} features file(s) "
+            + $"({string.Join(", ", odd[0].Differences)}){(odd.Count > 1 ? $"; {odd.Count - 1} more file(s) differ too" : "")}; "
             + "embed every slide with the same encoder and tiling, or remove the odd files");
     }
 

@@ -89,7 +89,8 @@ public sealed class MilDataset
             .Select(r => new MilBag(r.Slide, r.Case, classNames.IndexOf(r.Label), Path.Combine(dir, r.Slide + ".h5"))).ToList();
         if (bags.Count == 0) throw new HistoException($"none of the slides in {labelsCsv} has features in {dir}");
         // Every file is checked up front (its attributes only): a mix of encoders or resolutions is refused, naming the odd file.
-        var provenance = FeatureProvenance.Common(bags.Select(b => b.FeaturesPath).ToList());
+        var first = PatchFeatures.ReadProvenance(bags[0].FeaturesPath);
+        var provenance = FeatureProvenance.Common(bags.Select(b => b.FeaturesPath).ToList()) with { Overlap = first.Overlap, MinTissue = first.MinTissue };
         return new MilDataset(bags, classNames, task, warnings, provenance);
     }
 }

@@ -65,7 +65,11 @@ public static class MilTraining
 
     /// <param name="Encoder">Encoder, patch size and resolution of the training features, so `histo predict` can embed raw slides the same way.</param>
     public sealed record RunConfig(string Model, string Task, string Head, int FeatureDim, string[] ClassNames, int Folds, int Seed,
-        string? Encoder = null, int PatchSize = 0, double TargetMpp = double.NaN);
+        string? Encoder = null, int PatchSize = 0, double TargetMpp = double.NaN, int Overlap = 0, double MinTissue = double.NaN)
+    {
+        /// <summary>How the training features were made; prediction's features must match.</summary>
+        public FeatureProvenance Features => new(Encoder ?? "unknown", FeatureDim, PatchSize, TargetMpp);
+    }
 
     /// <summary>Reported after every epoch (for progress bars).</summary>
     public sealed record EpochProgress(int Fold, int Folds, int Epoch, int MaxEpochs, double TrainLoss, double ValLoss, bool Stopped);
@@ -99,7 +103,7 @@ public static class MilTraining
             foreach (var old in Directory.GetDirectories(runDir, "fold_*")) Directory.Delete(old, true);
         var config = new RunConfig(options.Model, options.Task.ToString().ToLowerInvariant(), options.Head.ToString().ToLowerInvariant(),
             data.FeatureDim, data.ClassNames.ToArray(), options.Folds, options.Seed,
-            data.Provenance.Encoder, data.Provenance.PatchSize, data.Provenance.TargetMpp);
+            data.Provenance.Encoder, data.Provenance.PatchSize, data.Provenance.TargetMpp, data.Provenance.Overlap, data.Provenance.MinTissue);
         AtomicFile.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json));
         CaseSplits.Write(folds, splitsDir);
 

@@ -48,15 +48,23 @@ public static class EmbeddingJob
 {
     const int BatchesAhead = 2;
 
-    public static IReadOnlyList<SlideOutcome> Run(EmbeddingJobOptions options, Action<SlideOutcome>? onSlide = null, Action<int>? onPatches = null)
+    /// <summary>The embedding settings of an output folder, recorded by its first run.</summary>
+    public const string SettingsFile = "embedding.json";
+
+    public static IReadOnlyList<SlideOutcome> Run(EmbeddingJobOptions options, Action<SlideOutcome>? onSlide = null, Action<int>? onPatches = null,
+        Action<string>? log = null)
     {
         options.Validate();
         var files = SlideBatch.Expand(options.Slides);
         if (options.Shard is { } shard) files = files.Where(f => SlideBatch.InShard(WholeSlide.SlideIdOf(f), shard)).ToList();
-        string featuresDir = Path.Combine(options.OutputDir, "features");
-        Directory.CreateDirectory(featuresDir);
+        using var folder = JobFolder.Open(options.OutputDir, "histo embed", options.Shard);
+        foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
         set_num_threads(options.Threads);
         using var encoder = EncoderRegistry.Create(options.Encoder, options.Precision);
+        // The encoder's weights and the precision change the features; batch size and threads do not.
+        folder.RecordOrCheckSettings(SettingsFile, new { Encoder = EncoderLabel(encoder), Precision = options.Precision.ToString() }, options.Overwrite);
+        string featuresDir = Path.Combine(options.OutputDir, "features");
+        JobFolder.CreateDirectory(featuresDir);
         return SlideBatch.Run(files, 1, options.SkipErrors, file =>
         {
             string slideId = WholeSlide.SlideIdOf(file);
@@ -66,16 +74,25 @@ public static class EmbeddingJob
                 string output = Path.Combine(featuresDir, slideId + ".h5");
                 if (!options.Overwrite && File.Exists(output))
                 {
-                    var existing = PatchFeatures.Read(output);
-                    if (existing.Encoder == encoder.Spec.Weights || existing.Encoder == encoder.Spec.Name)
-                        return new SlideOutcome(slideId, file, SlideStatus.Skipped, existing.Count, 0, null);
-                    throw new HistoException($"{output}: exists with features of '{existing.Encoder}'; pass --overwrite or choose another -o");
+                    FeatureProvenance? existing = null;
+                    try { existing = PatchFeatures.ReadProvenance(output); }
+                    catch (HistoException e)
+                    {
+                        // Histo writes atomically, so a damaged file came from elsewhere (a copy, a full disk): redo it.
+                        log?.Invoke($"{output}: damaged or truncated ({e.Message.Split("; ")[0]}); embedding {slideId} again");
+                    }
+                    if (existing is not null)
+                    {
+                        if (existing.Encoder == encoder.Spec.Weights || existing.Encoder == encoder.Spec.Name)
+                            return new SlideOutcome(slideId, file, SlideStatus.Skipped, (int)existing.Patches, 0, null);
+                        throw new HistoException($"{output}: exists with features of '{existing.Encoder}'; pass --overwrite or choose another -o");
+                    }
                 }
                 var coords = PatchCoordinates.Read(CoordsPath(options.CoordsDir, slideId));
                 using var slide = WholeSlide.Open(file);
                 var features = EmbedSlide(slide, coords, encoder, options, onPatches, out _);
                 new PatchFeatures(slideId, features, coords.Coords, EncoderLabel(encoder), coords.PatchSize, coords.TargetMpp,
-                    coords.PatchSizeLevel0, coords.PatchLevel).Write(output);
+                    coords.PatchSizeLevel0, coords.PatchLevel) { Overlap = coords.Overlap, MinTissue = coords.MinTissue }.Write(output);
                 return new SlideOutcome(slideId, file, SlideStatus.Done, coords.Count, clock.Elapsed.TotalSeconds, null);
             }
             catch (Exception e) when (e is not OutOfMemoryException)

@@ -32,14 +32,17 @@ public static class PredictionJob
     public static IReadOnlyList<SlidePrediction> Predict(string runDir, IEnumerable<string> features, string outputDir)
     {
         using var run = TrainedRun.Load(runDir);
+        var files = ExpandFeatures(features);
+        // Every file is checked before any prediction: features of another encoder or resolution would give confident nonsense.
+        foreach (var file in files) PatchFeatures.ReadProvenance(file).CheckMatches(file, run.Config.Features, $"the run {runDir}");
+        JobFolder.CreateDirectory(outputDir);
         var predictions = new List<SlidePrediction>();
-        foreach (var file in ExpandFeatures(features))
+        foreach (var file in files)
         {
             var f = PatchFeatures.Read(file);
             if (f.Count == 0) throw new HistoException($"{file}: empty bag (no patches); re-tile the slide with a lower --min-tissue");
-            if (f.Dim != run.Config.FeatureDim) throw new HistoException($"{file}: {f.Dim}-d features but the run was trained on {run.Config.FeatureDim}-d; embed with the same encoder");
+            f.CheckFinite(file);
             using var bag = tensor(f.Features);
-            if (!bag.isfinite().all().item<bool>()) throw new HistoException($"{file}: contains NaN or infinite features; re-run 'histo embed --overwrite'");
             predictions.Add(run.Predict(Path.GetFileNameWithoutExtension(file), bag));
         }
         var csv = new StringBuilder("slide_id,predicted," + string.Join(",", run.Config.ClassNames.Select(c => "p_" + c)) + ",energy,out_of_distribution\n");
@@ -49,30 +52,38 @@ public static class PredictionJob
         return predictions;
     }
 
+    /// <summary>Predictions of the slides that went through, and the slides that failed (with --skip-errors).</summary>
+    public sealed record SlidesPrediction(IReadOnlyList<SlidePrediction> Predictions, IReadOnlyList<SlideOutcome> Failed);
+
     /// <summary>
-    /// Predicts raw slides: tiles and embeds them as the training features were made (encoder, patch size and
-    /// resolution recorded in the run), into <paramref name="outputDir"/>/tiles and /embeddings, then predicts.
+    /// Predicts raw slides: tiles and embeds them as the training features were made (encoder, patch size, resolution,
+    /// overlap and minimum tissue recorded in the run), into <paramref name="outputDir"/>/tiles and /embeddings, then predicts.
+    /// With <paramref name="skipErrors"/> failing slides are returned, not dropped, for the caller to report.
     /// </summary>
-    public static IReadOnlyList<SlidePrediction> PredictSlides(string runDir, IReadOnlyList<string> slides, string outputDir, string? mppCsv = null, bool skipErrors = false)
+    public static SlidesPrediction PredictSlides(string runDir, IReadOnlyList<string> slides, string outputDir, string? mppCsv = null,
+        bool skipErrors = false, Action<string>? log = null)
     {
         MilTraining.RunConfig config;
         using (var run = TrainedRun.Load(runDir)) config = run.Config;
         if (config.Encoder is null || config.PatchSize <= 0 || !double.IsFinite(config.TargetMpp))
             throw new HistoException($"{runDir}: the run does not record how its features were made; embed the slides yourself and pass the feature files");
+        var tiling = new TilingOptions { PatchSize = config.PatchSize, TargetMpp = config.TargetMpp, Overlap = config.Overlap };
+        if (double.IsFinite(config.MinTissue)) tiling = tiling with { MinTissue = config.MinTissue };
         var tiled = TilingJob.Run(new TilingJobOptions
         {
-            Slides = slides, OutputDir = Path.Combine(outputDir, "tiles"), MppCsv = mppCsv, SkipErrors = skipErrors,
-            Tiling = new TilingOptions { PatchSize = config.PatchSize, TargetMpp = config.TargetMpp },
-        });
+            Slides = slides, OutputDir = Path.Combine(outputDir, "tiles"), MppCsv = mppCsv, SkipErrors = skipErrors, Tiling = tiling,
+        }, log: log);
+        var failed = tiled.Where(o => o.Status == SlideStatus.Failed).ToList();
+        if (failed.Count > 0 && !skipErrors) throw new HistoException(failed[0].Error!);
         var embedded = EmbeddingJob.Run(new EmbeddingJobOptions
         {
-            Slides = slides.Where(s => tiled.Any(t => t.Path == s && t.Status != SlideStatus.Failed) || Directory.Exists(s)).ToList(),
+            Slides = tiled.Where(t => t.Status != SlideStatus.Failed).Select(t => t.Path).ToList(),
             CoordsDir = Path.Combine(outputDir, "tiles"), OutputDir = Path.Combine(outputDir, "embeddings"), Encoder = config.Encoder, SkipErrors = skipErrors,
-        });
-        var failed = tiled.Concat(embedded).Where(o => o.Status == SlideStatus.Failed).ToList();
+        }, log: log);
+        failed.AddRange(embedded.Where(o => o.Status == SlideStatus.Failed));
         if (failed.Count > 0 && !skipErrors) throw new HistoException(failed[0].Error!);
         var done = embedded.Where(o => o.Status != SlideStatus.Failed).Select(o => Path.Combine(outputDir, "embeddings", "features", o.SlideId + ".h5")).ToList();
-        return Predict(runDir, done, outputDir);
+        return new SlidesPrediction(done.Count == 0 ? [] : Predict(runDir, done, outputDir), failed);
     }
 
     /// <summary>Heatmap PNG and scored-tile GeoJSON of one slide.</summary>
@@ -81,8 +92,13 @@ public static class PredictionJob
     {
         using var run = TrainedRun.Load(runDir, fold);
         using var slide = WholeSlide.Open(slidePath);
+        var provenance = PatchFeatures.ReadProvenance(featuresFile);
+        if (provenance.SlideName is { } name && name != slide.SlideId)
+            throw new HistoException($"{featuresFile}: holds the features of slide '{name}', not of {slidePath}; pass this slide's features");
+        provenance.CheckMatches(featuresFile, run.Config.Features, $"the run {runDir}");
         var f = PatchFeatures.Read(featuresFile);
         if (f.Count == 0) throw new HistoException($"{featuresFile}: empty bag (no patches)");
+        f.CheckFinite(featuresFile);
         using var bag = tensor(f.Features);
         var prediction = run.Predict(slide.SlideId, bag);
         if (prediction.InstanceScores is null) throw new HistoException($"{runDir}: model '{run.Config.Model}' gives no per-patch scores; train abmil, gated-abmil, clam-sb, dsmil or max for heatmaps");

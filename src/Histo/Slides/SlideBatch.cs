@@ -94,21 +94,22 @@ public static class SlideBatch
     public static string ProcessListName((int Index, int Count)? shard) =>
         shard is { } s ? $"process_list.shard-{s.Index}-of-{s.Count}.csv" : "process_list.csv";
 
-    /// <summary>Reads a CSV with header <c>slide_id,mpp</c>.</summary>
+    /// <summary>Reads a CSV with header <c>slide_id,mpp</c>; a slide listed twice is an error (which line would win?).</summary>
     public static Dictionary<string, double> ReadMppCsv(string path)
     {
-        if (!File.Exists(path)) throw new HistoException($"{path}: mpp CSV not found; check the path");
-        var lines = File.ReadAllLines(path);
-        if (lines.Length == 0 || !lines[0].Trim().Replace(" ", "").Equals("slide_id,mpp", StringComparison.OrdinalIgnoreCase))
-            throw new HistoException($"{path}: the first line must be the header 'slide_id,mpp'");
+        var table = CsvTable.Read(path, "mpp CSV");
+        int slideCol = table.Column("slide_id"), mppCol = table.Column("mpp");
+        if (slideCol < 0 || mppCol < 0) throw new HistoException($"{path}: the first line must be the header 'slide_id,mpp'");
         var result = new Dictionary<string, double>();
-        for (int i = 1; i < lines.Length; i++)
+        var lineOf = new Dictionary<string, int>();
+        foreach (var (line, cells) in table.Rows)
         {
-            if (string.IsNullOrWhiteSpace(lines[i])) continue;
-            var cells = lines[i].Split(',');
-            if (cells.Length != 2 || !double.TryParse(cells[1].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double mpp) || !(mpp > 0) || !double.IsFinite(mpp))
-                throw new HistoException($"{path}:{i + 1}: expected 'slide_id,mpp' with a positive number, got '{lines[i]}'");
-            result[cells[0].Trim()] = mpp;
+            if (!double.TryParse(cells[mppCol], NumberStyles.Float, CultureInfo.InvariantCulture, out double mpp) || !(mpp > 0) || !double.IsFinite(mpp))
+                throw new HistoException($"{path}:{line}: expected 'slide_id,mpp' with a positive number, got '{string.Join(",", cells)}'");
+            if (lineOf.TryGetValue(cells[slideCol], out int first))
+                throw new HistoException($"{path}:{line}: slide {cells[slideCol]} is listed again (first on line {first}); keep one line per slide");
+            lineOf[cells[slideCol]] = line;
+            result[cells[slideCol]] = mpp;
         }
         return result;
     }

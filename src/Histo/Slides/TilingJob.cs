@@ -31,12 +31,19 @@ public sealed record TilingJobOptions
 /// </summary>
 public static class TilingJob
 {
-    public static IReadOnlyList<SlideOutcome> Run(TilingJobOptions options, Action<SlideOutcome>? onSlide = null)
+    /// <summary>The tiling settings of an output folder, recorded by its first run.</summary>
+    public const string SettingsFile = "tiling.json";
+
+    public static IReadOnlyList<SlideOutcome> Run(TilingJobOptions options, Action<SlideOutcome>? onSlide = null, Action<string>? log = null)
     {
         options.Tiling.Validate();
         var mpps = options.MppCsv is null ? new Dictionary<string, double>() : SlideBatch.ReadMppCsv(options.MppCsv);
         var files = SlideBatch.Expand(options.Slides);
         if (options.Shard is { } shard) files = files.Where(f => SlideBatch.InShard(WholeSlide.SlideIdOf(f), shard)).ToList();
+        using var folder = JobFolder.Open(options.OutputDir, "histo tile", options.Shard);
+        foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
+        // Threads change nothing in the output; everything else (resolution by mpp or by magnification included) must match.
+        folder.RecordOrCheckSettings(SettingsFile, options.Tiling with { Threads = 0 }, options.Overwrite);
         string coordsDir = Path.Combine(options.OutputDir, "coords"), previewDir = Path.Combine(options.OutputDir, "previews");
         Directory.CreateDirectory(coordsDir);
         Directory.CreateDirectory(previewDir);
@@ -66,7 +73,7 @@ public static class TilingJob
             {
                 // Patches go to a temporary folder renamed at the end, so a half-saved slide never looks done.
                 string final = Path.Combine(options.OutputDir, "patches", slideId);
-                string tmp = Path.Combine(options.OutputDir, "patches", $".{slideId}.{Environment.ProcessId}.tmp");
+                string tmp = AtomicFile.StagingPath(final);
                 if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
                 Tiler.SavePatches(slide, coords, tmp, options.Tiling.Threads);
                 if (Directory.Exists(final)) Directory.Delete(final, true);

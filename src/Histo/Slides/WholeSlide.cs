@@ -65,13 +65,16 @@ public sealed class WholeSlide : IDisposable
     public static WholeSlide Open(string path)
     {
         if (Directory.Exists(path)) throw new HistoException($"{path}: is a folder, not a slide file; pass the slide files (or use a batch command that takes folders)");
-        if (!File.Exists(path)) throw new HistoException($"{path}: file not found; check the path");
+        if (!File.Exists(path)) throw new HistoException($"{path}: {MissingReason(path)}");
         string? vendor;
         try { vendor = OpenSlideNative.Utf8(OpenSlideNative.openslide_detect_vendor(path)); }
         catch (DllNotFoundException e)
         {
             throw new HistoException("libopenslide.so.0 not found: install OpenSlide with 'apt-get install -y libopenslide0' (the README's set-up scripts do this)", e);
         }
+        if (vendor is null && HasTiffHeader(path))
+            throw new HistoException($"{path}: has a TIFF header but OpenSlide cannot parse it ({new FileInfo(path).Length:N0} bytes): "
+                + "the file is truncated or corrupt; copy it again");
         if (vendor is null)
         {
             string ext = System.IO.Path.GetExtension(path).ToLowerInvariant();
@@ -90,6 +93,37 @@ public sealed class WholeSlide : IDisposable
             throw new HistoException($"{path}: OpenSlide cannot read it ({error}); the file may be truncated or corrupt: copy it again");
         }
         return new WholeSlide(path, handle, vendor);
+    }
+
+    /// <summary>Why a path is not a readable file: a symbolic link loop or a dangling link reads as "not found" otherwise.</summary>
+    static string MissingReason(string path)
+    {
+        var info = new FileInfo(path);
+        if (info.LinkTarget is null) return "file not found; check the path";
+        try
+        {
+            var target = info.ResolveLinkTarget(returnFinalTarget: true);
+            return target is null || !target.Exists ? $"a symbolic link to {info.LinkTarget}, which does not exist; fix the link"
+                : "file not found; check the path";
+        }
+        catch (IOException)
+        {
+            return "a symbolic link that loops (it points back to itself through other links); fix the link";
+        }
+    }
+
+    /// <summary>TIFF ("II*\0", "MM\0*") or BigTIFF ("II+\0", "MM\0+") magic: SVS, NDPI, SCN, BIF and pyramidal TIFF all start so.</summary>
+    static bool HasTiffHeader(string path)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            Span<byte> b = stackalloc byte[4];
+            if (stream.Read(b) < 4) return false;
+            return (b[0] == 'I' && b[1] == 'I' && (b[2] == 42 || b[2] == 43) && b[3] == 0)
+                || (b[0] == 'M' && b[1] == 'M' && b[2] == 0 && (b[3] == 42 || b[3] == 43));
+        }
+        catch (IOException) { return false; }
     }
 
     static (double, double)? ReadMpp(IReadOnlyDictionary<string, string> props)
