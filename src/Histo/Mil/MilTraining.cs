@@ -34,7 +34,7 @@ public sealed record MilTrainingOptions
     public void Validate()
     {
         Require.AtLeast("--epochs", MaxEpochs, 1);
-        Require.AtLeast("--folds", Folds, 3);
+        Require.AtLeast("--folds", Folds, SplitsDir is null ? 3 : 1); // three groups (train, val, test) unless splits are given
         Require.Positive("--lr", LearningRate);
         Require.NonNegative("--weight-decay", WeightDecay);
         if (Task == MilTask.Subtype && Head != HeadKind.Softmax) throw new UsageException("ordinal heads (coral, corn) need --task grade");

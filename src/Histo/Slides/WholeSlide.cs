@@ -65,7 +65,8 @@ public sealed class WholeSlide : IDisposable
     public static WholeSlide Open(string path)
     {
         if (Directory.Exists(path)) throw new HistoException($"{path}: is a folder, not a slide file; pass the slide files (or use a batch command that takes folders)");
-        if (!File.Exists(path)) throw new HistoException($"{path}: {MissingReason(path)}");
+        if (BrokenLink(path) is { } link) throw new HistoException($"{path}: {link}");
+        if (!File.Exists(path)) throw new HistoException($"{path}: file not found; check the path");
         string? vendor;
         try { vendor = OpenSlideNative.Utf8(OpenSlideNative.openslide_detect_vendor(path)); }
         catch (DllNotFoundException e)
@@ -95,21 +96,22 @@ public sealed class WholeSlide : IDisposable
         return new WholeSlide(path, handle, vendor);
     }
 
-    /// <summary>Why a path is not a readable file: a symbolic link loop or a dangling link reads as "not found" otherwise.</summary>
-    static string MissingReason(string path)
+    /// <summary>
+    /// What is wrong with a symbolic link that leads nowhere (null for a plain file or a good link): .NET reports a link loop
+    /// as an existing file and OpenSlide then as an unknown format.
+    /// </summary>
+    static string? BrokenLink(string path)
     {
-        var info = new FileInfo(path);
-        if (info.LinkTarget is null) return "file not found; check the path";
-        try
+        if (new FileInfo(path).LinkTarget is null) return null;
+        // Follow the chain by hand: the kernel's ELOOP surfaces in .NET only as "not found".
+        var seen = new HashSet<string>();
+        string current = System.IO.Path.GetFullPath(path);
+        while (new FileInfo(current).LinkTarget is { } next)
         {
-            var target = info.ResolveLinkTarget(returnFinalTarget: true);
-            return target is null || !target.Exists ? $"a symbolic link to {info.LinkTarget}, which does not exist; fix the link"
-                : "file not found; check the path";
+            if (!seen.Add(current)) return "a symbolic link that loops (it leads back to itself); fix the link";
+            current = System.IO.Path.GetFullPath(next, System.IO.Path.GetDirectoryName(current)!);
         }
-        catch (IOException)
-        {
-            return "a symbolic link that loops (it points back to itself through other links); fix the link";
-        }
+        return File.Exists(current) || Directory.Exists(current) ? null : $"a symbolic link to {current}, which does not exist; fix the link";
     }
 
     /// <summary>TIFF ("II*\0", "MM\0*") or BigTIFF ("II+\0", "MM\0+") magic: SVS, NDPI, SCN, BIF and pyramidal TIFF all start so.</summary>
