@@ -110,7 +110,7 @@ public sealed class InputNormaliser : IDisposable
     {
         using var scope = NewDisposeScope();
         Tensor x = _meanImage is not null
-            ? rgb.flip(1) - MeanImage(rgb.shape[^1])      // BGR minus the mean image
+            ? rgb.flip(1) - MeanImage(rgb.shape[^1])      // BGR minus the mean image (tensor - tensor: no Scalar)
             : (rgb / ByteRange - _mean!) / _std!;
         return x.MoveToOuterDisposeScope();
     }

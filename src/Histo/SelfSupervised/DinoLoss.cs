@@ -1,3 +1,4 @@
+using Histo.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -61,7 +62,7 @@ public sealed class DinoLoss : nn.Module
             {
                 if (s == t) continue; // the same view on both sides
                 var loss = (-teacher[t] * nn.functional.log_softmax(student[s], -1)).sum(-1);
-                total = total + loss.mean();
+                total = total.add(loss.mean(), KeptScalars.One);
                 terms++;
             }
         using Scalar pairs = terms.ToScalar();
@@ -84,7 +85,7 @@ public sealed class DinoLoss : nn.Module
         using Scalar rows = teacherOutput.shape[0].ToScalar();
         using var batchCenter = teacherOutput.sum(0, keepdim: true) / rows;
         using var blended = batchCenter * CenterBlend;
-        center.mul_(CenterMomentumScalar).add_(blended);
+        center.mul_(CenterMomentumScalar).add_(blended, KeptScalars.One);
     }
 }
 

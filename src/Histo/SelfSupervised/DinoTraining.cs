@@ -317,6 +317,9 @@ public static class DinoTraining
         return (int)((z ^ (z >> 31)) & int.MaxValue);
     }
 
+    // Kept alive, not converted on the fly: see KeptScalars.
+    static readonly Scalar ByteRange = 255f.ToScalar();
+
     static Tensor ToTensor(RgbaImage image, int minSide)
     {
         if (Math.Min(image.Width, image.Height) < minSide)
@@ -325,7 +328,7 @@ public static class DinoTraining
             image = image.Resize((int)Math.Ceiling(image.Width * scale), (int)Math.Ceiling(image.Height * scale));
         }
         using var bytes = tensor(image.Pixels, [image.Height, image.Width, 4]);
-        return bytes.narrow(2, 0, 3).permute(2, 0, 1).to_type(ScalarType.Float32) / 255f;
+        return bytes.narrow(2, 0, 3).permute(2, 0, 1).to_type(ScalarType.Float32) / ByteRange;
     }
 
     static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, OptimizerHelper optimizer, State state)
