@@ -129,6 +129,22 @@ public class DinoTrainingTests
     }
 
     [Fact]
+    public void TheImageNetResNetTakesCropsOfOtherSizes()
+    {
+        // --init resnet18-imagenet trains on crops of --global-size: its 224 px BGR mean image is area-averaged to that
+        // size. At 112 px each pixel of it is the mean of a 2 x 2 block of the original (the input here is zero).
+        using var normaliser = new InputNormaliser(new InputNormalization.BgrMeanImage());
+        using var mean = CntkResNet18.LoadMeanImage();
+        using var blocks = mean.reshape(3, 112, 2, 112, 2).mean([2, 4]);
+        using var zero = zeros(1, 3, 112, 112);
+        using var input = normaliser.FromBytes(zero);
+        Assert.True(input.squeeze(0).allclose(-blocks, rtol: 0, atol: 1e-4));
+        using var encoder = EncoderRegistry.Create("resnet18-imagenet", inputSize: 64);
+        using var features = encoder.Embed(zeros(2, 64, 64, 4, dtype: ScalarType.Byte));
+        Assert.Equal(new long[] { 2, 512 }, features.shape);
+    }
+
+    [Fact]
     public void HiddenFilesAndStagingFoldersOfKilledRunsAreNotPatches()
     {
         using var dir = new TempDir();

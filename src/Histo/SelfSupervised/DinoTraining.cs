@@ -115,8 +115,9 @@ public sealed record DinoOptions
 
     static void CropScale(string option, (double Min, double Max) scale)
     {
-        Require.InRange(option + " min", scale.Min, double.Epsilon, 1);
-        Require.InRange(option + " max", scale.Max, scale.Min, 1);
+        Require.Positive($"{option} (min)", scale.Min);
+        Require.InRange($"{option} (min)", scale.Min, 0, 1);
+        Require.InRange($"{option} (max)", scale.Max, scale.Min, 1);
     }
 }
 
