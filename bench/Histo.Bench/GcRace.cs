@@ -8,11 +8,14 @@ namespace Histo.Bench;
 /// native call can finalize (free) it while libtorch still reads it: "Expected false to be true ... toFloat", or a native
 /// crash. Here one thread adds in a loop while another forces collections; with --guarded the loop passes a Scalar it
 /// keeps alive and runs clean. Real runs hit it rarely (an evaluation thread, a progress-bar thread, parallel test classes).
+/// With --encoder NAME the loop is <c>histo embed</c>'s instead: the encoder's forward pass (normalisation, residual
+/// additions, position embeddings) on a batch of patches while the other thread allocates as a patch reader does.
 /// </summary>
 static class GcRace
 {
     public static int Run(BenchArgs args)
     {
+        if (args.String("--encoder") is { } encoder) return Encoder(encoder, args.Number("--seconds", 30));
         bool guarded = args.String("--guarded") is not null;
         using var a = randn(64, 65, 192);
         using var b = randn(1, 65, 192);
@@ -29,6 +32,33 @@ static class GcRace
         }
         Volatile.Write(ref stop, true);
         Console.WriteLine($"{(guarded ? "guarded" : "plain")}: {n} additions under forced collections, no crash");
+        return 0;
+    }
+
+    /// <summary>Forward passes of an encoder (64 px patches, batch 8) while another thread allocates and forces collections.</summary>
+    static int Encoder(string name, double seconds)
+    {
+        using var encoder = Histo.Models.EncoderRegistry.Create(name, inputSize: 64);
+        var pixels = new byte[8 * 64 * 64 * 4];
+        new Random(0).NextBytes(pixels);
+        using var batch = tensor(pixels, [8, 64, 64, 4]);
+        bool stop = false;
+        long garbage = 0;
+        var reader = new Thread(() =>
+        {
+            // A patch reader's allocations (decoded tiles), with a collection forced after each.
+            while (!Volatile.Read(ref stop)) { garbage += new byte[256 * 256 * 4].Length; GC.Collect(); GC.WaitForPendingFinalizers(); }
+        }) { IsBackground = true };
+        reader.Start();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long n = 0;
+        while (clock.Elapsed.TotalSeconds < seconds)
+        {
+            using var features = encoder.Embed(batch);
+            n++;
+        }
+        Volatile.Write(ref stop, true);
+        Console.WriteLine($"{name}: {n} forward passes of 8 patches under forced collections in {clock.Elapsed.TotalSeconds:0} s, no crash");
         return 0;
     }
 }

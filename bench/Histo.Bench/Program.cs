@@ -16,6 +16,7 @@ return mode switch
     "dino-cohort" => DinoCohort.Run(new BenchArgs(args)),
     "dino-step" => DinoStepBenchmark.Run(quick),
     "dino-fmnist" => DinoFashionMnist.Run(new BenchArgs(args)),
+    "dino-pcam" => DinoPcam.Run(new BenchArgs(args)),
     "torchsharp-gc-race" => GcRace.Run(new BenchArgs(args)),
     "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
     _ => Usage(),
@@ -23,6 +24,6 @@ return mode switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil|knn|dino-step|dino-fmnist|dino-cohort|torchsharp-gc-race [--quick]");
+    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil|knn|dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race [--quick]");
     return 2;
 }

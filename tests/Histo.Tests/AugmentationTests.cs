@@ -45,16 +45,15 @@ public class AugmentationTests
     }
 
     [Fact]
-    public void GaussianWeightsOfTheMethodsReference()
+    public void GaussianKernelOfTorchvisionAndTheMethodsReference()
     {
-        // sigma = 1.5, radius 1: the nine unnormalised weights exp(-(x^2 + y^2) / (2 sigma^2)) / (2 pi sigma^2) sum to 0.4787147.
-        double sigma = 1.5, sum = 0;
-        for (int x = -1; x <= 1; x++) for (int y = -1; y <= 1; y++) sum += Math.Exp(-(x * x + y * y) / (2 * sigma * sigma)) / (2 * Math.PI * sigma * sigma);
-        Assert.Equal(0.4787147, sum, 6); // 0.47871481: the reference quotes it to 7 digits, truncated
-        var k = Augmentations.GaussianKernel1D(sigma, 1);
-        Assert.Equal(1.0, k.Sum(), 6);
-        // The separable kernel's outer product equals the normalised 2-D kernel.
-        Assert.Equal(Math.Exp(-2 / (2 * sigma * sigma)) / (2 * Math.PI * sigma * sigma) / sum, k[0] * k[0], 6);
+        // torchvision's _get_gaussian_kernel1d(3, 1.5): exp(-x^2 / (2 sigma^2)) at x = -1, 0, 1, normalised; by hand:
+        // exp(-1 / 4.5) = 0.8007374, sum 2.6014748, so 0.3078013, 0.3843973, 0.3078013.
+        var k = Augmentations.GaussianKernel1D(1.5, 1);
+        Assert.Equal([0.3078013, 0.3843973, 0.3078013], k.Select(v => (double)v), new Tol(2e-7)); // float32, 7 digits
+        // The methods reference: the nine unnormalised 2-D weights sum to 0.4787147, so the normalised centre weight is
+        // (1 / (2 pi 1.5^2)) / 0.4787147; the separable kernel's outer product must give it.
+        Assert.Equal(1 / (2 * Math.PI * 1.5 * 1.5) / 0.4787147, k[1] * k[1], 6);
     }
 
     [Fact]
@@ -69,9 +68,11 @@ public class AugmentationTests
         Assert.Equal(1, FeatureNormalisation.L2(x).norm(1)[2].item<float>(), 6);
     }
 
-    sealed class Tol(double t) : IEqualityComparer<float>
+    sealed class Tol(double t) : IEqualityComparer<float>, IEqualityComparer<double>
     {
         public bool Equals(float a, float b) => Math.Abs(a - b) <= t;
         public int GetHashCode(float f) => 0;
+        public bool Equals(double a, double b) => Math.Abs(a - b) <= t;
+        public int GetHashCode(double d) => 0;
     }
 }

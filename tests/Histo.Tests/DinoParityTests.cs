@@ -103,6 +103,21 @@ public class DinoParityTests
         Assert.True(ema.Average(0).allclose(model.weight!, rtol: 1e-5, atol: 1e-6));
     }
 
+    [Fact]
+    public void BiasCorrectionFollowsAMomentumThatChangesEveryStep()
+    {
+        // By hand, the shadow from zero: theta 2 at m 0.5 gives 0.5 * 0 + 0.5 * 2 = 1; theta 4 at m 0.8 gives 0.8 * 1 + 0.2 * 4
+        // = 1.6, which weighs 2 by 0.4 and 4 by 0.2. Corrected by their sum 1 - 0.5 * 0.8 = 0.6: 2.6667 (1 - 0.8^2 would give 4.444).
+        using var model = nn.Linear(1, 1, hasBias: false);
+        using var ema = new WeightEma(model, startAtZero: true, biasCorrection: true);
+        using (no_grad()) model.weight!.fill_(2);
+        ema.Update(0.5);
+        using (no_grad()) model.weight!.fill_(4);
+        ema.Update(0.8);
+        using var average = ema.Average(0);
+        Assert.Equal(1.6 / 0.6, average.item<float>(), 5);
+    }
+
     sealed class ToleranceComparer(double tolerance) : IEqualityComparer<double>
     {
         public bool Equals(double a, double b) => Math.Abs(a - b) <= tolerance * Math.Max(1, Math.Abs(a));

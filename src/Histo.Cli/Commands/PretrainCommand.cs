@@ -14,32 +14,67 @@ static class PretrainCommand
         var slides = new Option<string[]>("--slides") { Description = "Slide files or folders, read patch by patch at the coordinates of 'histo tile' (with --coords).", AllowMultipleArgumentsPerToken = true };
         var coords = new Option<DirectoryInfo>("--coords") { Description = "Output folder of 'histo tile' (coords/<slide_id>.h5), for --slides." };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Run folder (checkpoint per epoch; teacher backbone for 'histo embed --encoder RUN').", Required = true };
-        var arch = new Option<string>("--arch") { Description = "Backbone, randomly initialised: " + string.Join(", ", Histo.Models.EncoderRegistry.All.Where(e => e.Weights == "none").Select(e => e.Name)) + ".", DefaultValueFactory = _ => d.Arch };
-        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => d.Epochs };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => d.BatchSize };
-        var outDim = new Option<int>("--out-dim") { Description = "Head outputs K.", DefaultValueFactory = _ => d.OutDim };
-        var local = new Option<int>("--local-crops") { DefaultValueFactory = _ => d.Augmentation.LocalCrops };
-        var globalSize = new Option<int>("--global-size") { Description = "Global crop size in pixels (DINO: 224; the encoder's input size).", DefaultValueFactory = _ => d.Augmentation.GlobalSize };
-        var localSize = new Option<int>("--local-size") { Description = "Local crop size in pixels (DINO: 96).", DefaultValueFactory = _ => d.Augmentation.LocalSize };
-        var warmup = new Option<int>("--warmup-epochs") { Description = "Learning-rate warm-up epochs.", DefaultValueFactory = _ => d.WarmupEpochs };
-        var lr = new Option<double>("--lr") { Description = "Base learning rate, scaled by batch / 256 (DINO: 5e-4).", DefaultValueFactory = _ => d.BaseLearningRate };
-        var teacherTemp = new Option<double>("--teacher-temp") { Description = "Teacher temperature after warm-up (DINO: 0.04; lower, e.g. 0.02, sharpens more against collapse).", DefaultValueFactory = _ => d.TeacherTemperature };
-        var warmupTeacherTemp = new Option<double>("--warmup-teacher-temp") { Description = "Teacher temperature at the start of its linear warm-up.", DefaultValueFactory = _ => d.WarmupTeacherTemperature };
-        var momentum = new Option<double>("--momentum-teacher") { Description = "Teacher EMA momentum at the start (cosine to 1; DINO: 0.996).", DefaultValueFactory = _ => d.TeacherMomentum };
-        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => d.Seed };
-        var command = new Command("pretrain", "Self-supervised pretraining with DINO on patch images; resumes from the run folder.")
+        string randomArchs = string.Join(", ", Histo.Models.EncoderRegistry.All.Where(e => e.Weights == "none").Select(e => e.Name));
+        var arch = new Option<string>("--arch")
         {
-            patches, slides, coords, output, arch, epochs, batch, outDim, local, globalSize, localSize, warmup, lr, teacherTemp, warmupTeacherTemp, momentum, seed,
+            Description = $"Backbone, randomly initialised: {randomArchs} (default {DinoTraining.DefaultArch}); "
+                + "with --init, the encoder's architecture.",
+        };
+        var init = new Option<string>("--init")
+        {
+            Description = "Start student and teacher backbones from this encoder's weights (a registered name such as resnet18-imagenet, "
+                + "a checkpoint or a pretrain run): continued, domain-adaptive pretraining. Default: random initialisation.",
+        };
+        var epochs = With("--epochs", "Epochs; a finished run given more epochs continues with schedules for the new length.", d.Epochs);
+        var batch = With("--batch-size", "Images per iteration.", d.BatchSize);
+        var outDim = With("--out-dim", "Head outputs K.", d.OutDim);
+        var local = With("--local-crops", "Local crops per image (DINO: 8; 0 for global crops only).", d.Augmentation.LocalCrops);
+        var globalSize = With("--global-size", "Global crop side in px (DINO: 224; the input size).", d.Augmentation.GlobalSize);
+        var localSize = With("--local-size", "Local crop size in pixels (DINO: 96).", d.Augmentation.LocalSize);
+        var globalScale = ScaleOption("--global-crops-scale", "Area range of the global crops, a fraction of the image (DINO: 0.4 1).",
+            d.Augmentation.GlobalScale);
+        var localScale = ScaleOption("--local-crops-scale", "Area range of the local crops (DINO: 0.05 0.4).", d.Augmentation.LocalScale);
+        var warmup = new Option<int?>("--warmup-epochs")
+        {
+            Description = "Learning-rate warm-up epochs, fewer than --epochs (default: a tenth of the run, at most "
+                + $"{DinoOptions.DinoMaxWarmupEpochs} epochs, as DINO's 10 of 100).",
+        };
+        var lr = With("--lr", "Base learning rate, scaled by batch / 256 (DINO: 5e-4).", d.BaseLearningRate);
+        var minLr = With("--min-lr", "Learning rate at the end of the cosine (DINO: 1e-6).", d.MinLearningRate);
+        var weightDecay = With("--weight-decay", "AdamW weight decay at the start (DINO: 0.04).", d.WeightDecay);
+        var weightDecayEnd = With("--weight-decay-end", "Weight decay at the end of its cosine (DINO: 0.4).", d.WeightDecayEnd);
+        var clipGrad = With("--clip-grad", "Largest gradient norm of each parameter (DINO: 3.0; 0 turns clipping off).", d.ClipGrad);
+        var freeze = With("--freeze-last-layer", "Epochs without updates of the head's last layer (DINO: 1).", d.FreezeLastLayerEpochs);
+        var teacherTemp = With("--teacher-temp", "Teacher temperature after warm-up (DINO: 0.04; 0.02 sharpens more against collapse).",
+            d.TeacherTemperature);
+        var warmupTeacherTemp = With("--warmup-teacher-temp", "Teacher temperature at the start of its warm-up.", d.WarmupTeacherTemperature);
+        var momentum = With("--momentum-teacher", "Teacher EMA momentum at the start (cosine to 1; DINO: 0.996).", d.TeacherMomentum);
+        var seed = With("--seed", "Seed of every random step.", d.Seed);
+        var overwrite = new Option<bool>("--overwrite") { Description = "Start afresh in a run folder holding a run with other settings." };
+        var command = new Command("pretrain",
+            "Self-supervised pretraining with DINO on patch images; resumes from the run folder, or extends it with more --epochs.")
+        {
+            patches, slides, coords, output, arch, init, epochs, batch, outDim, local, globalSize, localSize, globalScale, localScale,
+            warmup, lr, minLr, weightDecay, weightDecayEnd, clipGrad, freeze, teacherTemp, warmupTeacherTemp, momentum, seed, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
             var options = new DinoOptions
             {
-                Arch = parse.GetValue(arch)!, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), OutDim = parse.GetValue(outDim),
-                WarmupEpochs = parse.GetValue(warmup), Seed = parse.GetValue(seed), BaseLearningRate = parse.GetValue(lr),
-                TeacherTemperature = parse.GetValue(teacherTemp), WarmupTeacherTemperature = parse.GetValue(warmupTeacherTemp), TeacherMomentum = parse.GetValue(momentum),
-                Augmentation = new DinoAugmentation { LocalCrops = parse.GetValue(local), GlobalSize = parse.GetValue(globalSize), LocalSize = parse.GetValue(localSize) },
+                Arch = parse.GetValue(arch), Init = parse.GetValue(init), Epochs = parse.GetValue(epochs),
+                BatchSize = parse.GetValue(batch), OutDim = parse.GetValue(outDim), WarmupEpochs = parse.GetValue(warmup),
+                Seed = parse.GetValue(seed), BaseLearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(minLr),
+                WeightDecay = parse.GetValue(weightDecay), WeightDecayEnd = parse.GetValue(weightDecayEnd),
+                ClipGrad = parse.GetValue(clipGrad), FreezeLastLayerEpochs = parse.GetValue(freeze),
+                TeacherTemperature = parse.GetValue(teacherTemp), WarmupTeacherTemperature = parse.GetValue(warmupTeacherTemp),
+                TeacherMomentum = parse.GetValue(momentum), Overwrite = parse.GetValue(overwrite),
+                Augmentation = new DinoAugmentation
+                {
+                    LocalCrops = parse.GetValue(local), GlobalSize = parse.GetValue(globalSize), LocalSize = parse.GetValue(localSize),
+                    GlobalScale = Scale(parse.GetValue(globalScale)!), LocalScale = Scale(parse.GetValue(localScale)!),
+                },
             };
+            options.Validate(); // before any slide or image is opened
             using var images = OpenPatches(parse.GetValue(patches), parse.GetValue(slides), parse.GetValue(coords));
             if (images is SlidePatches sp) foreach (var skipped in sp.Skipped) Console.Error.WriteLine($"skipped: {skipped}");
             Console.WriteLine($"DINO on {images.Describe()}");
@@ -51,7 +86,7 @@ static class PretrainCommand
                 {
                     var task = ctx.AddTask("DINO", maxValue: 1);
                     var refresh = Progress.Throttled(ctx); // no refresh thread: see Progress.Throttled
-                    losses = DinoTraining.Run(images, options, runDir, p =>
+                    losses = DinoTraining.Run(images, options, runDir, log: Console.Error.WriteLine, progress: p =>
                     {
                         task.MaxValue = p.Epochs * p.Iterations;
                         task.Value = (p.Epoch - 1) * p.Iterations + p.Iteration;
@@ -65,6 +100,18 @@ static class PretrainCommand
         }));
         return command;
     }
+
+    static Option<T> With<T>(string name, string description, T fallback) =>
+        new(name) { Description = description, DefaultValueFactory = _ => fallback };
+
+    /// <summary>An option taking two numbers, "min max".</summary>
+    static Option<double[]> ScaleOption(string name, string description, (double Min, double Max) fallback) => new(name)
+    {
+        Description = description, Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true,
+        DefaultValueFactory = _ => [fallback.Min, fallback.Max],
+    };
+
+    static (double Min, double Max) Scale(double[] values) => (values[0], values[1]);
 
     static IPatchSource OpenPatches(DirectoryInfo? patches, string[]? slides, DirectoryInfo? coords)
     {

@@ -44,22 +44,34 @@ public static class EncoderRegistry
     /// random-initialisation baseline at the size a `histo pretrain` run trained at).</param>
     public static PatchEncoder Create(string nameOrPath, ScalarType computeType = ScalarType.Float32, int? inputSize = null)
     {
+        var (spec, network) = CreateNetwork(nameOrPath, inputSize);
+        return new PatchEncoder(spec, network, computeType);
+    }
+
+    /// <summary>
+    /// The network of <see cref="Create"/> with its spec, not wrapped for inference: e.g. the starting point of
+    /// <c>histo pretrain --init</c>. The spec's name is the architecture's registered name.
+    /// </summary>
+    public static (EncoderSpec Spec, nn.Module<Tensor, Tensor> Network) CreateNetwork(string nameOrPath, int? inputSize = null)
+    {
         if (All.Any(e => e.Name == nameOrPath))
         {
             var spec = Get(nameOrPath);
-            return new PatchEncoder(spec with { InputSize = inputSize ?? spec.InputSize }, spec.Create(), computeType);
+            return (spec with { InputSize = inputSize ?? spec.InputSize }, spec.Create());
         }
         if (Directory.Exists(nameOrPath) && File.Exists(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.EncoderFile)))
         {
             // A `histo pretrain` run: its teacher backbone, by the architecture it records.
-            var info = System.Text.Json.JsonSerializer.Deserialize<SelfSupervised.DinoTraining.EncoderInfo>(File.ReadAllText(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.EncoderFile)))!;
+            string backbone = Path.Combine(nameOrPath, SelfSupervised.DinoTraining.BackboneFile);
+            var info = System.Text.Json.JsonSerializer.Deserialize<SelfSupervised.DinoTraining.EncoderInfo>(
+                File.ReadAllText(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.EncoderFile)))!;
             var spec = Get(info.Arch);
             var network = spec.Create();
-            var weights = Checkpoint.Read(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.BackboneFile));
-            try { WeightLoading.Load(network, weights, Path.Combine(nameOrPath, SelfSupervised.DinoTraining.BackboneFile), ignore: n => n.EndsWith("num_batches_tracked")); }
+            var weights = Checkpoint.Read(backbone);
+            try { WeightLoading.Load(network, weights, backbone, ignore: n => n.EndsWith("num_batches_tracked")); }
             finally { foreach (var t in weights.Values) t.Dispose(); }
             // Patches are embedded at the size the run trained its global crops at.
-            return new PatchEncoder(spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = info.InputSize }, network, computeType);
+            return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? info.InputSize }, network);
         }
         if (!File.Exists(nameOrPath))
             throw new HistoException($"--encoder '{nameOrPath}' is neither a registered encoder ({string.Join(", ", All.Select(e => e.Name))}) nor an existing checkpoint file");
@@ -76,7 +88,7 @@ public static class EncoderRegistry
                 try
                 {
                     WeightLoading.Load(network, tensors, nameOrPath, strict: true, ignore: n => IsHead(n) || n.EndsWith("num_batches_tracked"));
-                    return new PatchEncoder(spec with { Weights = nameOrPath }, network, computeType);
+                    return (spec with { Weights = nameOrPath, InputSize = inputSize ?? spec.InputSize }, network);
                 }
                 catch (HistoException e)
                 {

@@ -26,8 +26,7 @@ public sealed record EncoderSpec(string Name, string Description, int InputSize,
 /// </summary>
 public sealed class PatchEncoder : IDisposable
 {
-    readonly Tensor? _meanImage;
-    readonly Tensor? _mean, _std;
+    readonly InputNormaliser _normaliser;
 
     public EncoderSpec Spec { get; }
     public nn.Module<Tensor, Tensor> Network { get; }
@@ -42,14 +41,7 @@ public sealed class PatchEncoder : IDisposable
         ComputeType = computeType;
         Network.eval();
         if (computeType != ScalarType.Float32) Network.to(computeType);
-        switch (spec.Normalization)
-        {
-            case InputNormalization.BgrMeanImage: _meanImage = CntkResNet18.LoadMeanImage(); break;
-            case InputNormalization.MeanStd ms:
-                _mean = tensor(ms.Mean).reshape(1, 3, 1, 1);
-                _std = tensor(ms.Std).reshape(1, 3, 1, 1);
-                break;
-        }
+        _normaliser = new InputNormaliser(spec.Normalization);
     }
 
     /// <summary>RGBA bytes [B, S, S, 4] to the network's input [B, 3, S, S].</summary>
@@ -57,10 +49,7 @@ public sealed class PatchEncoder : IDisposable
     {
         using var scope = NewDisposeScope();
         var rgb = rgba[.., .., .., ..3].permute(0, 3, 1, 2).to_type(ScalarType.Float32); // [B, 3, S, S], 0-255
-        Tensor x = _meanImage is not null
-            ? rgb.flip(1) - _meanImage                      // BGR minus the mean image
-            : (rgb / 255f - _mean!) / _std!;
-        return x.to_type(ComputeType).MoveToOuterDisposeScope();
+        return _normaliser.FromBytes(rgb).to_type(ComputeType).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -87,8 +76,78 @@ public sealed class PatchEncoder : IDisposable
     public void Dispose()
     {
         Network.Dispose();
+        _normaliser.Dispose();
+    }
+}
+
+/// <summary>
+/// An encoder's input convention applied to RGB batches [B, 3, S, S] at any side S: what <see cref="PatchEncoder"/> feeds
+/// the network, and what DINO feeds the same network while it trains (so a run embeds as it trained).
+/// </summary>
+public sealed class InputNormaliser : IDisposable
+{
+    // Kept alive: a number converted to a Scalar on the fly can be freed by the finalizer while libtorch reads it (README).
+    static readonly Scalar ByteRange = 255f.ToScalar();
+
+    readonly Tensor? _meanImage;
+    readonly Tensor? _mean, _std;
+    readonly Dictionary<long, Tensor> _meanImageBySize = [];
+
+    public InputNormaliser(InputNormalization normalization)
+    {
+        switch (normalization)
+        {
+            case InputNormalization.BgrMeanImage: _meanImage = CntkResNet18.LoadMeanImage(); break;
+            case InputNormalization.MeanStd ms:
+                _mean = tensor(ms.Mean).reshape(1, 3, 1, 1);
+                _std = tensor(ms.Std).reshape(1, 3, 1, 1);
+                break;
+        }
+    }
+
+    /// <summary>RGB in [0, 255] to the network's input.</summary>
+    public Tensor FromBytes(Tensor rgb)
+    {
+        using var scope = NewDisposeScope();
+        Tensor x = _meanImage is not null
+            ? rgb.flip(1) - MeanImage(rgb.shape[^1])      // BGR minus the mean image (tensor - tensor: no Scalar)
+            : (rgb / ByteRange - _mean!) / _std!;
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>RGB in [0, 1] (e.g. DINO's augmented crops) to the network's input.</summary>
+    public Tensor FromUnit(Tensor rgb)
+    {
+        using var scope = NewDisposeScope();
+        Tensor x = _meanImage is not null ? FromBytes(rgb * ByteRange) : (rgb - _mean!) / _std!;
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The 224 x 224 mean image at side <paramref name="size"/>: area-averaged to another input size, which would not
+    /// broadcast against it otherwise (e.g. DINO's 64 px crops); the mean image is smooth, so little is lost.
+    /// </summary>
+    Tensor MeanImage(long size)
+    {
+        if (size == _meanImage!.shape[^1]) return _meanImage;
+        lock (_meanImageBySize)
+        {
+            if (!_meanImageBySize.TryGetValue(size, out var resized))
+            {
+                using var batch = _meanImage.unsqueeze(0);
+                using var scaled = nn.functional.interpolate(batch, size: [size, size], mode: InterpolationMode.Area);
+                resized = scaled.squeeze(0).DetachFromDisposeScope();
+                _meanImageBySize[size] = resized;
+            }
+            return resized;
+        }
+    }
+
+    public void Dispose()
+    {
         _meanImage?.Dispose();
         _mean?.Dispose();
         _std?.Dispose();
+        foreach (var t in _meanImageBySize.Values) t.Dispose();
     }
 }

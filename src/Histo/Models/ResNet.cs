@@ -120,7 +120,7 @@ sealed class BasicBlock : Module<Tensor, Tensor>
         var y = functional.relu(bn1.forward(conv1.forward(input)));
         y = bn2.forward(conv2.forward(y));
         var identity = downsample is null ? x : downsample.forward(x);
-        return functional.relu(y + identity).MoveToOuterDisposeScope();
+        return functional.relu(y.add(identity, KeptScalars.One)).MoveToOuterDisposeScope(); // y + identity
     }
 }
 
@@ -158,6 +158,6 @@ sealed class BottleneckBlock : Module<Tensor, Tensor>
         y = functional.relu(bn2.forward(conv2.forward(padded)));
         y = bn3.forward(conv3.forward(y));
         var identity = downsample is null ? x : downsample.forward(x);
-        return functional.relu(y + identity).MoveToOuterDisposeScope();
+        return functional.relu(y.add(identity, KeptScalars.One)).MoveToOuterDisposeScope(); // y + identity
     }
 }

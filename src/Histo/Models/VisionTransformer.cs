@@ -58,7 +58,7 @@ public sealed class VisionTransformer : Module<Tensor, Tensor>
         var x = patch_embed.forward(images);                         // [B, N, D]
         long b = x.shape[0], n = x.shape[1];
         x = cat([cls_token.expand(b, -1, -1), x], 1);                // [B, 1 + N, D]
-        x = x + PositionEmbedding((int)Math.Round(Math.Sqrt(n)));    // learned, resized to the grid
+        x = x.add(PositionEmbedding((int)Math.Round(Math.Sqrt(n))), KeptScalars.One); // + learned positions, resized to the grid
         x = norm.forward(blocks.forward(x));
         return x[.., 0].MoveToOuterDisposeScope();                   // CLS token: [B, D]
     }
@@ -109,8 +109,8 @@ sealed class TransformerBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = x + attn.forward(norm1.forward(x));
-        x = x + mlp.forward(norm2.forward(x));
+        x = x.add(attn.forward(norm1.forward(x)), KeptScalars.One); // x + Attn(LN(x))
+        x = x.add(mlp.forward(norm2.forward(x)), KeptScalars.One);  // x + MLP(LN(x))
         return x.MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Histo.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -19,6 +20,10 @@ public sealed class DinoLoss : nn.Module
 
     readonly Tensor center;
     readonly int _globalCrops;
+    // Numbers meeting tensors as kept-alive Scalars: an implicit conversion's temporary can be freed by the finalizer
+    // while libtorch reads it, when another thread allocates (README, Platform notes).
+    static readonly Scalar StudentTemperatureScalar = StudentTemperature.ToScalar(), CenterMomentumScalar = CenterMomentum.ToScalar(),
+        CenterBlend = (1 - CenterMomentum).ToScalar(), LogEpsilon = 1e-12.ToScalar();
 
     public DinoLoss(int outDim, int globalCrops = 2) : base(nameof(DinoLoss))
     {
@@ -47,8 +52,9 @@ public sealed class DinoLoss : nn.Module
         using var scope = NewDisposeScope();
         long batch = teacherOutput.shape[0] / _globalCrops;
         int views = (int)(studentOutput.shape[0] / batch);
-        var student = (studentOutput / StudentTemperature).chunk(views);
-        var teacher = nn.functional.softmax((teacherOutput - center) / teacherTemperature, -1).detach().chunk(_globalCrops);
+        using Scalar tau = teacherTemperature.ToScalar();
+        var student = (studentOutput / StudentTemperatureScalar).chunk(views);
+        var teacher = nn.functional.softmax((teacherOutput - center) / tau, -1).detach().chunk(_globalCrops);
         Tensor total = zeros(1);
         int terms = 0;
         for (int t = 0; t < teacher.Length; t++)
@@ -56,16 +62,17 @@ public sealed class DinoLoss : nn.Module
             {
                 if (s == t) continue; // the same view on both sides
                 var loss = (-teacher[t] * nn.functional.log_softmax(student[s], -1)).sum(-1);
-                total = total + loss.mean();
+                total = total.add(loss.mean(), KeptScalars.One);
                 terms++;
             }
-        var result = (total / terms).squeeze();
+        using Scalar pairs = terms.ToScalar();
+        var result = (total / pairs).squeeze();
         using (no_grad())
         {
             var p = cat(teacher, 0);
-            LastTeacherEntropy = (-(p * (p + 1e-12).log()).sum(-1)).mean().item<float>();
+            LastTeacherEntropy = (-(p * (p + LogEpsilon).log()).sum(-1)).mean().item<float>();
             var marginal = p.mean([0]);
-            LastTeacherMarginalEntropy = (-(marginal * (marginal + 1e-12).log()).sum()).item<float>();
+            LastTeacherMarginalEntropy = (-(marginal * (marginal + LogEpsilon).log()).sum()).item<float>();
         }
         UpdateCenter(teacherOutput);
         return result.MoveToOuterDisposeScope();
@@ -75,43 +82,70 @@ public sealed class DinoLoss : nn.Module
     void UpdateCenter(Tensor teacherOutput)
     {
         using var _ = no_grad();
-        using var batchCenter = teacherOutput.sum(0, keepdim: true) / teacherOutput.shape[0];
-        center.mul_(CenterMomentum).add_(batchCenter * (1 - CenterMomentum));
+        using Scalar rows = teacherOutput.shape[0].ToScalar();
+        using var batchCenter = teacherOutput.sum(0, keepdim: true) / rows;
+        using var blended = batchCenter * CenterBlend;
+        center.mul_(CenterMomentumScalar).add_(blended, KeptScalars.One);
     }
 }
 
 /// <summary>
-/// Exponential moving average of weights: shadow = b shadow + (1 - b) theta, optionally bias-corrected
-/// (shadow / (1 - b^t) when the shadow starts at zero); the shadow can be swapped into the model for
-/// evaluation and swapped back. DINO's teacher is this with a per-iteration momentum and no bias correction.
+/// Exponential moving average of weights: shadow = m_t shadow + (1 - m_t) theta, with a momentum m_t that may change
+/// every update; optionally bias-corrected. The shadow can be swapped into the model for evaluation and swapped back.
+/// DINO's teacher is this with the teacher's own parameters as the shadow of the student's, a cosine momentum and no
+/// bias correction (<see cref="DinoStep"/>).
 /// </summary>
 public sealed class WeightEma : IDisposable
 {
     readonly List<(Tensor Target, Tensor Shadow)> _pairs;
-    readonly bool _biasCorrection;
+    readonly bool _biasCorrection, _ownsShadows;
     Dictionary<Tensor, Tensor>? _backup;
+    /// <summary>
+    /// prod_t m_t over the updates so far. A shadow started at zero holds theta (1 - prod_t m_t) for a constant theta:
+    /// dividing by that corrects the bias, also when m changes every step (1 - m^t holds only for a constant m).
+    /// </summary>
+    double _momentumProduct = 1;
     int _updates;
 
     /// <param name="startAtZero">Start the shadow at zero (then use bias correction); otherwise a copy of the weights.</param>
     public WeightEma(nn.Module model, bool startAtZero = false, bool biasCorrection = false)
     {
         _biasCorrection = biasCorrection;
+        _ownsShadows = true;
         _pairs = model.parameters().Select(p => ((Tensor)p, startAtZero ? zeros_like(p) : p.detach().clone())).ToList();
+    }
+
+    /// <summary>
+    /// An average kept in <paramref name="shadows"/>, tensors the caller owns and updates in place (DINO: the teacher's
+    /// parameters), of <paramref name="sources"/> (the student's), matched in order and shape.
+    /// </summary>
+    public WeightEma(IEnumerable<Tensor> sources, IEnumerable<Tensor> shadows)
+    {
+        _pairs = sources.Zip(shadows).ToList();
+        foreach (var (source, shadow) in _pairs)
+            if (!source.shape.SequenceEqual(shadow.shape))
+                throw new ArgumentException(
+                    $"shadow [{string.Join(", ", shadow.shape)}] does not match its source [{string.Join(", ", source.shape)}]");
     }
 
     /// <summary>shadow &lt;- momentum shadow + (1 - momentum) theta.</summary>
     public void Update(double momentum)
     {
         using var _ = no_grad();
-        foreach (var (target, shadow) in _pairs) shadow.mul_(momentum).add_(target.detach(), alpha: 1 - momentum);
+        // Explicit, kept-alive scalars: an implicit conversion's temporary can be freed while libtorch reads it (README).
+        using Scalar keep = momentum.ToScalar(), blend = (1 - momentum).ToScalar();
+        foreach (var (target, shadow) in _pairs) shadow.mul_(keep).add_(target.detach(), alpha: blend);
+        _momentumProduct *= momentum;
         _updates++;
-        _lastMomentum = momentum;
     }
 
-    double _lastMomentum;
-
-    /// <summary>The averaged value of parameter i (bias-corrected when asked: shadow / (1 - b^t)).</summary>
-    public Tensor Average(int i) => _biasCorrection && _updates > 0 ? _pairs[i].Shadow / (1 - Math.Pow(_lastMomentum, _updates)) : _pairs[i].Shadow;
+    /// <summary>The averaged value of parameter i (bias-corrected when asked: shadow / (1 - prod_t m_t)).</summary>
+    public Tensor Average(int i)
+    {
+        if (!_biasCorrection || _updates == 0) return _pairs[i].Shadow;
+        using Scalar unbiased = (1 - _momentumProduct).ToScalar();
+        return _pairs[i].Shadow / unbiased;
+    }
 
     /// <summary>Puts the averaged weights into the model (keeping its own for <see cref="Restore"/>).</summary>
     public void Apply()
@@ -135,7 +169,7 @@ public sealed class WeightEma : IDisposable
 
     public void Dispose()
     {
-        foreach (var (_, shadow) in _pairs) shadow.Dispose();
+        if (_ownsShadows) foreach (var (_, shadow) in _pairs) shadow.Dispose();
         if (_backup is not null) foreach (var t in _backup.Values) t.Dispose();
     }
 }

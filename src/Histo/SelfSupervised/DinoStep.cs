@@ -29,6 +29,8 @@ public sealed class DinoStep : IDisposable
     public DinoLoss Loss { get; }
     public OptimizerHelper Optimizer { get; }
     readonly HashSet<Parameter> _lastLayer;
+    /// <summary>The teacher's parameters as a moving average of the student's, updated in place (no bias correction).</summary>
+    readonly WeightEma _teacherEma;
 
     public DinoStep(DinoNetwork student, DinoNetwork teacher, int outDim, int globalCrops = 2)
     {
@@ -43,6 +45,7 @@ public sealed class DinoStep : IDisposable
         var notRegularised = new AdamW.ParamGroup(trainable.Where(p => p.parameter.dim() < 2).Select(p => p.parameter), new AdamW.Options { weight_decay = 0 });
         Optimizer = optim.AdamW(new[] { regularised, notRegularised });
         _lastLayer = student.Head.LastLayer.ToHashSet();
+        _teacherEma = new WeightEma(student.parameters(), teacher.parameters());
     }
 
     /// <param name="crops">Views grouped by crop, global crops first: each [B, 3, S, S], normalised.</param>
@@ -68,11 +71,7 @@ public sealed class DinoStep : IDisposable
             foreach (var p in _lastLayer) p.grad = null; // main_dino's cancel_gradients_last_layer: p.grad = None
         Optimizer.step();
 
-        using (no_grad())
-        {
-            double m = settings.TeacherMomentum;
-            foreach (var (t, s) in Teacher.parameters().Zip(Student.parameters())) t.mul_(m).add_(s.detach(), alpha: 1 - m);
-        }
+        _teacherEma.Update(settings.TeacherMomentum); // theta_t <- m theta_t + (1 - m) theta_s
         return new DinoStepResult(value, Loss.LastTeacherEntropy, Loss.LastTeacherMarginalEntropy);
     }
 
@@ -86,12 +85,17 @@ public sealed class DinoStep : IDisposable
             if (p.grad is null) continue;
             double norm = p.grad.norm().item<float>();
             double coefficient = clip / (norm + 1e-6);
-            if (coefficient < 1) p.grad.mul_(coefficient);
+            if (coefficient < 1)
+            {
+                using Scalar scale = coefficient.ToScalar(); // kept alive across the native call (README, Platform notes)
+                p.grad.mul_(scale);
+            }
         }
     }
 
     public void Dispose()
     {
+        _teacherEma.Dispose();
         Optimizer.Dispose();
         Loss.Dispose();
     }

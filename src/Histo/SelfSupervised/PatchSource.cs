@@ -18,7 +18,11 @@ public interface IPatchSource : IDisposable
     string Describe();
 }
 
-/// <summary>PNG, JPEG or TIFF images under a folder (e.g. patches/ of <c>histo tile --save-patches</c>).</summary>
+/// <summary>
+/// PNG, JPEG or TIFF images under a folder (e.g. patches/ of <c>histo tile --save-patches</c>). Hidden files and folders
+/// (names starting with '.') are skipped: a killed <c>histo tile</c> leaves its staging folders
+/// (.&lt;slide&gt;.&lt;host&gt;.&lt;pid&gt;.tmp) there, whose half-written patches repeat the finished ones.
+/// </summary>
 public sealed class ImageFolderPatches : IPatchSource
 {
     static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".tif", ".tiff"];
@@ -30,9 +34,14 @@ public sealed class ImageFolderPatches : IPatchSource
         if (!Directory.Exists(folder)) throw new HistoException($"{folder}: image folder not found");
         _folder = folder;
         _files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
-            .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList();
+            .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()) && !IsHidden(Path.GetRelativePath(folder, f)))
+            .Order(StringComparer.Ordinal).ToList();
         if (_files.Count == 0) throw new HistoException($"{folder}: no PNG, JPEG or TIFF images; tile slides with 'histo tile --save-patches' first");
     }
+
+    /// <summary>Whether a path relative to the folder has a file or folder name starting with '.'.</summary>
+    static bool IsHidden(string relativePath) =>
+        relativePath.Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar).Any(part => part.StartsWith('.'));
 
     public ImageFolderPatches(IReadOnlyList<string> files, string folder = "")
     {
@@ -79,8 +88,8 @@ public sealed class SlidePatches : IPatchSource
             throw;
         }
         Skipped = skipped;
-        if (_slides.Count == 0)
-            throw new HistoException($"{coordsDir}: none of the {slideFiles.Count} slides has tissue patches; run 'histo tile SLIDES -o {coordsDir}' first"
+        if (_slides.Count == 0) // --coords names a folder without these slides' tiles: the command line to fix (exit 2)
+            throw new UsageException($"{coordsDir}: none of the {slideFiles.Count} slides has tissue patches; run 'histo tile SLIDES -o {coordsDir}' first"
                 + (skipped.Count > 0 ? $" ({skipped[0]})" : ""));
         _starts = new int[_slides.Count];
         for (int i = 0; i < _slides.Count; i++) { _starts[i] = _count; _count += _slides[i].Coords.Count; }

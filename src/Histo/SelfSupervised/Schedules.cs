@@ -12,8 +12,11 @@ public static class Schedules
     /// v_i = final + (base - final)(1 + cos(pi i / n)) / 2 over the remaining n iterations.
     /// </summary>
     public static double[] Cosine(double baseValue, double finalValue, int epochs, int iterationsPerEpoch, int warmupEpochs = 0, double warmupStart = 0)
+        => CosineOverIterations(baseValue, finalValue, epochs * iterationsPerEpoch, warmupEpochs * iterationsPerEpoch, warmupStart);
+
+    /// <summary>The same over <paramref name="total"/> iterations of which the first <paramref name="warmup"/> warm up.</summary>
+    public static double[] CosineOverIterations(double baseValue, double finalValue, int total, int warmup, double warmupStart = 0)
     {
-        int warmup = warmupEpochs * iterationsPerEpoch, total = epochs * iterationsPerEpoch;
         var schedule = new double[total];
         for (int i = 0; i < Math.Min(warmup, total); i++)
             schedule[i] = warmup == 1 ? baseValue : warmupStart + (baseValue - warmupStart) * i / (warmup - 1.0); // np.linspace
