@@ -24,8 +24,10 @@ static class PredictCommand
                 ? PredictionJob.PredictSlides(parse.GetValue(model)!.FullName, inputs, dir, parse.GetValue(mppCsv)?.FullName, parse.GetValue(skipErrors))
                 : PredictionJob.Predict(parse.GetValue(model)!.FullName, inputs, dir);
             foreach (var p in predictions)
-                Console.WriteLine($"{p.SlideId}: {p.Predicted} ({p.Probabilities.Max():P1}), energy {p.Energy:0.00}{(p.OutOfDistribution ? "  OUT OF DISTRIBUTION" : "")}");
-            Console.WriteLine($"{predictions.Count} slide(s), {predictions.Count(p => p.OutOfDistribution)} flagged -> {Path.Combine(dir, "predictions.csv")}");
+                Console.WriteLine($"{p.SlideId}: {p.Predicted} ({p.Probabilities.Max():P1}){(double.IsFinite(p.Energy) ? $", energy {p.Energy:0.00}" : "")}{(p.OutOfDistribution == true ? "  OUT OF DISTRIBUTION" : "")}");
+            Console.WriteLine(predictions.Any(p => p.OutOfDistribution is null)
+                ? $"{predictions.Count} slide(s); no out-of-distribution flag: this run's head (coral/corn) has no energy score, or the run has no fold_*/validation.csv (retrain it) -> {Path.Combine(dir, "predictions.csv")}"
+                : $"{predictions.Count} slide(s), {predictions.Count(p => p.OutOfDistribution == true)} flagged -> {Path.Combine(dir, "predictions.csv")}");
             return 0;
         }));
         return command;

@@ -21,9 +21,10 @@ static class TrainCommand
         var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => defaults.WeightDecay };
         var seed = new Option<int>("--seed") { Description = "Seed for splits, initialisation and order.", DefaultValueFactory = _ => defaults.Seed };
         var splits = new Option<DirectoryInfo?>("--splits") { Description = "Reuse CLAM-style splits_{i}.csv from this folder." };
+        var classBalance = new Option<string>("--class-balance") { Description = "on: scale each bag's loss by n / (K n_c) so every class weighs the same; off: every bag weighs 1.", DefaultValueFactory = _ => defaults.ClassBalance ? "on" : "off" };
         var command = new Command("train", "Train a MIL model with k-fold cross-validation by case; writes per-fold and summary metrics.")
         {
-            features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits,
+            features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, classBalance,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -47,6 +48,12 @@ static class TrainCommand
                 Model = parse.GetValue(model)!, Task = milTask, Head = headKind, Folds = parse.GetValue(folds), MaxEpochs = parse.GetValue(epochs),
                 LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay), Seed = parse.GetValue(seed),
                 SplitsDir = parse.GetValue(splits)?.FullName,
+                ClassBalance = parse.GetValue(classBalance) switch
+                {
+                    "on" => true,
+                    "off" => false,
+                    var b => throw new HistoException($"--class-balance '{b}' must be on or off"),
+                },
             };
             string runDir = parse.GetValue(output)!.FullName;
             var messages = new List<string>();
