@@ -28,9 +28,11 @@ public class PredictionTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : 
         Assert.True(predictions.Count(p => p.Predicted == "abc"[int.Parse(p.SlideId[6..]) % 3].ToString()) >= 25);
         var header = File.ReadLines(dir["pred/predictions.csv"]).First();
         Assert.Equal("slide_id,predicted,p_a,p_b,p_c,energy,out_of_distribution", header);
-        // Energy is -logsumexp(logits): finite, and the flag follows the run's threshold.
-        using var model = Mil.TrainedRun.Load(run);
-        Assert.All(predictions, p => Assert.Equal(p.Energy > model.EnergyThreshold, p.OutOfDistribution));
+        // Every slide here was a training slide of most folds: in distribution, so few are flagged (the threshold keeps
+        // 95% of validation slides; the flag's arithmetic against hand-computed energies is
+        // TrustedResultsTests.EnergyFlagsAHandBuiltOutOfDistributionBag).
+        Assert.All(predictions, p => Assert.True(double.IsFinite(p.Energy) && p.OutOfDistribution is not null));
+        Assert.True(predictions.Count(p => p.OutOfDistribution == true) <= 3, $"{predictions.Count(p => p.OutOfDistribution == true)} of 30 training slides flagged");
         Assert.Contains("histo embed", Assert.Throws<HistoException>(() => PredictionJob.Predict(run, [dir["nothing"]], dir["pred"])).Message);
     }
 

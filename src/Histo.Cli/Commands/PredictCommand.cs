@@ -25,8 +25,10 @@ static class PredictCommand
                 : new PredictionJob.SlidesPrediction(PredictionJob.Predict(parse.GetValue(model)!.FullName, inputs, dir), []);
             var predictions = result.Predictions;
             foreach (var p in predictions)
-                Console.WriteLine($"{p.SlideId}: {p.Predicted} ({p.Probabilities.Max():P1}), energy {p.Energy:0.00}{(p.OutOfDistribution ? "  OUT OF DISTRIBUTION" : "")}");
-            Console.WriteLine($"{predictions.Count} slide(s), {predictions.Count(p => p.OutOfDistribution)} flagged -> {Path.Combine(dir, "predictions.csv")}");
+                Console.WriteLine($"{p.SlideId}: {p.Predicted} ({p.Probabilities.Max():P1}){(double.IsFinite(p.Energy) ? $", energy {p.Energy:0.00}" : "")}{(p.OutOfDistribution == true ? "  OUT OF DISTRIBUTION" : "")}");
+            Console.WriteLine(predictions.Any(p => p.OutOfDistribution is null)
+                ? $"{predictions.Count} slide(s); no out-of-distribution flag: this run's head (coral/corn) has no energy score, or the run has no fold_*/validation.csv (retrain it) -> {Path.Combine(dir, "predictions.csv")}"
+                : $"{predictions.Count} slide(s), {predictions.Count(p => p.OutOfDistribution == true)} flagged -> {Path.Combine(dir, "predictions.csv")}");
             if (result.Failed.Count == 0) return 0;
             Console.Error.WriteLine($"{result.Failed.Count} slide(s) failed and have no prediction:");
             foreach (var f in result.Failed) Console.Error.WriteLine($"  {f.SlideId}: {f.Error}");

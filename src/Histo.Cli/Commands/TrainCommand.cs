@@ -22,9 +22,10 @@ static class TrainCommand
         var seed = new Option<int>("--seed") { Description = "Seed for splits, initialisation and order.", DefaultValueFactory = _ => defaults.Seed };
         var splits = new Option<DirectoryInfo?>("--splits") { Description = "Reuse CLAM-style splits_{i}.csv from this folder." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Redo a run folder made with other settings (its folds are deleted)." };
+        var classBalance = new Option<string>("--class-balance") { Description = "on: scale each bag's loss by n / (K n_c) so every class weighs the same; off: every bag weighs 1.", DefaultValueFactory = _ => defaults.ClassBalance ? "on" : "off" };
         var command = new Command("train", "Train a MIL model with k-fold cross-validation by case; writes per-fold and summary metrics.")
         {
-            features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, overwrite,
+            features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, classBalance, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -46,6 +47,12 @@ static class TrainCommand
                 Model = parse.GetValue(model)!, Task = milTask, Head = headKind, Folds = parse.GetValue(folds), MaxEpochs = parse.GetValue(epochs),
                 LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay), Seed = parse.GetValue(seed),
                 SplitsDir = parse.GetValue(splits)?.FullName, Overwrite = parse.GetValue(overwrite),
+                ClassBalance = parse.GetValue(classBalance) switch
+                {
+                    "on" => true,
+                    "off" => false,
+                    var b => throw new UsageException($"--class-balance '{b}' must be on or off"),
+                },
             };
             options.Validate(); // usage errors before any file is read
             var data = MilDataset.Load(parse.GetValue(labels)!.FullName, parse.GetValue(features)!.FullName, milTask);

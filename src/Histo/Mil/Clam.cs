@@ -11,7 +11,10 @@ namespace Histo.Mil;
 /// with D = 256; bag logits from z = sum_k a_k h_k. Instance-level clustering: in the true class's branch the
 /// top-B attended patches get pseudo-label 1 and the bottom-B get 0; for subtyping, the top-B of every other
 /// class's branch get 0 (B = 8). Auxiliary loss = mean instance cross-entropy; the trainer combines
-/// 0.7 * bag CE + 0.3 * this.
+/// 0.7 * bag CE + 0.3 * this. The instance branches are one per class, so CLAM-SB takes the softmax head only
+/// (<see cref="MilTrainingOptions.Validate"/> refuses CORAL and CORN). <see cref="MilRegistry"/> sets
+/// <c>subtyping</c> as CLAM's main.py does: off for a two-class task (task_1_tumor_vs_normal), on for more
+/// classes (task_2_tumor_subtyping).
 /// </summary>
 public sealed class ClamSb : MilModel
 {
@@ -26,6 +29,9 @@ public sealed class ClamSb : MilModel
     readonly ModuleList<Linear> instance_classifiers;
     readonly int _inputDim, _classes;
     readonly bool _subtyping;
+
+    /// <summary>Whether the out-of-class branches are trained (CLAM's <c>subtyping</c>).</summary>
+    public bool Subtyping => _subtyping;
 
     public ClamSb(int inputDim, int classes, bool subtyping = true, int hidden = 512, int attentionDim = 256, double dropout = 0.25) : base("clam-sb")
     {

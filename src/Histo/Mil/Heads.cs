@@ -10,6 +10,11 @@ public enum HeadKind { Softmax, Coral, Corn }
 /// ordinal grades CORAL and CORN, which keep the order of the K grades by predicting K-1 binary "grade &gt; k"
 /// tasks.
 /// </summary>
+/// <remarks>
+/// <see cref="Loss"/> is one bag's unweighted loss. Class balance is not a head's business: the trainer scales
+/// each bag's loss by its class weight n / (K n_c), the same way for every head (see
+/// <see cref="MilTraining.ClassWeights"/>).
+/// </remarks>
 public abstract class MilHead : nn.Module
 {
     protected MilHead(string name, int classes) : base(name) { Classes = classes; }
@@ -17,19 +22,46 @@ public abstract class MilHead : nn.Module
     public int Classes { get; }
     /// <summary>Logits the MIL model must produce for this head.</summary>
     public abstract int ModelOutputs { get; }
-    /// <summary>Loss of one bag's model logits against its class, with an optional per-class weight.</summary>
-    public abstract Tensor Loss(Tensor modelLogits, long label, Tensor? classWeights = null);
+    /// <summary>Loss of one bag's model logits against its class (unweighted).</summary>
+    public abstract Tensor Loss(Tensor modelLogits, long label);
     /// <summary>Class probabilities [K].</summary>
     public abstract Tensor Probabilities(Tensor modelLogits);
-    /// <summary>The predicted class: argmax for softmax; for ordinal heads the number of "y &gt; k" tasks above 0.5.</summary>
-    public virtual int Predict(Tensor modelLogits)
+
+    /// <summary>
+    /// What the decision rule reads, as numbers that fold models can be averaged on: class probabilities [K]
+    /// for softmax; P(y &gt; k) for k = 0..K-2 for the ordinal heads.
+    /// </summary>
+    public virtual double[] DecisionScores(Tensor modelLogits)
     {
         using var p = Probabilities(modelLogits);
-        return (int)p.argmax().item<long>();
+        using var d = p.to_type(ScalarType.Float64);
+        return d.data<double>().ToArray();
     }
 
-    /// <summary>The logits used for the energy score (the class logits for softmax; the task logits otherwise).</summary>
-    public virtual Tensor EnergyLogits(Tensor modelLogits) => modelLogits;
+    /// <summary>The class that <paramref name="scores"/> (from <see cref="DecisionScores"/>, or their mean over fold models) decide.</summary>
+    public abstract int Decide(double[] scores);
+
+    /// <summary>Class probabilities [K] from decision scores (or their mean over fold models).</summary>
+    public abstract double[] ProbabilitiesFromScores(double[] scores);
+
+    /// <summary>The predicted class: argmax for softmax; for ordinal heads the number of "y &gt; k" tasks above 0.5.</summary>
+    public int Predict(Tensor modelLogits) => Decide(DecisionScores(modelLogits));
+
+    /// <summary>
+    /// Whether <see cref="Energy"/> is defined: the energy score (Liu et al., NeurIPS 2020) is -log of the softmax
+    /// normaliser, so it needs logits whose common offset the model sets. An ordinal head's task logits only set
+    /// each "y &gt; k" odds (sigmoid(g) = softmax([0, g]), the 0 an arbitrary reference), so -logsumexp of them
+    /// measures the predicted grade, not typicality; and the energy of the normalised log class probabilities is
+    /// -log sum_k p_k = 0 for every slide. Ordinal heads report no energy (NaN) and no flag.
+    /// </summary>
+    public virtual bool HasEnergy => true;
+
+    /// <summary>E = -T logsumexp(logits / T), T = 1; NaN where <see cref="HasEnergy"/> is false.</summary>
+    public virtual double Energy(Tensor modelLogits)
+    {
+        using var lse = modelLogits.logsumexp(0);
+        return -lse.item<float>();
+    }
 
     public static MilHead Create(HeadKind kind, int classes) => kind switch
     {
@@ -40,15 +72,57 @@ public abstract class MilHead : nn.Module
     };
 }
 
+/// <summary>The ordinal heads' shared rule: P(y &gt; k) decides by counting, and gives class probabilities by differences.</summary>
+public abstract class OrdinalHead(string name, int classes) : MilHead(name, classes)
+{
+    /// <summary>P(y &gt; k) for k = 0..K-2 [K-1].</summary>
+    public abstract Tensor Exceedance(Tensor modelLogits);
+
+    public override Tensor Probabilities(Tensor modelLogits)
+    {
+        using var e = Exceedance(modelLogits);
+        return CoralHead.OrdinalProbabilities(e);
+    }
+
+    public override double[] DecisionScores(Tensor modelLogits)
+    {
+        using var e = Exceedance(modelLogits);
+        using var d = e.to_type(ScalarType.Float64);
+        return d.data<double>().ToArray();
+    }
+
+    /// <summary>The number of "y &gt; k" probabilities above 0.5 (CORAL's and CORN's rule; for fold ensembles, of the mean P(y &gt; k)).</summary>
+    public override int Decide(double[] scores) => scores.Count(p => p > 0.5);
+
+    public override double[] ProbabilitiesFromScores(double[] scores)
+    {
+        using var e = tensor(scores.Select(v => (float)v).ToArray());
+        using var p = CoralHead.OrdinalProbabilities(e);
+        using var d = p.to_type(ScalarType.Float64);
+        return d.data<double>().ToArray();
+    }
+
+    public override bool HasEnergy => false;
+
+    public override double Energy(Tensor modelLogits) => double.NaN;
+}
+
 /// <summary>Cross-entropy over K classes.</summary>
 public sealed class SoftmaxHead(int classes) : MilHead("softmax", classes)
 {
     public override int ModelOutputs => Classes;
 
-    public override Tensor Loss(Tensor modelLogits, long label, Tensor? classWeights = null) =>
-        nn.functional.cross_entropy(modelLogits.unsqueeze(0), tensor(new[] { label }), weight: classWeights);
+    public override Tensor Loss(Tensor modelLogits, long label)
+    {
+        using var target = tensor(new[] { label });
+        return nn.functional.cross_entropy(modelLogits.unsqueeze(0), target);
+    }
 
     public override Tensor Probabilities(Tensor modelLogits) => nn.functional.softmax(modelLogits, 0);
+
+    public override int Decide(double[] scores) => Array.IndexOf(scores, scores.Max());
+
+    public override double[] ProbabilitiesFromScores(double[] scores) => scores.ToArray();
 }
 
 /// <summary>
@@ -57,7 +131,7 @@ public sealed class SoftmaxHead(int classes) : MilHead("softmax", classes)
 /// g_k = s + b_k; targets y_k = [y &gt; k]; loss = -sum_k [y_k log s(g_k) + (1 - y_k) log(1 - s(g_k))];
 /// P(y &gt; k) = s(g_k), prediction = number of k with s(g_k) &gt; 0.5.
 /// </summary>
-public sealed class CoralHead : MilHead
+public sealed class CoralHead : OrdinalHead
 {
     readonly TorchSharp.Modules.Parameter bias;
 
@@ -73,11 +147,13 @@ public sealed class CoralHead : MilHead
     public Tensor TaskLogits(Tensor modelLogits) => modelLogits.reshape(1) + bias;  // [K-1]
 
     /// <summary>
-    /// Class weights are not applied: CORAL's thresholds are shared by all grades, and reweighting whole bags by
-    /// their grade shifts those thresholds (measured on a 60-slide graded cohort: kappa 0.825 with class weights,
-    /// 0.843 without; softmax with them 0.845).
+    /// Sum over the K-1 tasks of the binary cross-entropy. With class balance on, the trainer scales this by the
+    /// bag's class weight like every other head's loss: the thresholds b_k then fit a cohort with equal grade
+    /// shares, which is what balanced accuracy asks for (this replaces an earlier exemption of CORAL from the
+    /// weights, measured once on one 60-slide cohort with weights that did nothing for softmax; see
+    /// <c>Histo.Bench mil-balance</c> for the comparison over seeds).
     /// </summary>
-    public override Tensor Loss(Tensor modelLogits, long label, Tensor? classWeights = null)
+    public override Tensor Loss(Tensor modelLogits, long label)
     {
         using var scope = NewDisposeScope();
         var g = TaskLogits(modelLogits);
@@ -86,15 +162,10 @@ public sealed class CoralHead : MilHead
         return loss.MoveToOuterDisposeScope();
     }
 
-    public override Tensor Probabilities(Tensor modelLogits) => OrdinalProbabilities(sigmoid(TaskLogits(modelLogits)));
-
-    public override Tensor EnergyLogits(Tensor modelLogits) => TaskLogits(modelLogits);
-
-    public override int Predict(Tensor modelLogits)
+    public override Tensor Exceedance(Tensor modelLogits)
     {
-        using var g = sigmoid(TaskLogits(modelLogits));
-        using var above = g.gt(0.5);
-        return (int)above.sum().item<long>();
+        using var g = TaskLogits(modelLogits);
+        return sigmoid(g);
     }
 
     /// <summary>From P(y &gt; k) for k = 0..K-2 to P(y = k): differences of the cumulative curve (clamped at 0).</summary>
@@ -113,11 +184,11 @@ public sealed class CoralHead : MilHead
 /// with y &gt; k-1, label [y &gt; k]; P(y &gt; k) = prod_{j &lt;= k} s(g_j); prediction = number of cumulative
 /// products &gt; 0.5.
 /// </summary>
-public sealed class CornHead(int classes) : MilHead("corn", classes)
+public sealed class CornHead(int classes) : OrdinalHead("corn", classes)
 {
     public override int ModelOutputs => Classes - 1;
 
-    public override Tensor Loss(Tensor modelLogits, long label, Tensor? classWeights = null)
+    public override Tensor Loss(Tensor modelLogits, long label)
     {
         using var scope = NewDisposeScope();
         // Tasks k = 0..min(label, K-2) see this bag (its y > k-1); their targets are [y > k].
@@ -125,16 +196,12 @@ public sealed class CornHead(int classes) : MilHead("corn", classes)
         var g = modelLogits.narrow(0, 0, tasks);
         var targets = (arange(tasks) < label).to_type(ScalarType.Float32);
         var loss = nn.functional.binary_cross_entropy_with_logits(g, targets, reduction: nn.Reduction.Sum);
-        if (classWeights is not null) loss = loss * classWeights[label];
         return loss.MoveToOuterDisposeScope();
     }
 
-    public override Tensor Probabilities(Tensor modelLogits) => CoralHead.OrdinalProbabilities(sigmoid(modelLogits).cumprod(0));
-
-    public override int Predict(Tensor modelLogits)
+    public override Tensor Exceedance(Tensor modelLogits)
     {
-        using var cumulative = sigmoid(modelLogits).cumprod(0);
-        using var above = cumulative.gt(0.5);
-        return (int)above.sum().item<long>();
+        using var s = sigmoid(modelLogits);
+        return s.cumprod(0);
     }
 }

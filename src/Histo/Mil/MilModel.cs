@@ -4,19 +4,26 @@ namespace Histo.Mil;
 
 /// <summary>
 /// What a MIL model returns for one bag: class logits, and, when the model has them, a score per
-/// instance (attention weights or instance scores, for heatmaps) and an auxiliary loss (CLAM's instance
-/// clustering). The same shape for every model, whatever its options.
+/// instance (attention weights or instance scores, for heatmaps), an auxiliary loss (CLAM's instance
+/// clustering) and the logits of separately trained streams (DSMIL). The same shape for every model, whatever
+/// its options.
 /// </summary>
-/// <param name="Logits">[C] bag logits (for ordinal heads, the K-1 threshold logits).</param>
+/// <param name="Logits">[C] bag logits used for prediction (for ordinal heads, the head's model outputs).</param>
 /// <param name="InstanceScores">[N] a score per instance, or null (mean pooling has none).</param>
 /// <param name="AuxiliaryLoss">A scalar added to the bag loss during training, or null.</param>
-public sealed record MilOutput(Tensor Logits, Tensor? InstanceScores, Tensor? AuxiliaryLoss) : IDisposable
+/// <param name="StreamLogits">
+/// [S, C] logits of S streams that are each trained with the head's loss, the bag loss being their mean (DSMIL:
+/// the bag stream and the max-instance stream, 0.5 each); null when the head's loss is taken on
+/// <paramref name="Logits"/>.
+/// </param>
+public sealed record MilOutput(Tensor Logits, Tensor? InstanceScores, Tensor? AuxiliaryLoss, Tensor? StreamLogits = null) : IDisposable
 {
     public void Dispose()
     {
         Logits.Dispose();
         InstanceScores?.Dispose();
         AuxiliaryLoss?.Dispose();
+        StreamLogits?.Dispose();
     }
 }
 
@@ -37,6 +44,7 @@ public abstract class MilModel : nn.Module<Tensor, Tensor>
         var output = Forward(bag);
         output.InstanceScores?.Dispose();
         output.AuxiliaryLoss?.Dispose();
+        output.StreamLogits?.Dispose();
         return output.Logits;
     }
 

@@ -1,21 +1,24 @@
 namespace Histo.Mil;
 
-/// <summary>MIL models by name (<c>histo train --model</c>), each built for an input size and a number of outputs.</summary>
+/// <summary>MIL models by name (<c>histo train --model</c>), each built for an input size, a number of outputs and the task's number of classes.</summary>
 public static class MilRegistry
 {
-    public sealed record Entry(string Name, string Description, Func<int, int, MilModel> Create);
+    /// <param name="Create">(input size, model outputs, task classes) to a model; outputs differ from classes for ordinal heads.</param>
+    public sealed record Entry(string Name, string Description, Func<int, int, int, MilModel> Create);
 
     public static IReadOnlyList<Entry> All { get; } =
     [
-        new("abmil", "attention MIL (Ilse et al. 2018)", (d, c) => new AttentionMil(d, c, gated: false)),
-        new("gated-abmil", "gated attention MIL (Ilse et al. 2018)", (d, c) => new AttentionMil(d, c, gated: true)),
-        new("clam-sb", "CLAM single branch with instance clustering (Lu et al. 2021)", (d, c) => new ClamSb(d, c)),
-        new("dsmil", "dual-stream MIL (Li et al. 2021)", (d, c) => new DsMil(d, c)),
-        new("mean", "mean pooling", (d, c) => new PoolingMil(d, c, max: false)),
-        new("max", "max pooling", (d, c) => new PoolingMil(d, c, max: true)),
+        new("abmil", "attention MIL (Ilse et al. 2018)", (d, o, _) => new AttentionMil(d, o, gated: false)),
+        new("gated-abmil", "gated attention MIL (Ilse et al. 2018)", (d, o, _) => new AttentionMil(d, o, gated: true)),
+        // CLAM's main.py: subtyping (out-of-class instance branches) for the multi-class task, not for tumour vs normal.
+        new("clam-sb", "CLAM single branch with instance clustering (Lu et al. 2021)", (d, o, k) => new ClamSb(d, o, subtyping: k > 2)),
+        new("dsmil", "dual-stream MIL (Li et al. 2021)", (d, o, _) => new DsMil(d, o)),
+        new("mean", "mean pooling", (d, o, _) => new PoolingMil(d, o, max: false)),
+        new("max", "max pooling", (d, o, _) => new PoolingMil(d, o, max: true)),
     ];
 
-    public static MilModel Create(string name, int inputDim, int outputs) =>
-        (All.FirstOrDefault(e => e.Name == name) ?? throw new HistoException($"unknown MIL model '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}"))
-        .Create(inputDim, outputs);
+    /// <param name="classes">The task's classes (default: <paramref name="outputs"/>, as for the softmax head).</param>
+    public static MilModel Create(string name, int inputDim, int outputs, int? classes = null) =>
+        (All.FirstOrDefault(e => e.Name == name) ?? throw new UsageException($"unknown MIL model '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}"))
+        .Create(inputDim, outputs, classes ?? outputs);
 }

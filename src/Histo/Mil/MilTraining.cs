@@ -27,6 +27,11 @@ public sealed record MilTrainingOptions
     public int Seed { get; init; } = 0;
     /// <summary>An existing folder of splits_{i}.csv to reuse instead of making new ones.</summary>
     public string? SplitsDir { get; init; }
+    /// <summary>
+    /// Scale each training bag's loss by its class weight n / (K n_c) (<see cref="MilTraining.ClassWeights"/>), so
+    /// every class carries the same total weight; off: every bag weighs 1 (<c>histo train --class-balance on|off</c>).
+    /// </summary>
+    public bool ClassBalance { get; init; } = true;
 
     /// <summary>Redo a run folder made with other settings (its folds are deleted) instead of refusing it.</summary>
     public bool Overwrite { get; init; }
@@ -38,24 +43,69 @@ public sealed record MilTrainingOptions
         Require.Positive("--lr", LearningRate);
         Require.NonNegative("--weight-decay", WeightDecay);
         if (Task == MilTask.Subtype && Head != HeadKind.Softmax) throw new UsageException("ordinal heads (coral, corn) need --task grade");
+        if (Model == "clam-sb" && Head != HeadKind.Softmax)
+            throw new UsageException($"--model clam-sb cannot take --head {Head.ToString().ToLowerInvariant()}: its instance-clustering branches are one per class and need the softmax head's classes; use --head softmax, or another model (abmil, gated-abmil, dsmil, mean, max) for ordinal grades");
     }
 }
 
 /// <summary>Metrics of one fold's test slides (or the summary over folds).</summary>
-public sealed record FoldMetrics(int Fold, int BestEpoch, double Auc, double BalancedAccuracy, double MacroF1, double Accuracy, double Kappa, double Mae, double EnergyThreshold);
+public sealed record FoldMetrics(int Fold, int BestEpoch, double Auc, double BalancedAccuracy, double MacroF1, double Accuracy, double Kappa, double Mae);
 
 /// <summary>
 /// Trains a MIL model with k-fold cross-validation by case: AdamW, one bag per step in a seeded shuffled
 /// order, class-balanced loss weights, early stopping on validation loss (the best weights are kept and
 /// saved as safetensors), then test metrics. A finished fold is not trained again when the run resumes.
-/// Writes splits/, fold_i/{model.safetensors, history.csv, predictions.csv, metrics.json}, summary.json
+/// Writes splits/, fold_i/{model.safetensors, history.csv, predictions.csv, validation.csv, metrics.json}, summary.json
 /// and summary.md. An interrupted fold resumes after its last finished epoch (fold_i/resume/), with the same
 /// trajectory as an uninterrupted run: bag order and dropout are seeded per epoch.
 /// </summary>
 public static class MilTraining
 {
-    /// <summary>Share of validation slides an energy threshold keeps in distribution.</summary>
-    public const double InDistributionQuantile = 0.95;
+    /// <summary>Share of validation slides an energy threshold keeps in distribution (see <see cref="EnergyThreshold"/>).</summary>
+    public const double InDistributionQuantile = EnergyThreshold.InDistributionQuantile;
+
+    /// <summary>
+    /// Class-balanced bag weights w_c = n / (K n_c) from the training labels (a class absent from training counts
+    /// as one bag), so each class's bags weigh n / K in all; all 1 when <paramref name="balance"/> is off.
+    /// </summary>
+    /// <remarks>
+    /// Why a per-bag loss weight and not CLAM's class-balanced sampling (weighted_sample: bags drawn with
+    /// replacement, probability proportional to 1 / n_c): both give the same expected gradient, but sampling
+    /// with replacement leaves about a third of a small cohort's bags out of each epoch and repeats others, adds
+    /// that draw's variance, and would make an epoch's content depend on the draw rather than on the seeded
+    /// shuffle that resuming replays. The weight multiplies the head's unweighted bag loss for every head
+    /// (softmax, CORAL, CORN, and DSMIL's two streams and CLAM's instance loss alike), so "balanced" means the
+    /// same thing whichever head is trained. (PyTorch's cross_entropy(weight=w) with mean reduction divides by
+    /// the weights it used, so on one bag per step the weight cancels: that was the no-op this replaces.)
+    /// </remarks>
+    public static double[] ClassWeights(IEnumerable<int> labels, int classes, bool balance = true)
+    {
+        var list = labels.ToList();
+        if (!balance) return Enumerable.Repeat(1.0, classes).ToArray();
+        var counts = Enumerable.Range(0, classes).Select(c => Math.Max(1, list.Count(l => l == c))).ToArray();
+        return counts.Select(n => (double)list.Count / (classes * n)).ToArray();
+    }
+
+    /// <summary>
+    /// One bag's unweighted training loss: the head's loss on the logits, or for a model with
+    /// <see cref="MilOutput.StreamLogits"/> the mean of the head's loss on each stream (DSMIL:
+    /// 0.5 L(bag) + 0.5 L(max instance)); with CLAM's <see cref="MilOutput.AuxiliaryLoss"/>,
+    /// 0.7 * that + 0.3 * the instance loss.
+    /// </summary>
+    public static Tensor BagLoss(MilHead head, MilOutput output, long label)
+    {
+        using var scope = NewDisposeScope();
+        Tensor loss;
+        if (output.StreamLogits is { } streams)
+        {
+            var terms = new List<Tensor>();
+            for (long s = 0; s < streams.shape[0]; s++) terms.Add(head.Loss(streams[s], label));
+            loss = stack(terms).mean();
+        }
+        else loss = head.Loss(output.Logits, label);
+        if (output.AuxiliaryLoss is not null) loss = ClamSb.BagWeight * loss + (1 - ClamSb.BagWeight) * output.AuxiliaryLoss;
+        return loss.MoveToOuterDisposeScope();
+    }
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -171,13 +221,13 @@ public static class MilTraining
         manual_seed(options.Seed * 1000 + fold.Index);
         int classes = data.ClassNames.Count;
         using var head = MilHead.Create(options.Head, classes);
-        using var model = MilRegistry.Create(options.Model, data.FeatureDim, head.ModelOutputs);
+        using var model = MilRegistry.Create(options.Model, data.FeatureDim, head.ModelOutputs, classes);
         var train = fold.Train.Select(s => byId[s]).ToList();
         var val = fold.Val.Select(s => byId[s]).ToList();
         var test = fold.Test.Select(s => byId[s]).ToList();
-        // Class-balanced weights n / (K n_c) so rare classes count as much as common ones.
-        var counts = Enumerable.Range(0, classes).Select(c => Math.Max(1, train.Count(b => b.Label == c))).ToArray();
-        using var classWeights = tensor(counts.Select(n => (float)train.Count / (classes * n)).ToArray());
+        // Class-balanced weights n / (K n_c) so rare classes count as much as common ones (all 1 when off).
+        var weights = ClassWeights(train.Select(b => b.Label), classes, options.ClassBalance);
+        using var classWeights = tensor(weights.Select(w => (float)w).ToArray());
         var parameters = model.parameters().Concat(head.parameters()).ToList();
         using var optimizer = optim.AdamW(parameters, lr: options.LearningRate, weight_decay: options.WeightDecay);
         var random = new Random(options.Seed * 1000 + fold.Index);
@@ -219,22 +269,24 @@ public static class MilTraining
             head.train();
             var order = train.ToArray();
             random.Shuffle(order);
-            double trainLoss = 0;
+            double trainLoss = 0, trainWeight = 0;
             foreach (var bag in order)
             {
                 using var scope = NewDisposeScope();
                 optimizer.zero_grad();
                 var output = model.Forward(bag.Features, bag.Label);
-                var loss = head.Loss(output.Logits, bag.Label, classWeights);
-                if (output.AuxiliaryLoss is not null) loss = ClamSb.BagWeight * loss + (1 - ClamSb.BagWeight) * output.AuxiliaryLoss;
+                // The bag's loss scaled by its class weight: the step's gradient is w_y times the unweighted one.
+                var loss = weights[bag.Label] * BagLoss(head, output, bag.Label);
                 double value = loss.item<float>();
                 if (!double.IsFinite(value)) throw new HistoException($"fold {fold.Index}, epoch {epoch}: the loss became {value} on slide {bag.SlideId}; lower --lr");
                 loss.backward();
                 optimizer.step();
                 trainLoss += value;
+                trainWeight += weights[bag.Label];
             }
+            trainLoss /= Math.Max(1e-12, trainWeight);  // sum w L / sum w: the same units with or without class balance
             double valLoss = Evaluate(model, head, val, classWeights).Loss;
-            history.Append(CultureInfo.InvariantCulture, $"{epoch},{trainLoss / Math.Max(1, train.Count):0.######},{valLoss:0.######}\n");
+            history.Append(CultureInfo.InvariantCulture, $"{epoch},{trainLoss:0.######},{valLoss:0.######}\n");
             if (valLoss < bestVal)
             {
                 bestVal = valLoss;
@@ -245,7 +297,7 @@ public static class MilTraining
             }
             bool stop = valLoss >= bestVal && epoch >= options.MinEpochs && epoch - bestEpoch >= options.Patience;
             SaveResumeState(resumeDir, model, head, optimizer, best!, new ResumeState(epoch, bestEpoch, bestVal, history.ToString()));
-            onEpoch?.Invoke(new EpochProgress(fold.Index, foldCount, epoch, options.MaxEpochs, trainLoss / Math.Max(1, train.Count), valLoss, stop || epoch == options.MaxEpochs));
+            onEpoch?.Invoke(new EpochProgress(fold.Index, foldCount, epoch, options.MaxEpochs, trainLoss, valLoss, stop || epoch == options.MaxEpochs));
             if (stop) break;
         }
         // Back to the best epoch's weights.
@@ -260,16 +312,16 @@ public static class MilTraining
 
         var valResult = Evaluate(model, head, val, classWeights);
         var testResult = Evaluate(model, head, test, classWeights);
-        // The energy threshold keeps 95% of validation slides in distribution (lower energy = more typical).
-        var valEnergies = valResult.Energies.Order().ToList();
-        double threshold = valEnergies.Count == 0 ? double.NaN : valEnergies[(int)Math.Min(valEnergies.Count - 1, Math.Ceiling(InDistributionQuantile * valEnergies.Count) - 1)];
+        // The validation slides' energies under this fold's best model: the run's out-of-distribution threshold is
+        // the 95% quantile of these pooled over all folds (EnergyThreshold.FromRun), not a quantile of one fold's few.
+        EnergyThreshold.WriteValidation(foldDir, val.Select(b => (b.SlideId, data.ClassNames[b.Label])).ToList(), valResult.Energies);
         var labels = test.Select(b => b.Label).ToList();
         var cls = ClassificationMetrics.Compute(labels, testResult.Predictions, classes);
         var metrics = new FoldMetrics(fold.Index, bestEpoch,
             SlideMetrics.MacroAuc(testResult.Probabilities, labels, classes), cls.BalancedAccuracy,
             SlideMetrics.MacroF1(labels, testResult.Predictions, classes), cls.Accuracy,
             SlideMetrics.QuadraticWeightedKappa(labels, testResult.Predictions, classes),
-            SlideMetrics.MeanAbsoluteError(labels, testResult.Predictions), threshold);
+            SlideMetrics.MeanAbsoluteError(labels, testResult.Predictions));
         var predictions = new StringBuilder("slide_id,case_id,label,predicted," + string.Join(",", data.ClassNames.Select(c => "p_" + c)) + ",energy\n");
         for (int i = 0; i < test.Count; i++)
             predictions.Append(CultureInfo.InvariantCulture, $"{test[i].SlideId},{test[i].CaseId},{data.ClassNames[test[i].Label]},{data.ClassNames[testResult.Predictions[i]]},{string.Join(",", testResult.Probabilities[i].Select(p => p.ToString("0.######", CultureInfo.InvariantCulture)))},{testResult.Energies[i]:0.######}\n");
@@ -307,13 +359,23 @@ public static class MilTraining
 
     public sealed record Evaluation(double Loss, double[][] Probabilities, List<int> Predictions, List<double> Energies);
 
-    /// <summary>Mean loss, probabilities, predictions and energy scores E = -T logsumexp(logits / T), T = 1 (Liu et al., NeurIPS 2020).</summary>
+    /// <summary>
+    /// Loss, probabilities, predictions and energy scores E = -T logsumexp(logits / T), T = 1 (Liu et al., NeurIPS
+    /// 2020; NaN for the ordinal heads, see <see cref="MilHead.HasEnergy"/>). The loss is the training loss's
+    /// per-bag term (<see cref="BagLoss"/>, without CLAM's instance term, which needs the label) averaged with the
+    /// training class weights: sum_i w_(y_i) L_i / sum_i w_(y_i), as PyTorch's weighted mean reduction does over a
+    /// batch. It is a weighted mean of per-bag losses, so it stays in the units of the unweighted mean (the same
+    /// number when the weights are all 1, i.e. class balance off), and with balance on it is the validation set's
+    /// class-balanced loss, the quantity early stopping should follow when training balances classes.
+    /// </summary>
+    /// <param name="classWeights">[K] weight per class; null: all 1.</param>
     public static Evaluation Evaluate(MilModel model, MilHead head, IReadOnlyList<MilBag> bags, Tensor? classWeights = null)
     {
         model.eval();
         head.eval();
         using var _ = no_grad();
-        double loss = 0;
+        var w = classWeights is null ? null : classWeights.to_type(ScalarType.Float64).data<double>().ToArray();
+        double loss = 0, weight = 0;
         var probabilities = new double[bags.Count][];
         var predictions = new List<int>();
         var energies = new List<double>();
@@ -321,12 +383,15 @@ public static class MilTraining
         {
             using var scope = NewDisposeScope();
             var output = model.Forward(bags[i].Features);
-            loss += head.Loss(output.Logits, bags[i].Label, classWeights).item<float>();
-            probabilities[i] = head.Probabilities(output.Logits).to_type(ScalarType.Float64).data<double>().ToArray();
-            predictions.Add(head.Predict(output.Logits));
-            energies.Add(-head.EnergyLogits(output.Logits).logsumexp(0).item<float>());
+            double wi = w is null ? 1 : w[bags[i].Label];
+            loss += wi * BagLoss(head, output, bags[i].Label).item<float>();
+            weight += wi;
+            var scores = head.DecisionScores(output.Logits);
+            probabilities[i] = head.ProbabilitiesFromScores(scores);
+            predictions.Add(head.Decide(scores));
+            energies.Add(head.Energy(output.Logits));
         }
-        return new Evaluation(bags.Count == 0 ? double.NaN : loss / bags.Count, probabilities, predictions, energies);
+        return new Evaluation(bags.Count == 0 || weight <= 0 ? double.NaN : loss / weight, probabilities, predictions, energies);
     }
 
     static void WriteSummary(IReadOnlyList<FoldMetrics> results, MilDataset data, MilTrainingOptions options, string runDir)
@@ -349,6 +414,9 @@ public static class MilTraining
         }
         md.Append("\n| fold | best epoch | AUC | balanced accuracy | kappa |\n|---|---|---|---|---|\n");
         foreach (var m in results) md.Append(CultureInfo.InvariantCulture, $"| {m.Fold} | {m.BestEpoch} | {m.Auc:0.000} | {m.BalancedAccuracy:0.000} | {m.Kappa:0.000} |\n");
+        // The out-of-distribution threshold `histo predict` uses: 95% quantile of all folds' validation energies.
+        summary["energy_threshold"] = EnergyThreshold.FromRun(runDir, results.Select(r => r.Fold));
+        summary["class_balance"] = options.ClassBalance;
         AtomicFile.WriteAllText(Path.Combine(runDir, "summary.json"), JsonSerializer.Serialize(summary, Json));
         AtomicFile.WriteAllText(Path.Combine(runDir, "summary.md"), md.ToString());
     }

@@ -112,7 +112,7 @@ public static class DemoPipeline
         md.AppendLine("| head | quadratic kappa | MAE | balanced accuracy |").AppendLine("|---|---|---|---|");
         foreach (var (name, runs) in gradeRuns)
             md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {runs.Average(r => r.Kappa):0.000} ± {Evaluation.SlideMetrics.MeanAndStd(runs.Select(r => r.Kappa)).Std:0.000} | {runs.Average(r => r.Mae):0.000} | {runs.Average(r => r.BalancedAccuracy):0.000} |");
-        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Predictions of all slides by the 5-fold ensemble (in-sample for most folds): predictions.csv; {predictions.Count(p => p.OutOfDistribution)} flagged out of distribution by energy.").AppendLine();
+        md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"Predictions of all slides by the 5-fold ensemble (in-sample for most folds): predictions.csv; {predictions.Count(p => p.OutOfDistribution == true)} flagged out of distribution by energy.").AppendLine();
         md.AppendLine("## Slides").AppendLine();
         md.AppendLine("| slide | label | grade | patches | preview |").AppendLine("|---|---|---|---|---|");
         foreach (var (spec, o) in specs.Zip(outcomes.OrderBy(o => o.SlideId, StringComparer.Ordinal)))

@@ -11,7 +11,8 @@ namespace Histo.Pipeline;
 /// <summary>
 /// Slide predictions and heatmaps from a trained run: <c>predictions.csv</c> (probabilities, predicted
 /// label, energy score and the out-of-distribution flag) and, per slide, a heatmap PNG and a GeoJSON of
-/// scored tiles.
+/// scored tiles. For CORAL and CORN runs the energy is NaN and the flag is empty: an ordinal head has no
+/// energy score (see <see cref="MilHead.HasEnergy"/>).
 /// </summary>
 public static class PredictionJob
 {
@@ -47,7 +48,7 @@ public static class PredictionJob
         }
         var csv = new StringBuilder("slide_id,predicted," + string.Join(",", run.Config.ClassNames.Select(c => "p_" + c)) + ",energy,out_of_distribution\n");
         foreach (var p in predictions)
-            csv.Append(CultureInfo.InvariantCulture, $"{p.SlideId},{p.Predicted},{string.Join(",", p.Probabilities.Select(v => v.ToString("0.######", CultureInfo.InvariantCulture)))},{p.Energy:0.######},{(p.OutOfDistribution ? "true" : "false")}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{p.SlideId},{p.Predicted},{string.Join(",", p.Probabilities.Select(v => v.ToString("0.######", CultureInfo.InvariantCulture)))},{p.Energy:0.######},{p.OutOfDistribution switch { true => "true", false => "false", null => "" }}\n");
         AtomicFile.WriteAllText(Path.Combine(outputDir, "predictions.csv"), csv.ToString());
         return predictions;
     }
