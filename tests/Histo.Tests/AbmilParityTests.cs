@@ -9,19 +9,6 @@ public class AbmilParityTests
 {
     const int DIn = 24, Hidden = 16, Att = 8, Classes = 3, N = 37;
 
-    static void Fill(nn.Module model)
-    {
-        var sd = model.state_dict();
-        var names = sd.Keys.OrderBy(n => n, StringComparer.Ordinal).ToList();
-        using var _ = no_grad();
-        for (int k = 0; k < names.Count; k++)
-        {
-            using var j = arange(sd[names[k]].numel(), dtype: ScalarType.Float64);
-            using var v = 0.3 * sin(0.37 * j + 1.3 * k);
-            sd[names[k]].copy_(v.reshape(sd[names[k]].shape).to_type(ScalarType.Float32));
-        }
-    }
-
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -32,15 +19,15 @@ public class AbmilParityTests
         float[] Values(JsonElement e) => e.EnumerateArray().Select(x => x.GetSingle()).ToArray();
 
         using var model = new AttentionMil(DIn, Classes, gated, Hidden, Att, dropout: 0);
-        Fill(model);
+        ParityFormulas.Fill(model);
         using var j = arange(N * DIn, dtype: ScalarType.Float64);
         using var bag = sin(0.05 * j).reshape(N, DIn).to_type(ScalarType.Float32);
         model.eval();
         using (no_grad())
         using (var output = model.Forward(bag))
         {
-            AssertClose(Values(golden.GetProperty("logits")), output.Logits, "logits");
-            AssertClose(Values(golden.GetProperty("attention")), output.InstanceScores!, "attention");
+            ParityFormulas.AssertClose(Values(golden.GetProperty("logits")), output.Logits, "logits");
+            ParityFormulas.AssertClose(Values(golden.GetProperty("attention")), output.InstanceScores!, "attention");
         }
         model.train();
         using var optimizer = TorchSharp.torch.optim.AdamW(model.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01);
@@ -57,14 +44,6 @@ public class AbmilParityTests
         Assert.True(model.state_dict()[shiftInvariant].grad!.abs().item<float>() < 1e-6);
         optimizer.step();
         foreach (var (name, value) in model.state_dict().Where(kv => kv.Key != shiftInvariant))
-            AssertClose(Values(golden.GetProperty("updated").GetProperty(name)), value, name);
-    }
-
-    static void AssertClose(float[] expected, Tensor actual, string what)
-    {
-        var ours = actual.flatten().data<float>().ToArray();
-        Assert.Equal(expected.Length, ours.Length);
-        double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
-        Assert.True(worst <= 1e-5, $"{what}: max |difference| {worst:E2}");
+            ParityFormulas.AssertClose(Values(golden.GetProperty("updated").GetProperty(name)), value, name);
     }
 }

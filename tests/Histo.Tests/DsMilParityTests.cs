@@ -13,19 +13,6 @@ public class DsMilParityTests
 {
     const int DIn = 24, Classes = 3, N = 37;
 
-    static void Fill(nn.Module model)
-    {
-        var sd = model.state_dict();
-        var names = sd.Keys.OrderBy(n => n, StringComparer.Ordinal).ToList();
-        using var _ = no_grad();
-        for (int k = 0; k < names.Count; k++)
-        {
-            using var j = arange(sd[names[k]].numel(), dtype: ScalarType.Float64);
-            using var v = 0.3 * sin(0.37 * j + 1.3 * k);
-            sd[names[k]].copy_(v.reshape(sd[names[k]].shape).to_type(ScalarType.Float32));
-        }
-    }
-
     [Fact]
     public void DsMilTrainsBothStreamsAndMatchesTheAuthorsCode()
     {
@@ -38,7 +25,7 @@ public class DsMilParityTests
         // The authors' default value path is the identity (passing_v=False): no v parameters.
         Assert.Equal(golden.GetProperty("updated").EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal),
             model.state_dict().Keys.Order(StringComparer.Ordinal));
-        Fill(model);
+        ParityFormulas.Fill(model);
         using var j = arange(N * DIn, dtype: ScalarType.Float64);
         using var bag = sin(0.05 * j).reshape(N, DIn).to_type(ScalarType.Float32);
         using var head = MilHead.Create(HeadKind.Softmax, Classes);
@@ -46,14 +33,14 @@ public class DsMilParityTests
         using (no_grad())
         using (var output = model.Forward(bag))
         {
-            AssertClose(Values(golden.GetProperty("logits")), output.Logits, "combined logits (max + bag) / 2");
+            ParityFormulas.AssertClose(Values(golden.GetProperty("logits")), output.Logits, "combined logits (max + bag) / 2");
             Assert.NotNull(output.StreamLogits);
-            AssertClose(Values(golden.GetProperty("bag_logits")), output.StreamLogits![0], "bag-stream logits");
-            AssertClose(Values(golden.GetProperty("max_logits")), output.StreamLogits![1], "max-instance logits");
+            ParityFormulas.AssertClose(Values(golden.GetProperty("bag_logits")), output.StreamLogits![0], "bag-stream logits");
+            ParityFormulas.AssertClose(Values(golden.GetProperty("max_logits")), output.StreamLogits![1], "max-instance logits");
             // Instance scores: the attention column of the predicted class.
             int predicted = (int)output.Logits.argmax().item<long>();
             var attention = golden.GetProperty("attention").EnumerateArray().Select(row => row[predicted].GetSingle()).ToArray();
-            AssertClose(attention, output.InstanceScores!, "attention of the predicted class");
+            ParityFormulas.AssertClose(attention, output.InstanceScores!, "attention of the predicted class");
         }
         model.train();
         using var optimizer = TorchSharp.torch.optim.AdamW(model.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01);
@@ -65,14 +52,6 @@ public class DsMilParityTests
         loss.backward();
         optimizer.step();
         foreach (var (name, value) in model.state_dict())
-            AssertClose(Values(golden.GetProperty("updated").GetProperty(name)), value, name);
-    }
-
-    static void AssertClose(float[] expected, Tensor actual, string what)
-    {
-        var ours = actual.flatten().data<float>().ToArray();
-        Assert.Equal(expected.Length, ours.Length);
-        double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
-        Assert.True(worst <= 1e-5, $"{what}: max |difference| {worst:E2}");
+            ParityFormulas.AssertClose(Values(golden.GetProperty("updated").GetProperty(name)), value, name);
     }
 }

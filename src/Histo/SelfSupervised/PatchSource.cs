@@ -89,7 +89,7 @@ public sealed class SlidePatches : IPatchSource
         }
         Skipped = skipped;
         if (_slides.Count == 0) // --coords names a folder without these slides' tiles: the command line to fix (exit 2)
-            throw new UsageException($"{coordsDir}: none of the {slideFiles.Count} slides has tissue patches; run 'histo tile SLIDES -o {coordsDir}' first"
+            throw new HistoException($"{coordsDir}: none of the {slideFiles.Count} slides has tissue patches; run 'histo tile SLIDES -o {coordsDir}' first"
                 + (skipped.Count > 0 ? $" ({skipped[0]})" : ""));
         _starts = new int[_slides.Count];
         for (int i = 0; i < _slides.Count; i++) { _starts[i] = _count; _count += _slides[i].Coords.Count; }
