@@ -19,11 +19,13 @@ return mode switch
     "dino-pcam" => DinoPcam.Run(new BenchArgs(args)),
     "torchsharp-gc-race" => GcRace.Run(new BenchArgs(args)),
     "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
+    "mil-balance" => MilTrustBenchmark.Balance(new BenchArgs(args)),
+    "mil-ood" => MilTrustBenchmark.OutOfDistribution(new BenchArgs(args)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil|knn|dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race [--quick]");
+    Console.Error.WriteLine("usage: Histo.Bench tiling|embedding|features-knn|mil|mil-balance|mil-ood|knn|dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race [--quick]");
     return 2;
 }

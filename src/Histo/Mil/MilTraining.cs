@@ -276,7 +276,8 @@ public static class MilTraining
                 optimizer.zero_grad();
                 var output = model.Forward(bag.Features, bag.Label);
                 // The bag's loss scaled by its class weight: the step's gradient is w_y times the unweighted one.
-                var loss = weights[bag.Label] * BagLoss(head, output, bag.Label);
+                // (A tensor factor, not a double: no Scalar made on the fly, see README's Platform notes.)
+                var loss = BagLoss(head, output, bag.Label) * classWeights[bag.Label];
                 double value = loss.item<float>();
                 if (!double.IsFinite(value)) throw new HistoException($"fold {fold.Index}, epoch {epoch}: the loss became {value} on slide {bag.SlideId}; lower --lr");
                 loss.backward();
