@@ -30,7 +30,10 @@ public sealed class DsMil : MilModel
     readonly Conv1d fcc;
     readonly int _inputDim, _classes;
 
+    /// <param name="inputDim">Instance feature size.</param>
+    /// <param name="classes">Outputs (classes for softmax; the head's model outputs otherwise).</param>
     /// <param name="passingV">dsmil.py's passing_v: values through Dropout(dropoutV)-Linear-ReLU instead of the identity.</param>
+    /// <param name="dropoutV">dsmil.py's dropout_v (train_tcga.py's dropout_node), used with <paramref name="passingV"/>.</param>
     public DsMil(int inputDim, int classes, bool passingV = false, double dropoutV = 0.0) : base("dsmil")
     {
         _inputDim = inputDim;

@@ -3,6 +3,8 @@ namespace Histo.Mil;
 /// <summary>MIL models by name (<c>histo train --model</c>), each built for an input size, a number of outputs and the task's number of classes.</summary>
 public static class MilRegistry
 {
+    /// <param name="Name">The name <c>--model</c> takes.</param>
+    /// <param name="Description">One line for help texts.</param>
     /// <param name="Create">(input size, model outputs, task classes) to a model; outputs differ from classes for ordinal heads.</param>
     public sealed record Entry(string Name, string Description, Func<int, int, int, MilModel> Create);
 
@@ -17,6 +19,9 @@ public static class MilRegistry
         new("max", "max pooling", (d, o, _) => new PoolingMil(d, o, max: true)),
     ];
 
+    /// <param name="name">A name from <see cref="All"/>.</param>
+    /// <param name="inputDim">Instance feature size.</param>
+    /// <param name="outputs">Logits the head needs (<see cref="MilHead.ModelOutputs"/>).</param>
     /// <param name="classes">The task's classes (default: <paramref name="outputs"/>, as for the softmax head).</param>
     public static MilModel Create(string name, int inputDim, int outputs, int? classes = null) =>
         (All.FirstOrDefault(e => e.Name == name) ?? throw new UsageException($"unknown MIL model '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}"))

@@ -369,6 +369,9 @@ public static class MilTraining
     /// number when the weights are all 1, i.e. class balance off), and with balance on it is the validation set's
     /// class-balanced loss, the quantity early stopping should follow when training balances classes.
     /// </summary>
+    /// <param name="model">The fold's model (put in eval mode).</param>
+    /// <param name="head">The fold's head.</param>
+    /// <param name="bags">Bags to score.</param>
     /// <param name="classWeights">[K] weight per class; null: all 1.</param>
     public static Evaluation Evaluate(MilModel model, MilHead head, IReadOnlyList<MilBag> bags, Tensor? classWeights = null)
     {
