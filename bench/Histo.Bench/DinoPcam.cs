@@ -34,7 +34,8 @@ static class DinoPcam
         var options = new DinoOptions
         {
             Arch = init == "none" ? "resnet18" : null, Init = init == "none" ? null : init,
-            Epochs = (int)args.Number("--epochs", 4), BatchSize = (int)args.Number("--batch", 32), OutDim = (int)args.Number("--out-dim", 1024),
+            Epochs = (int)args.Number("--epochs", 4), BatchSize = (int)args.Number("--batch",
+                32), OutDim = (int)args.Number("--out-dim", 1024),
             BaseLearningRate = args.Number("--lr", 5e-4), TeacherTemperature = args.Number("--teacher-temp", 0.04),
             WarmupTeacherTemperature = args.Number("--teacher-temp", 0.04), WarmupTeacherTemperatureEpochs = 0,
             Seed = (int)args.Number("--seed", 0), FreezeLastLayerEpochs = (int)args.Number("--freeze", 1),
@@ -69,8 +70,10 @@ static class DinoPcam
             DinoTraining.Run(trainFiles, options, run, p =>
             {
                 if (p.Iteration == p.Iterations || p.Iteration % 10 == 0)
-                    Console.WriteLine($"  epoch {p.Epoch} it {p.Iteration}/{p.Iterations}: loss {p.Loss:0.000}, teacher entropy {p.TeacherEntropy:0.00} "
-                        + $"(batch mean {p.TeacherMarginalEntropy:0.00}), lr {p.LearningRate:0.0e0}, {(training + clock.Elapsed).TotalMinutes:0.0} min");
+                    Console.WriteLine($"  epoch {p.Epoch} it {p.Iteration}/{p.Iterations}: loss {p.Loss:0.000}, teacher entropy "
+                        + $"{p.TeacherEntropy:0.00} "
+                        + $"(batch mean {p.TeacherMarginalEntropy:0.00}), lr {p.LearningRate:0.0e0}, "
+                            + $"{(training + clock.Elapsed).TotalMinutes:0.0} min");
                 if ((training + clock.Elapsed).TotalMinutes > minutes) throw new OperationCanceledException();
             }, epoch =>
             {

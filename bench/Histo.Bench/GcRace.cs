@@ -58,7 +58,8 @@ static class GcRace
             n++;
         }
         Volatile.Write(ref stop, true);
-        Console.WriteLine($"{name}: {n} forward passes of 8 patches under forced collections in {clock.Elapsed.TotalSeconds:0} s, no crash");
+        Console.WriteLine($"{name}: {n} forward passes of 8 patches under forced collections in {clock.Elapsed.TotalSeconds:0} s, no "
+            + $"crash");
         return 0;
     }
 }

@@ -44,7 +44,8 @@ static class MilTrustBenchmark
 
     static double Gaussian(Random r) => Math.Sqrt(-2 * Math.Log(1 - r.NextDouble())) * Math.Cos(2 * Math.PI * r.NextDouble());
 
-    /// <summary>Writes features/&lt;slide&gt;.h5 and labels.csv (label and grade columns both the class index), one case per slide.</summary>
+    /// <summary>Writes features/&lt;slide&gt;.h5 and labels.csv (label and grade columns both the class index), one case per
+    /// slide.</summary>
     static void WriteCohort(string dir, IReadOnlyList<BagSpec> specs, int seed, string prefix = "s")
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
@@ -62,12 +63,14 @@ static class MilTrustBenchmark
     }
 
     /// <summary>Key instances: class c &gt; 0 along axis c - 1, shares and shifts from the experiment's difficulty.</summary>
-    static List<BagSpec> Specs(int[] counts, double shareLo, double shareHi, double mu, Random random, float[]? offset = null, int axisShift = 0)
+    static List<BagSpec> Specs(int[] counts, double shareLo, double shareHi, double mu, Random random, float[]? offset = null,
+        int axisShift = 0)
     {
         var specs = new List<BagSpec>();
         for (int c = 0; c < counts.Length; c++)
             for (int i = 0; i < counts[c]; i++)
-                specs.Add(new BagSpec(c, c == 0 ? -1 : c - 1 + axisShift, shareLo + (shareHi - shareLo) * random.NextDouble(), mu * c, offset));
+                specs.Add(new BagSpec(c, c == 0 ? -1 : c - 1 + axisShift, shareLo + (shareHi - shareLo) * random.NextDouble(), mu * c,
+                    offset));
         return specs;
     }
 
@@ -84,7 +87,8 @@ static class MilTrustBenchmark
             }
         var m = ClassificationMetrics.Compute(truth, predicted, classes.Count);
         int minority = classes.Count - 1;
-        double recall = Enumerable.Range(0, truth.Count).Count(i => truth[i] == minority && predicted[i] == minority) / (double)Math.Max(1, truth.Count(t => t == minority));
+        double recall = Enumerable.Range(0, truth.Count).Count(i => truth[i] == minority
+            && predicted[i] == minority) / (double)Math.Max(1, truth.Count(t => t == minority));
         return (m.BalancedAccuracy, SlideMetrics.QuadraticWeightedKappa(truth, predicted, classes.Count), recall);
     }
 
@@ -105,9 +109,12 @@ static class MilTrustBenchmark
         int majority = (int)args.Number("--majority", 60);
         string work = Path.Combine(BenchEnvironment.WorkDir, "mil-balance");
         var clock = Stopwatch.StartNew();
-        Console.WriteLine($"Class balance on a 4:1 cohort: synthetic bags of 40-120 x {Dim}-d N(0,1) instances; a share U[{shareLo}, {shareHi}] of a class-c bag's");
-        Console.WriteLine($"instances shifted by {mu} c along axis c-1 (class 0: none). ABMIL, AdamW, {folds}-fold CV by case, at most {epochs} epochs (early stop on");
-        Console.WriteLine($"validation loss), {seeds} seeds (cohort and training), {threads} threads. Balanced accuracy of each slide's prediction by its test fold.");
+        Console.WriteLine($"Class balance on a 4:1 cohort: synthetic bags of 40-120 x {Dim}-d N(0,1) instances; a share U[{shareLo}, "
+            + $"{shareHi}] of a class-c bag's");
+        Console.WriteLine($"instances shifted by {mu} c along axis c-1 (class 0: none). ABMIL, AdamW, {folds}-fold CV by case, at "
+            + $"most {epochs} epochs (early stop on");
+        Console.WriteLine($"validation loss), {seeds} seeds (cohort and training), {threads} threads. Balanced accuracy of each "
+            + $"slide's prediction by its test fold.");
         Console.WriteLine();
         Console.WriteLine("| head | cohort | class balance | balanced accuracy | minority recall | quadratic kappa |");
         Console.WriteLine("|---|---|---|---|---|---|");
@@ -129,10 +136,13 @@ static class MilTrustBenchmark
                     if (Directory.Exists(run)) Directory.Delete(run, true);
                     MilTraining.Run(data, new MilTrainingOptions
                     {
-                        Model = "abmil", Task = task, Head = kind, Folds = folds, MaxEpochs = epochs, MinEpochs = Math.Min(10, epochs), Seed = seed, ClassBalance = balance,
+                        Model = "abmil", Task = task, Head = kind, Folds = folds, MaxEpochs = epochs, MinEpochs = Math.Min(10,
+                            epochs), Seed = seed, ClassBalance = balance,
                     }, run);
                     results[balance].Add(Pooled(run, data.ClassNames, folds));
-                    if (args.String("--verbose") is not null) Console.Error.WriteLine(FormattableString.Invariant($"{head} seed {seed} balance {balance}: {results[balance][^1]} at {clock.Elapsed.TotalSeconds:0} s"));
+                    if (args.String("--verbose") is not null) Console.Error.WriteLine(FormattableString.Invariant($"{head} seed ")
+                        + FormattableString.Invariant($"{seed} balance {balance}: {results[balance][^1]} ")
+                        + FormattableString.Invariant($"at {clock.Elapsed.TotalSeconds:0} s"));
                 }
             }
             foreach (bool balance in new[] { false, true })
@@ -141,11 +151,13 @@ static class MilTrustBenchmark
                 var (bm, bs) = SlideMetrics.MeanAndStd(r.Select(x => x.Bacc));
                 var (rm, rs) = SlideMetrics.MeanAndStd(r.Select(x => x.Recall));
                 var (km, ks) = SlideMetrics.MeanAndStd(r.Select(x => x.Kappa));
-                Console.WriteLine(FormattableString.Invariant($"| {head} | {string.Join(":", counts)} | {(balance ? "on" : "off")} | {bm:0.000} ± {bs:0.000} | {rm:0.000} ± {rs:0.000} | {km:0.000} ± {ks:0.000} |"));
+                Console.WriteLine(FormattableString.Invariant($"| {head} | {string.Join(":", counts)} | {(balance ? "on" : "off")} | ")
+                    + FormattableString.Invariant($"{bm:0.000} ± {bs:0.000} | {rm:0.000} ± {rs:0.000} | {km:0.000} ± {ks:0.000} |"));
             }
             var diff = results[true].Zip(results[false], (on, off) => on.Bacc - off.Bacc).ToList();
             var (dm, ds) = SlideMetrics.MeanAndStd(diff);
-            Console.WriteLine(FormattableString.Invariant($"|  | paired difference (on - off) | | {dm:+0.000;-0.000} ± {ds:0.000} ({diff.Count(d => d > 0)} of {diff.Count} seeds better) | | |"));
+            Console.WriteLine(FormattableString.Invariant($"|  | paired difference (on - off) | | {dm:+0.000;-0.000} ± {ds:0.000} ")
+                + FormattableString.Invariant($"({diff.Count(d => d > 0)} of {diff.Count} seeds better) | | |"));
         }
         Console.WriteLine();
         Console.WriteLine($"(mean ± sample std over seeds; minority = the last class; {clock.Elapsed.TotalMinutes:0.0} minutes)");
@@ -179,24 +191,29 @@ static class MilTrustBenchmark
             var data = MilDataset.Load(Path.Combine(train, "labels.csv"), train, MilTask.Subtype);
             string run = Path.Combine(work, $"run-{seed}");
             if (Directory.Exists(run)) Directory.Delete(run, true);
-            MilTraining.Run(data, new MilTrainingOptions { Model = "abmil", Folds = folds, MaxEpochs = epochs, MinEpochs = Math.Min(10, epochs), Seed = seed }, run);
+            MilTraining.Run(data, new MilTrainingOptions { Model = "abmil", Folds = folds, MaxEpochs = epochs, MinEpochs = Math.Min(10,
+                epochs), Seed = seed }, run);
 
             // Held-out in-distribution slides (new draws of the same three classes) and the shifted cohorts.
             WriteCohort(Path.Combine(work, $"test-id-{seed}"), Specs([20, 20, 20], 0.1, 0.3, mu, random), seed + 100, "id");
             // A subtype never trained on: tumour-like key instances along axis 2 (the label column is unused).
-            WriteCohort(Path.Combine(work, $"test-unseen-{seed}"), Specs([0, 30, 30], 0.1, 0.3, mu, random, axisShift: 2), seed + 200, "unseen");
+            WriteCohort(Path.Combine(work, $"test-unseen-{seed}"), Specs([0, 30, 30], 0.1, 0.3, mu, random, axisShift: 2), seed + 200,
+                "unseen");
             // Another stain: every instance of every class moved by the same offset (a random direction).
             var direction = Enumerable.Range(0, Dim).Select(_ => Gaussian(random)).ToArray();
             double norm = Math.Sqrt(direction.Sum(v => v * v));
             foreach (double sd in new[] { 0.5, 1.5 })
             {
                 var offset = direction.Select(v => (float)(v / norm * sd * Math.Sqrt(Dim))).ToArray();
-                WriteCohort(Path.Combine(work, $"test-stain{(int)(sd * 2)}-{seed}"), Specs([20, 20, 20], 0.1, 0.3, mu, random, offset), seed + 300, "stain");
+                WriteCohort(Path.Combine(work, $"test-stain{(int)(sd * 2)}-{seed}"), Specs([20, 20, 20], 0.1, 0.3, mu, random, offset),
+                    seed + 300, "stain");
             }
             using (var trained = TrainedRun.Load(run)) thresholds.Add(trained.EnergyThreshold);
-            List<SlidePrediction> Score(string dir) => Histo.Pipeline.PredictionJob.Predict(run, [Path.Combine(work, dir)], Path.Combine(work, dir + "-pred")).ToList();
+            List<SlidePrediction> Score(string dir) => Histo.Pipeline.PredictionJob.Predict(run, [Path.Combine(work, dir)],
+                Path.Combine(work, dir + "-pred")).ToList();
             var id = Score($"test-id-{seed}");
-            var idTruth = File.ReadAllLines(Path.Combine(work, $"test-id-{seed}", "labels.csv")).Skip(1).Select(l => l.Split(',')[2]).ToList();
+            var idTruth = File.ReadAllLines(Path.Combine(work, $"test-id-{seed}",
+                "labels.csv")).Skip(1).Select(l => l.Split(',')[2]).ToList();
             accuracies.Add(id.Zip(idTruth).Count(p => p.First.Predicted == p.Second) / (double)id.Count);
             // Liu et al.'s FPR95: the energy that keeps 95% of in-distribution test slides (the positives), and the share
             // of OOD slides it still accepts as in distribution.
@@ -207,21 +224,31 @@ static class MilTrustBenchmark
                 var scores = id.Select(p => p.Energy).Concat(ood.Select(p => p.Energy)).ToList();
                 var isOod = id.Select(_ => false).Concat(ood.Select(_ => true)).ToList();
                 rows[dir].Add((SlideMetrics.RocAuc(scores, isOod), ood.Count(p => p.Energy <= keep95) / (double)ood.Count,
-                    ood.Count(p => p.OutOfDistribution == true) / (double)ood.Count, id.Count(p => p.OutOfDistribution == true) / (double)id.Count));
+                    ood.Count(p => p.OutOfDistribution == true) / (double)ood.Count,
+                    id.Count(p => p.OutOfDistribution == true) / (double)id.Count));
             }
         }
-        string Stat(IEnumerable<double> v) { var (m, s) = SlideMetrics.MeanAndStd(v); return FormattableString.Invariant($"{m:0.000} ± {s:0.000}"); }
-        Console.WriteLine($"Energy out-of-distribution flag (E = -logsumexp(logits), Liu et al. 2020), ABMIL softmax trained on 3 classes x 30 synthetic bags");
-        Console.WriteLine($"(40-120 x {Dim}-d N(0,1) instances; a share U[0.1, 0.3] of a class-c bag's instances shifted by {mu} c along axis c-1), {folds}-fold CV, at most");
-        Console.WriteLine($"{epochs} epochs, {seeds} seeds. Threshold: 95% quantile (numpy linear) of all folds' validation energies pooled, {Stat(thresholds)}. Energies");
-        Console.WriteLine($"from the {folds}-fold ensemble; in distribution: 60 new bags of the trained classes (ensemble accuracy {Stat(accuracies)}).");
+        string Stat(IEnumerable<double> v) { var (m,
+            s) = SlideMetrics.MeanAndStd(v); return FormattableString.Invariant($"{m:0.000} ± {s:0.000}"); }
+        Console.WriteLine($"Energy out-of-distribution flag (E = -logsumexp(logits), Liu et al. 2020), ABMIL softmax trained on 3 "
+            + $"classes x 30 synthetic bags");
+        Console.WriteLine($"(40-120 x {Dim}-d N(0,1) instances; a share U[0.1, 0.3] of a class-c bag's instances shifted by {mu} c "
+            + $"along axis c-1), {folds}-fold CV, at most");
+        Console.WriteLine($"{epochs} epochs, {seeds} seeds. Threshold: 95% quantile (numpy linear) of all folds' validation energies "
+            + $"pooled, {Stat(thresholds)}. Energies");
+        Console.WriteLine($"from the {folds}-fold ensemble; in distribution: 60 new bags of the trained classes (ensemble accuracy "
+            + $"{Stat(accuracies)}).");
         Console.WriteLine();
-        Console.WriteLine("| shifted cohort (60 slides) | AUROC (energy, OOD positive) | FPR at 95% TPR | share of OOD flagged by the run's threshold | share of in-distribution flagged |");
+        Console.WriteLine("| shifted cohort (60 slides) | AUROC (energy, OOD positive) | FPR at 95% TPR | share of OOD flagged by the "
+            + "run's threshold | share of in-distribution flagged |");
         Console.WriteLine("|---|---|---|---|---|");
         foreach (var (name, dir) in shifts)
-            Console.WriteLine($"| {name} | {Stat(rows[dir].Select(r => r.Auroc))} | {Stat(rows[dir].Select(r => r.Fpr95))} | {Stat(rows[dir].Select(r => r.FlaggedOod))} | {Stat(rows[dir].Select(r => r.FlaggedId))} |");
+            Console.WriteLine($"| {name} | {Stat(rows[dir].Select(r => r.Auroc))} | {Stat(rows[dir].Select(r => r.Fpr95))} | "
+                + $"{Stat(rows[dir].Select(r => r.FlaggedOod))} | {Stat(rows[dir].Select(r => r.FlaggedId))} |");
         Console.WriteLine();
-        Console.WriteLine(FormattableString.Invariant($"(mean ± sample std over seeds; FPR at 95% TPR: share of OOD slides with an energy at or below the 95% quantile of the in-distribution test energies; {clock.Elapsed.TotalMinutes:0.0} minutes)"));
+        Console.WriteLine(FormattableString.Invariant($"(mean ± sample std over seeds; FPR at 95% TPR: share of OOD slides with an ")
+            + FormattableString.Invariant($"energy at or below the 95% quantile of the in-distribution test energies; ")
+            + FormattableString.Invariant($"{clock.Elapsed.TotalMinutes:0.0} minutes)"));
         return 0;
     }
 }

@@ -16,7 +16,8 @@ static class CliRunner
     public static int Invoke(RootCommand root, string[] args)
     {
         bool verbose = args.Contains(VerboseOption);
-        root.Options.Add(new Option<bool>(VerboseOption) { Description = "Print the stack trace of an unexpected error.", Recursive = true });
+        root.Options.Add(new Option<bool>(VerboseOption) { Description = "Print the stack trace of an unexpected error.",
+            Recursive = true });
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {

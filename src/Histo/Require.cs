@@ -22,7 +22,8 @@ public static class Require
     /// <summary>A finite number in [min, max].</summary>
     public static void InRange(string option, double value, double min, double max)
     {
-        if (!(value >= min && value <= max)) throw new UsageException($"{option} {Show(value)} must be between {Show(min)} and {Show(max)}");
+        if (!(value >= min
+            && value <= max)) throw new UsageException($"{option} {Show(value)} must be between {Show(min)} and {Show(max)}");
     }
 
     /// <summary>A whole number at or above <paramref name="min"/>.</summary>

@@ -14,7 +14,8 @@ public class AbmilParityTests
     [InlineData(true)]
     public void ForwardAndOneAdamWStepMatchPyTorch(bool gated)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", "abmil-golden.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden",
+            "abmil-golden.json")));
         var golden = doc.RootElement.GetProperty(gated ? "gated" : "plain");
         float[] Values(JsonElement e) => e.EnumerateArray().Select(x => x.GetSingle()).ToArray();
 
@@ -30,7 +31,8 @@ public class AbmilParityTests
             ParityFormulas.AssertClose(Values(golden.GetProperty("attention")), output.InstanceScores!, "attention");
         }
         model.train();
-        using var optimizer = TorchSharp.torch.optim.AdamW(model.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01);
+        using var optimizer = TorchSharp.torch.optim.AdamW(model.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+            weight_decay: 0.01);
         optimizer.zero_grad();
         using var train = model.Forward(bag);
         using var head = MilHead.Create(HeadKind.Softmax, Classes);

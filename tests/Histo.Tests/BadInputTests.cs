@@ -8,7 +8,8 @@ namespace Histo.Tests;
 /// Bad input as a careless user gives it, through the built `histo` program (issue 10, items 6, 7, 12, 15-22): each case
 /// exits 1 (bad data) or 2 (bad usage) with one line naming the file or value, and never prints a stack trace.
 /// </summary>
-public class BadInputTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IClassFixture<ToyBagsFixture>, IClassFixture<SyntheticSlideFixture>
+public class BadInputTests(ToyBagsFixture toy,
+    SyntheticSlideFixture slide) : IClassFixture<ToyBagsFixture>, IClassFixture<SyntheticSlideFixture>
 {
     static void OneLineError(int expectedCode, (int Code, string Stdout, string Stderr) result, params string[] mentions)
     {
@@ -40,8 +41,10 @@ public class BadInputTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IC
         OneLineError(2, Cli.Run("tile", slide.SlidePath, "-o", dir["t"], "--mpp", "1", "--min-tissue", "NaN"), "--min-tissue");
         OneLineError(2, Cli.Run(Train(dir["run"], "--weight-decay", "NaN")), "--weight-decay");
         OneLineError(2, Cli.Run(Train(dir["run"], "--lr", "0")), "--lr");
-        OneLineError(2, Cli.Run("knn", "--train", toy.Features, "--test", toy.Features, "--labels", toy.Labels, "--temperature", "0"), "--temperature");
-        OneLineError(2, Cli.Run("knn", "--train", toy.Features, "--test", toy.Features, "--labels", toy.Labels, "--temperature", "NaN"), "--temperature");
+        OneLineError(2, Cli.Run("knn", "--train", toy.Features, "--test", toy.Features, "--labels", toy.Labels, "--temperature", "0"),
+            "--temperature");
+        OneLineError(2, Cli.Run("knn", "--train", toy.Features, "--test", toy.Features, "--labels", toy.Labels, "--temperature",
+            "NaN"), "--temperature");
         // A parse error is a usage error too, in one line plus a pointer to --help (not the whole help text).
         var parse = Cli.Run("train", "--bogus");
         OneLineError(2, parse, "--bogus", "histo train --help");
@@ -73,7 +76,8 @@ public class BadInputTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IC
         Assert.Equal(0, again.Code);
         Assert.Contains("already trained, kept", again.Stdout);
         OneLineError(1, Cli.Run(Train(dir["run"], "--lr", "0.001")), "LearningRate 0.0005 -> 0.001", "--overwrite");
-        OneLineError(1, Cli.Run(Train(dir["run"], "--epochs", "3", "--weight-decay", "0.01")), "MaxEpochs 2 -> 3", "WeightDecay 0.0001 -> 0.01");
+        OneLineError(1, Cli.Run(Train(dir["run"], "--epochs", "3", "--weight-decay", "0.01")), "MaxEpochs 2 -> 3",
+            "WeightDecay 0.0001 -> 0.01");
         var overwritten = Cli.Run(Train(dir["run"], "--lr", "0.001", "--overwrite"));
         Assert.Equal(0, overwritten.Code);
         Assert.DoesNotContain("already trained", overwritten.Stdout);
@@ -92,7 +96,8 @@ public class BadInputTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IC
             csv.Append($"c{i},s{i},{(i % 2 == 0 ? "tumor" : "normal")}\n");
         }
         File.WriteAllText(dir["labels.csv"], csv.ToString());
-        string[] args = ["train", "--features", dir["clam"], "--labels", dir["labels.csv"], "-o", dir["run"], "--folds", "3", "--epochs", "1"];
+        string[] args = ["train", "--features", dir["clam"], "--labels", dir["labels.csv"], "-o", dir["run"], "--folds", "3",
+            "--epochs", "1"];
         var first = Cli.Run(args);
         Assert.True(first.Code == 0, first.Stderr);
         var rerun = Cli.Run(args);
@@ -111,7 +116,8 @@ public class BadInputTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IC
         OneLineError(1, Cli.Run("train", "--features", dir["mixed"], "--labels", toy.Labels, "-o", dir["run"], "--folds", "3"),
             "slide-07.h5", "encoder resnet18 vs toy");
         Assert.Equal(0, Cli.Run(Train(dir["good"])).Code);
-        OneLineError(1, Cli.Run("predict", "--model", dir["good"], dir["mixed/slide-07.h5"], "-o", dir["pred"]), "slide-07.h5", "encoder resnet18 vs toy");
+        OneLineError(1, Cli.Run("predict", "--model", dir["good"], dir["mixed/slide-07.h5"], "-o", dir["pred"]), "slide-07.h5",
+            "encoder resnet18 vs toy");
         Assert.False(File.Exists(dir["pred/predictions.csv"]));
         // Item 17: a features file of another size, for knn.
         Directory.CreateDirectory(dir["wide"]);
@@ -130,7 +136,8 @@ public class BadInputTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IC
         f.Write(dir["nan/slide-04.h5"]);
         OneLineError(1, Cli.Run("knn", "--train", dir["nan"], "--test", toy.Features, "--labels", toy.Labels), "slide-04.h5", "NaN");
         OneLineError(1, Cli.Run("probe", "--train", toy.Features, "--test", dir["nan"], "--labels", toy.Labels), "slide-04.h5");
-        OneLineError(1, Cli.Run("train", "--features", dir["nan"], "--labels", toy.Labels, "-o", dir["run"], "--folds", "3", "--epochs", "1"),
+        OneLineError(1, Cli.Run("train", "--features", dir["nan"], "--labels", toy.Labels, "-o", dir["run"], "--folds", "3",
+            "--epochs", "1"),
             "slide-04.h5");
     }
 
@@ -161,7 +168,8 @@ public class BadInputTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IC
         OneLineError(1, Cli.Run(Train(dir["r3"], "--splits", dir["unknown"], "--folds", "1")), "slide-99");
         // Item 22: a class with too few cases is named, not numbered.
         File.WriteAllText(dir["rare.csv"], File.ReadAllText(toy.Labels).Replace("case-00-0,slide-00,a", "case-00-0,slide-00,rare"));
-        OneLineError(1, Cli.Run("train", "--features", toy.Features, "--labels", dir["rare.csv"], "-o", dir["r4"], "--folds", "3"), "class 'rare'");
+        OneLineError(1, Cli.Run("train", "--features", toy.Features, "--labels", dir["rare.csv"], "-o", dir["r4"], "--folds", "3"),
+            "class 'rare'");
     }
 
     [Fact]
@@ -171,7 +179,8 @@ public class BadInputTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IC
         // Item 21: a duplicate slide in --mpp-csv was last-wins.
         string id = Path.GetFileNameWithoutExtension(slide.SlidePath);
         File.WriteAllText(dir["mpp.csv"], $"slide_id,mpp\r\n{id},0.5\r\n\"{id}\",0.25\r\n");
-        OneLineError(1, Cli.Run("tile", slide.SlidePath, "-o", dir["t"], "--mpp", "4", "--mpp-csv", dir["mpp.csv"]), "mpp.csv:3", "listed again");
+        OneLineError(1, Cli.Run("tile", slide.SlidePath, "-o", dir["t"], "--mpp", "4", "--mpp-csv", dir["mpp.csv"]), "mpp.csv:3",
+            "listed again");
         // Item 22: a TIFF header with nothing readable behind it is truncated, not "not a format OpenSlide reads".
         var header = File.ReadAllBytes(slide.SlidePath)[..4096];
         File.WriteAllBytes(dir["cut.svs"], header);
@@ -223,7 +232,8 @@ public class BadInputTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IC
             csv.Append($"c{i},s{i},{(i % 2 == 0 ? "x" : "y")}\n");
         }
         File.WriteAllText(dir["labels.csv"], csv.ToString());
-        Assert.Equal(0, Cli.Run("train", "--features", dir["emb"], "--labels", dir["labels.csv"], "-o", dir["run"], "--folds", "3", "--epochs", "1").Code);
+        Assert.Equal(0, Cli.Run("train", "--features", dir["emb"], "--labels", dir["labels.csv"], "-o", dir["run"], "--folds", "3",
+            "--epochs", "1").Code);
         File.WriteAllText(dir["broken.svs"], "not a slide");
         var result = Cli.Run("predict", "--model", dir["run"], slide.SlidePath, dir["broken.svs"], "-o", dir["pred"], "--skip-errors");
         Assert.True(result.Code == 1, result.Stderr + result.Stdout);

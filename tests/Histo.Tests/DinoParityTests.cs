@@ -9,7 +9,8 @@ public class DinoParityTests
 {
     static JsonElement Golden()
     {
-        var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", "dino-golden.json")));
+        var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden",
+            "dino-golden.json")));
         return doc.RootElement.Clone();
     }
 

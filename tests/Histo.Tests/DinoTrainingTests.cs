@@ -40,7 +40,8 @@ public class DinoTrainingTests
         Assert.All(straight, l => Assert.True(double.IsFinite(l) && l > 0));
 
         // One epoch, then a second run that resumes from the checkpoint: the same losses and teacher.
-        Assert.Throws<OperationCanceledException>(() => DinoTraining.Run(images, Tiny, dir["resumed"], p => { if (p.Epoch == 2) throw new OperationCanceledException(); }));
+        Assert.Throws<OperationCanceledException>(() => DinoTraining.Run(images, Tiny, dir["resumed"],
+            p => { if (p.Epoch == 2) throw new OperationCanceledException(); }));
         // Resuming with other settings would silently change the run: refused, naming what differs, the checkpoint untouched.
         var checkpointBefore = File.ReadAllBytes(dir["resumed/checkpoint.safetensors"]);
         var error = Assert.Throws<HistoException>(() => DinoTraining.Run(images,
@@ -48,7 +49,8 @@ public class DinoTrainingTests
         Assert.Contains("Options.OutDim 64 -> 32", error.Message);
         Assert.Contains("Options.Augmentation.LocalCrops 2 -> 1", error.Message);
         Assert.Contains("Images 8 -> 7",
-            Assert.Throws<HistoException>(() => DinoTraining.Run(images.Take(7).ToList(), Tiny with { BatchSize = 7 }, dir["resumed"])).Message);
+            Assert.Throws<HistoException>(() => DinoTraining.Run(images.Take(7).ToList(), Tiny with { BatchSize = 7 },
+                dir["resumed"])).Message);
         Assert.Equal(checkpointBefore, File.ReadAllBytes(dir["resumed/checkpoint.safetensors"]));
         var resumed = DinoTraining.Run(images, Tiny, dir["resumed"]);
         Assert.Equal(straight, resumed);

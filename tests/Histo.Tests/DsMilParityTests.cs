@@ -16,9 +16,11 @@ public class DsMilParityTests
     [Fact]
     public void DsMilTrainsBothStreamsAndMatchesTheAuthorsCode()
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", "dsmil-golden.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden",
+            "dsmil-golden.json")));
         var golden = doc.RootElement;
-        float[] Values(JsonElement e) => e.EnumerateArray().SelectMany(x => x.ValueKind == JsonValueKind.Array ? Values(x) : [x.GetSingle()]).ToArray();
+        float[] Values(JsonElement e) =>
+            e.EnumerateArray().SelectMany(x => x.ValueKind == JsonValueKind.Array ? Values(x) : [x.GetSingle()]).ToArray();
         int label = golden.GetProperty("label").GetInt32();
 
         using var model = MilRegistry.Create("dsmil", DIn, Classes);
@@ -43,12 +45,14 @@ public class DsMilParityTests
             ParityFormulas.AssertClose(attention, output.InstanceScores!, "attention of the predicted class");
         }
         model.train();
-        using var optimizer = TorchSharp.torch.optim.AdamW(model.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01);
+        using var optimizer = TorchSharp.torch.optim.AdamW(model.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+            weight_decay: 0.01);
         optimizer.zero_grad();
         using var train = model.Forward(bag, label);
         using var loss = MilTraining.BagLoss(head, train, label);
         Assert.Equal(golden.GetProperty("loss").GetSingle(), loss.item<float>(), 5);
-        Assert.Equal(0.5 * golden.GetProperty("bag_loss").GetDouble() + 0.5 * golden.GetProperty("max_loss").GetDouble(), loss.item<float>(), 5);
+        Assert.Equal(0.5 * golden.GetProperty("bag_loss").GetDouble() + 0.5 * golden.GetProperty("max_loss").GetDouble(),
+            loss.item<float>(), 5);
         loss.backward();
         optimizer.step();
         foreach (var (name, value) in model.state_dict())

@@ -39,9 +39,11 @@ public class EmbeddingTests(SyntheticSlideFixture fixture) : IClassFixture<Synth
     public void EmbedWritesOneFeatureRowPerPatchAndResumes()
     {
         using var outDir = new TempDir();
-        var tiled = TilingJob.Run(new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir["tiles"], Tiling = new TilingOptions { TargetMpp = 1.0, PatchSize = 112 } }).Single();
+        var tiled = TilingJob.Run(new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir["tiles"],
+            Tiling = new TilingOptions { TargetMpp = 1.0, PatchSize = 112 } }).Single();
         Assert.InRange(tiled.Patches, 3, 60);
-        var options = new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir["tiles"], OutputDir = outDir["emb"], BatchSize = 4 };
+        var options = new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir["tiles"], OutputDir = outDir["emb"],
+            BatchSize = 4 };
         var outcome = EmbeddingJob.Run(options).Single();
         Assert.Equal(SlideStatus.Done, outcome.Status);
         var features = PatchFeatures.Read(outDir[$"emb/features/{fixture.Spec.SlideId}.h5"]);
@@ -54,7 +56,8 @@ public class EmbeddingTests(SyntheticSlideFixture fixture) : IClassFixture<Synth
         using (var encoder = EncoderRegistry.Create(EncoderRegistry.Default))
         using (var slide = WholeSlide.Open(fixture.SlidePath))
         {
-            var single = EmbeddingJob.EmbedSlide(slide, coords with { Coords = new long[,] { { coords.Coords[0, 0], coords.Coords[0, 1] } } },
+            var single = EmbeddingJob.EmbedSlide(slide, coords with { Coords = new long[,] { { coords.Coords[0, 0], coords.Coords[0,
+                1] } } },
                 encoder, options with { BatchSize = 1 }, null, out _);
             for (int j = 0; j < 512; j++) Assert.Equal(features.Features[0, j], single[0, j], 4);
         }
@@ -70,8 +73,10 @@ public class EmbeddingTests(SyntheticSlideFixture fixture) : IClassFixture<Synth
     {
         // Issue 10, item 19: a 0-byte or cut-off features file used to stop the batch with "re-run histo embed".
         using var outDir = new TempDir();
-        TilingJob.Run(new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir["tiles"], Tiling = new TilingOptions { TargetMpp = 4.0, PatchSize = 64 } });
-        var options = new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir["tiles"], OutputDir = outDir["emb"], Encoder = "resnet18" };
+        TilingJob.Run(new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir["tiles"],
+            Tiling = new TilingOptions { TargetMpp = 4.0, PatchSize = 64 } });
+        var options = new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir["tiles"], OutputDir = outDir["emb"],
+            Encoder = "resnet18" };
         Assert.Equal(SlideStatus.Done, EmbeddingJob.Run(options).Single().Status);
         string file = outDir[$"emb/features/{fixture.Spec.SlideId}.h5"];
         var whole = File.ReadAllBytes(file);
@@ -89,10 +94,12 @@ public class EmbeddingTests(SyntheticSlideFixture fixture) : IClassFixture<Synth
     public void MissingCoordinatesAndNonFiniteFeaturesFailTheSlideByName()
     {
         using var outDir = new TempDir();
-        var missing = EmbeddingJob.Run(new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir.Path, OutputDir = outDir["emb"] }).Single();
+        var missing = EmbeddingJob.Run(new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir.Path,
+            OutputDir = outDir["emb"] }).Single();
         Assert.Contains("histo tile", missing.Error);
 
-        TilingJob.Run(new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir["tiles"], Tiling = new TilingOptions { TargetMpp = 4.0, PatchSize = 64 } });
+        TilingJob.Run(new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir["tiles"],
+            Tiling = new TilingOptions { TargetMpp = 4.0, PatchSize = 64 } });
         // A ResNet-18 checkpoint with a NaN weight: the slide fails, naming the patch, and leaves no file.
         using (var resnet = new ResNet(ResNetConfig.ResNet18))
         {
@@ -100,7 +107,8 @@ public class EmbeddingTests(SyntheticSlideFixture fixture) : IClassFixture<Synth
             using (no_grad()) sd["layer4.1.conv2.weight"].index_put_(float.NaN, 0, 0, 0, 0);
             TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(outDir["nan.pt"], sd);
         }
-        var nan = EmbeddingJob.Run(new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir["tiles"], OutputDir = outDir["emb2"], Encoder = outDir["nan.pt"] }).Single();
+        var nan = EmbeddingJob.Run(new EmbeddingJobOptions { Slides = [fixture.SlidePath], CoordsDir = outDir["tiles"],
+            OutputDir = outDir["emb2"], Encoder = outDir["nan.pt"] }).Single();
         Assert.Equal(SlideStatus.Failed, nan.Status);
         Assert.Contains("non-finite", nan.Error);
         Assert.Contains("patch 0", nan.Error);

@@ -20,7 +20,9 @@ static class HandBuiltRun
         Directory.CreateDirectory(runDir);
         var config = new MilTraining.RunConfig("mean", head == "softmax" ? "subtype" : "grade", head, dim, classes, folds.Length, 0,
             Encoder: "toy", PatchSize: 224, TargetMpp: 0.5); // as the features the tests write
-        File.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
+        File.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config,
+            new JsonSerializerOptions
+            { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
         for (int f = 0; f < folds.Length; f++)
         {
             var fold = folds[f];
@@ -47,7 +49,9 @@ static class HandBuiltRun
             // 95% "quantile" of one fold's few validation slides, i.e. its largest energy).
             double oldThreshold = fold.ValidationEnergies.Length == 0 ? double.NaN : fold.ValidationEnergies.Max();
             File.WriteAllText(Path.Combine(foldDir, "metrics.json"),
-                $"{{\"Fold\":{f},\"BestEpoch\":1,\"Auc\":1,\"BalancedAccuracy\":1,\"MacroF1\":1,\"Accuracy\":1,\"Kappa\":1,\"Mae\":0,\"EnergyThreshold\":{(double.IsFinite(oldThreshold) ? oldThreshold.ToString("R", CultureInfo.InvariantCulture) : "\"NaN\"")}}}");
+                "{\"Fold\":" + f + ",\"BestEpoch\":1,\"Auc\":1,\"BalancedAccuracy\":1,\"MacroF1\":1,\"Accuracy\":1,\"Kappa\":1,\"Mae\":0,"
+                + "\"EnergyThreshold\":"
+                + (double.IsFinite(oldThreshold) ? oldThreshold.ToString("R", CultureInfo.InvariantCulture) : "\"NaN\"") + "}");
             File.WriteAllText(Path.Combine(foldDir, "validation.csv"), "slide_id,label,energy\n" + string.Concat(
                 fold.ValidationEnergies.Select((e, i) => $"val-{f}-{i},{classes[0]},{e.ToString("R", CultureInfo.InvariantCulture)}\n")));
         }
@@ -55,5 +59,6 @@ static class HandBuiltRun
     }
 
     /// <summary>A bag of <paramref name="rows"/> copies of <paramref name="row"/>, so its mean is <paramref name="row"/>.</summary>
-    public static Tensor Bag(float[] row, int rows = 5) => tensor(Enumerable.Repeat(row, rows).SelectMany(r => r).ToArray()).reshape(rows, row.Length);
+    public static Tensor Bag(float[] row, int rows = 5) => tensor(Enumerable.Repeat(row,
+        rows).SelectMany(r => r).ToArray()).reshape(rows, row.Length);
 }

@@ -58,7 +58,8 @@ public class JobFolderTests
         using (var folder = JobFolder.Open(dir["run"], "histo train"))
         {
             folder.RecordOrCheckSettings("settings.json", new Settings("abmil", 1e-3, 20), overwrite: false); // same: fine
-            var e = Assert.Throws<HistoException>(() => folder.RecordOrCheckSettings("settings.json", new Settings("abmil", 2e-3, 30), false));
+            var e = Assert.Throws<HistoException>(() => folder.RecordOrCheckSettings("settings.json", new Settings("abmil", 2e-3, 30),
+                false));
             Assert.Contains("LearningRate 0.001 -> 0.002", e.Message);
             Assert.Contains("Epochs 20 -> 30", e.Message);
             Assert.DoesNotContain("Model", e.Message);
@@ -76,7 +77,8 @@ public class JobFolderTests
         Assert.Contains("it is a file", Assert.Throws<HistoException>(() => JobFolder.Open(dir["file"], "histo tile")).Message);
         var under = Assert.Throws<HistoException>(() => JobFolder.Open(dir["file/out"], "histo tile")).Message;
         Assert.Contains(dir["file/out"], under);
-        Assert.Contains("/proc/histo-test", Assert.Throws<HistoException>(() => JobFolder.Open("/proc/histo-test/out", "histo tile")).Message);
+        Assert.Contains("/proc/histo-test", Assert.Throws<HistoException>(() => JobFolder.Open("/proc/histo-test/out",
+            "histo tile")).Message);
         string deep = dir.Path + string.Concat(Enumerable.Repeat("/" + new string('d', 250), 17)); // beyond PATH_MAX (4096)
         var longPath = Assert.Throws<HistoException>(() => JobFolder.Open(deep, "histo tile")).Message;
         Assert.True(longPath.Length < 400, longPath);

@@ -31,7 +31,8 @@ public class MilModelTests
         {
             Assert.Equal(new long[] { instances }, a.InstanceScores.shape);
             using var permutedScores = a.InstanceScores.index_select(0, permutation);
-            Assert.True(permutedScores.allclose(b.InstanceScores!, rtol: 1e-5, atol: 1e-6), $"{name}: instance scores do not follow the instances");
+            Assert.True(permutedScores.allclose(b.InstanceScores!, rtol: 1e-5, atol: 1e-6),
+                $"{name}: instance scores do not follow the instances");
         }
     }
 

@@ -69,7 +69,8 @@ public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture
         var results = MilTraining.Run(data, options, run.Path);
         Assert.Equal(3, results.Count);
         Assert.True(results.Average(r => r.Auc) > 0.9, $"mean AUC {results.Average(r => r.Auc):F3}");
-        foreach (var f in new[] { "summary.json", "summary.md", "splits/splits_0.csv", "fold_0/model.safetensors", "fold_0/history.csv", "fold_0/predictions.csv" })
+        foreach (var f in new[] { "summary.json", "summary.md", "splits/splits_0.csv", "fold_0/model.safetensors",
+            "fold_0/history.csv", "fold_0/predictions.csv" })
             Assert.True(File.Exists(run[f]), f);
         // Resume: finished folds are kept, not retrained.
         var stamp = File.GetLastWriteTimeUtc(run["fold_1/model.safetensors"]);
@@ -108,7 +109,8 @@ public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture
         var data = MilDataset.Load(toy.Labels, toy.Features, MilTask.Grade);
         Assert.Equal(["0", "1", "2"], data.ClassNames);
         using var run = new TempDir();
-        var results = MilTraining.Run(data, new MilTrainingOptions { Task = MilTask.Grade, Head = HeadKind.Coral, Folds = 3, MaxEpochs = 15, MinEpochs = 5 }, run.Path);
+        var results = MilTraining.Run(data, new MilTrainingOptions { Task = MilTask.Grade, Head = HeadKind.Coral, Folds = 3,
+            MaxEpochs = 15, MinEpochs = 5 }, run.Path);
         Assert.True(results.Average(r => r.Kappa) > 0.5, $"mean kappa {results.Average(r => r.Kappa):F3}");
     }
 
@@ -117,7 +119,8 @@ public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture
     {
         using var dir = new TempDir();
         File.WriteAllText(dir["bad.csv"], "slide,label\nx,a\n");
-        Assert.Contains("case_id", Assert.Throws<HistoException>(() => MilDataset.Load(dir["bad.csv"], toy.Features, MilTask.Subtype)).Message);
+        Assert.Contains("case_id", Assert.Throws<HistoException>(() => MilDataset.Load(dir["bad.csv"], toy.Features,
+            MilTask.Subtype)).Message);
         File.WriteAllText(dir["extra.csv"], File.ReadAllText(toy.Labels) + "case-99,slide-99,a,0\n");
         var data = MilDataset.Load(dir["extra.csv"], toy.Features, MilTask.Subtype);
         Assert.Contains(data.Warnings, w => w.Contains("slide-99"));
@@ -142,7 +145,8 @@ public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture
         }
         for (int fold = 0; fold < 3; fold++)
         {
-            Assert.Equal(File.ReadAllBytes(dir[$"a/fold_{fold}/model.safetensors"]), File.ReadAllBytes(dir[$"b/fold_{fold}/model.safetensors"]));
+            Assert.Equal(File.ReadAllBytes(dir[$"a/fold_{fold}/model.safetensors"]),
+                File.ReadAllBytes(dir[$"b/fold_{fold}/model.safetensors"]));
             Assert.Equal(File.ReadAllText(dir[$"a/fold_{fold}/predictions.csv"]), File.ReadAllText(dir[$"b/fold_{fold}/predictions.csv"]));
         }
     }

@@ -6,7 +6,8 @@ using Histo.Slides;
 
 namespace Histo.Tests;
 
-public class PredictionTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : IClassFixture<ToyBagsFixture>, IClassFixture<SyntheticSlideFixture>
+public class PredictionTests(ToyBagsFixture toy,
+    SyntheticSlideFixture slide) : IClassFixture<ToyBagsFixture>, IClassFixture<SyntheticSlideFixture>
 {
     string TrainedRun(TempDir dir)
     {
@@ -32,8 +33,10 @@ public class PredictionTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : 
         // 95% of validation slides; the flag's arithmetic against hand-computed energies is
         // TrustedResultsTests.EnergyFlagsAHandBuiltOutOfDistributionBag).
         Assert.All(predictions, p => Assert.True(double.IsFinite(p.Energy) && p.OutOfDistribution is not null));
-        Assert.True(predictions.Count(p => p.OutOfDistribution == true) <= 3, $"{predictions.Count(p => p.OutOfDistribution == true)} of 30 training slides flagged");
-        Assert.Contains("histo embed", Assert.Throws<HistoException>(() => PredictionJob.Predict(run, [dir["nothing"]], dir["pred"])).Message);
+        Assert.True(predictions.Count(p => p.OutOfDistribution == true) <= 3,
+            $"{predictions.Count(p => p.OutOfDistribution == true)} of 30 training slides flagged");
+        Assert.Contains("histo embed", Assert.Throws<HistoException>(() => PredictionJob.Predict(run, [dir["nothing"]],
+            dir["pred"])).Message);
     }
 
     [Fact]
@@ -41,12 +44,14 @@ public class PredictionTests(ToyBagsFixture toy, SyntheticSlideFixture slide) : 
     {
         using var dir = new TempDir();
         string run = TrainedRun(dir);
-        var tiled = TilingJob.Run(new TilingJobOptions { Slides = [slide.SlidePath], OutputDir = dir["tiles"], Tiling = new TilingOptions { TargetMpp = 0.5, PatchSize = 224 } }).Single();
+        var tiled = TilingJob.Run(new TilingJobOptions { Slides = [slide.SlidePath], OutputDir = dir["tiles"],
+            Tiling = new TilingOptions { TargetMpp = 0.5, PatchSize = 224 } }).Single();
         var coords = PatchCoordinates.Read(dir[$"tiles/coords/{slide.Spec.SlideId}.h5"]);
         var random = new Random(1);
         var f = new float[coords.Count, 8];
         for (int i = 0; i < coords.Count; i++) for (int j = 0; j < 8; j++) f[i, j] = (float)random.NextDouble();
-        new PatchFeatures(slide.Spec.SlideId, f, coords.Coords, "toy", coords.PatchSize, coords.TargetMpp, coords.PatchSizeLevel0, coords.PatchLevel)
+        new PatchFeatures(slide.Spec.SlideId, f, coords.Coords, "toy", coords.PatchSize, coords.TargetMpp, coords.PatchSizeLevel0,
+            coords.PatchLevel)
             .Write(dir[$"emb/features/{slide.Spec.SlideId}.h5"]);
         PredictionJob.Heatmap(run, slide.SlidePath, dir[$"emb/features/{slide.Spec.SlideId}.h5"], dir["heat"]);
         var png = Imaging.RgbaImage.Load(dir[$"heat/{slide.Spec.SlideId}.heatmap.png"]);

@@ -13,7 +13,8 @@ public class PretrainFromSlidesTests(SyntheticSlideFixture fixture) : IClassFixt
     {
         using var dir = new TempDir();
         var slides = fixture.All.Select(s => fixture.Dir[s.SlideId + ".tif"]).ToList();
-        TilingJob.Run(new TilingJobOptions { Slides = slides, OutputDir = dir["tiles"], Tiling = new TilingOptions { TargetMpp = 2.0, PatchSize = 64 } });
+        TilingJob.Run(new TilingJobOptions { Slides = slides, OutputDir = dir["tiles"], Tiling = new TilingOptions { TargetMpp = 2.0,
+            PatchSize = 64 } });
         using (var source = new SlidePatches(slides, dir["tiles"]))
         {
             Assert.True(source.Count >= 8, $"{source.Count} patches");
@@ -29,7 +30,8 @@ public class PretrainFromSlidesTests(SyntheticSlideFixture fixture) : IClassFixt
         // Same seed in another process: the same teacher, byte for byte (no per-process hash seeds in the augmentations).
         (code, stdout, stderr) = Cli.Run(Args("again"));
         Assert.True(code == 0, stdout + stderr);
-        Assert.Equal(File.ReadAllBytes(dir["run/" + DinoTraining.BackboneFile]), File.ReadAllBytes(dir["again/" + DinoTraining.BackboneFile]));
+        Assert.Equal(File.ReadAllBytes(dir["run/" + DinoTraining.BackboneFile]),
+            File.ReadAllBytes(dir["again/" + DinoTraining.BackboneFile]));
         using var encoder = EncoderRegistry.Create(dir["run"]);
         Assert.Equal(192, encoder.FeatureDim);
     }

@@ -74,11 +74,13 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
             long x = coords.Coords[k, 0], y = coords.Coords[k, 1];
             kept.Add((x, y));
             double truth = TruthFraction(truthMask, x, y, patch);
-            Assert.True(truth >= minTissue, $"{spec.SlideId} ({spec.Label}): patch ({x},{y}) has true tissue fraction {truth:F3} < {minTissue}");
+            Assert.True(truth >= minTissue,
+                $"{spec.SlideId} ({spec.Label}): patch ({x},{y}) has true tissue fraction {truth:F3} < {minTissue}");
         }
         for (long y = 0; y + patch <= slide.Height; y += patch)
             for (long x = 0; x + patch <= slide.Width; x += patch)
-                if (TruthFraction(truthMask, x, y, patch) == 1.0) Assert.True(kept.Contains((x, y)), $"{spec.SlideId} ({spec.Label}): all-tissue patch ({x},{y}) missed");
+                if (TruthFraction(truthMask, x, y, patch) == 1.0) Assert.True(kept.Contains((x, y)),
+                    $"{spec.SlideId} ({spec.Label}): all-tissue patch ({x},{y}) missed");
     }
 
     [Fact]
@@ -112,7 +114,8 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
     public void BatchResumesSkipsDoneSlidesAndShardsArePartitions()
     {
         using var outDir = new TempDir();
-        var options = new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir.Path, Tiling = new TilingOptions { TargetMpp = 0.5 } };
+        var options = new TilingJobOptions { Slides = [fixture.SlidePath], OutputDir = outDir.Path,
+            Tiling = new TilingOptions { TargetMpp = 0.5 } };
         var first = TilingJob.Run(options);
         Assert.Equal(SlideStatus.Done, first.Single().Status);
         Assert.True(File.Exists(outDir[$"previews/{fixture.Spec.SlideId}.png"]));
@@ -120,7 +123,8 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
         Assert.Equal(SlideStatus.Skipped, second.Single().Status);
         Assert.Equal(first.Single().Patches, second.Single().Patches);
         // Different settings on the same output: refused rather than silently mixed.
-        var changed = Assert.Throws<HistoException>(() => TilingJob.Run(options with { Tiling = new TilingOptions { TargetMpp = 1.0 } })).Message;
+        var changed = Assert.Throws<HistoException>(() =>
+            TilingJob.Run(options with { Tiling = new TilingOptions { TargetMpp = 1.0 } })).Message;
         Assert.Contains("TargetMpp 0.5 -> 1", changed);
         Assert.Contains("--overwrite", changed);
         // Issue 10, item 6: any --magnification used to count as the same setting as any other.
@@ -142,7 +146,8 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
     {
         using var outDir = new TempDir();
         File.WriteAllText(outDir["broken.tif"], "not a tiff");
-        var options = new TilingJobOptions { Slides = [outDir["broken.tif"], "/missing/gone.svs", fixture.SlidePath], OutputDir = outDir["out"], Tiling = new TilingOptions { TargetMpp = 0.5 }, SkipErrors = true };
+        var options = new TilingJobOptions { Slides = [outDir["broken.tif"], "/missing/gone.svs", fixture.SlidePath],
+            OutputDir = outDir["out"], Tiling = new TilingOptions { TargetMpp = 0.5 }, SkipErrors = true };
         var outcomes = TilingJob.Run(options);
         Assert.Equal([SlideStatus.Failed, SlideStatus.Failed, SlideStatus.Done], outcomes.Select(o => o.Status));
         Assert.Contains("broken.tif", outcomes[0].Error);
@@ -174,10 +179,12 @@ public class TilingTests(SyntheticSlideFixture fixture) : IClassFixture<Syntheti
     {
         using var outDir = new TempDir();
         string slide = SharedData.Path_("slides", "tcga-cr-7395-01a-01-ts1.svs");
-        var failed = TilingJob.Run(new TilingJobOptions { Slides = [slide], OutputDir = outDir.Path, Tiling = new TilingOptions { TargetMpp = 0.5 } });
+        var failed = TilingJob.Run(new TilingJobOptions { Slides = [slide], OutputDir = outDir.Path,
+            Tiling = new TilingOptions { TargetMpp = 0.5 } });
         Assert.Contains("--mpp-csv", failed.Single().Error);
         File.WriteAllText(outDir["mpp.csv"], "slide_id,mpp\ntcga-cr-7395-01a-01-ts1,0.25\n");
-        var done = TilingJob.Run(new TilingJobOptions { Slides = [slide], OutputDir = outDir.Path, MppCsv = outDir["mpp.csv"], Tiling = new TilingOptions { TargetMpp = 0.5 } });
+        var done = TilingJob.Run(new TilingJobOptions { Slides = [slide], OutputDir = outDir.Path, MppCsv = outDir["mpp.csv"],
+            Tiling = new TilingOptions { TargetMpp = 0.5 } });
         Assert.Equal(SlideStatus.Done, done.Single().Status);
         var coords = PatchCoordinates.Read(outDir["coords/tcga-cr-7395-01a-01-ts1.h5"]);
         Assert.Equal(1, coords.PatchLevel); // 0.5 mpp on a 0.25 mpp scan reads level 1 (downsample 2.001)

@@ -32,7 +32,8 @@ public class TrustedResultsTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixt
         using var dir = new TempDir();
         MilBag Bag(string id, int label, float[] row)
         {
-            new PatchFeatures(id, new float[,] { { row[0], row[1] }, { row[0], row[1] } }, new long[2, 2], "toy", 224, 0.5).Write(dir[id + ".h5"]);
+            new PatchFeatures(id, new float[,] { { row[0], row[1] }, { row[0], row[1] } }, new long[2, 2], "toy", 224,
+                0.5).Write(dir[id + ".h5"]);
             return new MilBag(id, id, label, dir[id + ".h5"]);
         }
         var bags = new[] { Bag("a", 0, [2, 0]), Bag("b", 0, [1, 0]), Bag("c", 1, [3, 0]) };
@@ -53,7 +54,8 @@ public class TrustedResultsTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixt
         // In training, a bag's step is scaled by its class weight for every head: with ClassBalance on and off the
         // same seed gives different trajectories on an imbalanced cohort, and "off" is reproducible.
         // 10 slides of a, 10 of b, 3 of c.
-        File.WriteAllLines(dir["imbalanced.csv"], File.ReadAllLines(toy.Labels).Where((l, i) => i == 0 || !l.EndsWith(",c,2") || (i - 1) / 3 % 4 == 0));
+        File.WriteAllLines(dir["imbalanced.csv"], File.ReadAllLines(toy.Labels).Where((l, i) => i == 0 || !l.EndsWith(",c,2")
+            || (i - 1) / 3 % 4 == 0));
         var data = MilDataset.Load(dir["imbalanced.csv"], toy.Features, MilTask.Subtype);
         Assert.Equal(3, data.Bags.Count(b => b.Label == 2));
         var options = new MilTrainingOptions { Folds = 3, MaxEpochs = 2, MinEpochs = 2, Seed = 2 };
@@ -177,7 +179,8 @@ public class TrustedResultsTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixt
     {
         var data = MilDataset.Load(toy.Labels, toy.Features, MilTask.Grade);
         using var dir = new TempDir();
-        MilTraining.Run(data, new MilTrainingOptions { Task = MilTask.Grade, Head = kind, Folds = 3, MaxEpochs = 2, MinEpochs = 2 }, dir["run"]);
+        MilTraining.Run(data, new MilTrainingOptions { Task = MilTask.Grade, Head = kind, Folds = 3, MaxEpochs = 2, MinEpochs = 2 },
+            dir["run"]);
         Assert.All(File.ReadAllLines(dir["run/fold_0/predictions.csv"]).Skip(1), l => Assert.EndsWith(",NaN", l));
         var predictions = PredictionJob.Predict(dir["run"], [toy.Features], dir["pred"]);
         Assert.All(predictions, p => Assert.True(double.IsNaN(p.Energy) && p.OutOfDistribution is null));
@@ -190,7 +193,8 @@ public class TrustedResultsTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixt
     {
         var data = MilDataset.Load(toy.Labels, toy.Features, MilTask.Grade);
         using var dir = new TempDir();
-        MilTraining.Run(data, new MilTrainingOptions { Task = MilTask.Grade, Head = HeadKind.Corn, Folds = 3, MaxEpochs = 3, MinEpochs = 3, Seed = 1 }, dir.Path);
+        MilTraining.Run(data, new MilTrainingOptions { Task = MilTask.Grade, Head = HeadKind.Corn, Folds = 3, MaxEpochs = 3,
+            MinEpochs = 3, Seed = 1 }, dir.Path);
         var byId = data.Bags.ToDictionary(b => b.SlideId);
         for (int f = 0; f < 3; f++)
         {
@@ -226,7 +230,8 @@ public class TrustedResultsTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixt
             using var bag = HandBuiltRun.Bag(row);
             var p = trained.Predict("x", bag);
             Assert.Equal(energy, p.Energy, 5);
-            Assert.True(p.OutOfDistribution == flag, $"bag mean [{string.Join(", ", row)}]: energy {p.Energy:0.000}, threshold {trained.EnergyThreshold:0.000}");
+            Assert.True(p.OutOfDistribution == flag,
+                $"bag mean [{string.Join(", ", row)}]: energy {p.Energy:0.000}, threshold {trained.EnergyThreshold:0.000}");
         }
     }
 }

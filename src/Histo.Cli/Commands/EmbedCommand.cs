@@ -11,17 +11,27 @@ static class EmbedCommand
     public static Command Create()
     {
         var defaults = new EmbeddingJobOptions { Slides = [], CoordsDir = "", OutputDir = "" };
-        var slides = new Argument<string[]>("slides") { Description = "Slide files or folders of slides.", Arity = ArgumentArity.OneOrMore };
-        var coords = new Option<DirectoryInfo>("--coords") { Description = "Output folder of 'histo tile' (coords/<slide_id>.h5).", Required = true };
-        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder (features/<slide_id>.h5).", Required = true };
-        var encoder = new Option<string>("--encoder") { Description = $"Encoder name ({string.Join(", ", EncoderRegistry.All.Select(e => e.Name))}) or checkpoint file.", DefaultValueFactory = _ => EncoderRegistry.Default };
-        var batchSize = new Option<int>("--batch-size") { Description = "Patches per forward pass.", DefaultValueFactory = _ => defaults.BatchSize };
-        var threads = new Option<int>("--threads") { Description = "Threads for the network.", DefaultValueFactory = _ => defaults.Threads };
-        var precision = new Option<string>("--precision") { Description = "fp32, or bf16 (faster on CPUs with AVX-512-BF16/AMX; features stay float32).", DefaultValueFactory = _ => "fp32" };
+        var slides = new Argument<string[]>("slides") { Description = "Slide files or folders of slides.",
+            Arity = ArgumentArity.OneOrMore };
+        var coords = new Option<DirectoryInfo>("--coords") { Description = "Output folder of 'histo tile' (coords/<slide_id>.h5).",
+            Required = true };
+        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder (features/<slide_id>.h5).",
+            Required = true };
+        var encoder = new Option<string>("--encoder") { Description = $"Encoder name "
+            + $"({string.Join(", ", EncoderRegistry.All.Select(e => e.Name))}) or checkpoint file.", DefaultValueFactory = _ =>
+                EncoderRegistry.Default };
+        var batchSize = new Option<int>("--batch-size") { Description = "Patches per forward pass.",
+            DefaultValueFactory = _ => defaults.BatchSize };
+        var threads = new Option<int>("--threads") { Description = "Threads for the network.",
+            DefaultValueFactory = _ => defaults.Threads };
+        var precision = new Option<string>("--precision") { Description = "fp32, or bf16 (faster on CPUs with AVX-512-BF16/AMX; "
+            + "features stay float32).", DefaultValueFactory = _ => "fp32" };
         var shard = new Option<string?>("--shard") { Description = "Process shard i of n (0-based, 'i/n'), for array jobs." };
         var skipErrors = new Option<bool>("--skip-errors") { Description = "Go on past slides that fail and list them at the end." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Redo slides that already have features." };
-        var command = new Command("embed", "Turn every tiled patch into a feature vector: features/<slide_id>.h5 with 'features' [N, D] and 'coords' [N, 2] (CLAM/TRIDENT layout).")
+        var command = new Command("embed",
+            "Turn every tiled patch into a feature vector: features/<slide_id>.h5 with 'features' [N, D] and 'coords' [N, 2] "
+                + "(CLAM/TRIDENT layout).")
         {
             slides, coords, output, encoder, batchSize, threads, precision, shard, skipErrors, overwrite,
         };
@@ -49,7 +59,8 @@ static class EmbedCommand
             var clock = System.Diagnostics.Stopwatch.StartNew();
             long patches = 0;
             AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
+                    new SpinnerColumn())
                 .Start(ctx =>
                 {
                     var files = SlideBatch.Expand(options.Slides);
@@ -72,7 +83,9 @@ static class EmbedCommand
                     task.Value = task.MaxValue;
                 });
             int failed = outcomes.Count(o => o.Status == SlideStatus.Failed);
-            Console.WriteLine($"Embedded {outcomes.Count(o => o.Status == SlideStatus.Done)} slide(s), skipped {outcomes.Count(o => o.Status == SlideStatus.Skipped)}, {failed} failed; {patches} patches in {clock.Elapsed.TotalSeconds:0.0} s -> {options.OutputDir}/features");
+            Console.WriteLine($"Embedded {outcomes.Count(o => o.Status == SlideStatus.Done)} slide(s), skipped "
+                + $"{outcomes.Count(o => o.Status == SlideStatus.Skipped)}, {failed} failed; {patches} patches in "
+                    + $"{clock.Elapsed.TotalSeconds:0.0} s -> {options.OutputDir}/features");
             foreach (var f in outcomes.Where(o => o.Status == SlideStatus.Failed)) Console.Error.WriteLine($"  {f.SlideId}: {f.Error}");
             return failed == 0 ? 0 : 1;
         }));

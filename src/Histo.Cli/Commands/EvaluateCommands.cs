@@ -7,24 +7,28 @@ namespace Histo.Cli.Commands;
 /// <summary>`histo knn` and `histo probe`: frozen-feature evaluation on a train and a test set.</summary>
 static class EvaluateCommands
 {
-    sealed record InputOptions(Option<string> Train, Option<string> Test, Option<FileInfo?> Labels, Option<FileInfo?> TestLabels, Option<string> Encoder)
+    sealed record InputOptions(Option<string> Train, Option<string> Test, Option<FileInfo?> Labels, Option<FileInfo?> TestLabels,
+        Option<string> Encoder)
     {
         public IEnumerable<Option> All => [Train, Test, Labels, TestLabels, Encoder];
     }
 
     static InputOptions Inputs() => new(
-        new Option<string>("--train") { Description = "Training features: an image folder (one subfolder per class) or feature files/folder with --labels.", Required = true },
+        new Option<string>("--train") { Description = "Training features: an image folder (one subfolder per class) or feature "
+            + "files/folder with --labels.", Required = true },
         new Option<string>("--test") { Description = "Test features, as --train.", Required = true },
         new Option<FileInfo?>("--labels") { Description = "CLAM label CSV for feature files (every patch takes its slide's label)." },
         new Option<FileInfo?>("--test-labels") { Description = "Label CSV of the test feature files, when it is not --labels." },
-        new Option<string>("--encoder") { Description = "Encoder for image folders (name, checkpoint or pretrain run).", DefaultValueFactory = _ => EncoderRegistry.Default });
+        new Option<string>("--encoder") { Description = "Encoder for image folders (name, checkpoint or pretrain run).",
+            DefaultValueFactory = _ => EncoderRegistry.Default });
 
     static (float[,] Train, int[] TrainY, float[,] Test, int[] TestY, string[] Classes) Load(ParseResult parse, InputOptions o)
     {
         string? labels = parse.GetValue(o.Labels)?.FullName;
         void Warn(string message) => Console.Error.WriteLine($"warning: {message}");
         var train = FeatureSets.Load(parse.GetValue(o.Train)!, labels, parse.GetValue(o.Encoder)!, warn: Warn);
-        var test = FeatureSets.Load(parse.GetValue(o.Test)!, parse.GetValue(o.TestLabels)?.FullName ?? labels, parse.GetValue(o.Encoder)!, warn: Warn);
+        var test = FeatureSets.Load(parse.GetValue(o.Test)!, parse.GetValue(o.TestLabels)?.FullName ?? labels,
+            parse.GetValue(o.Encoder)!, warn: Warn);
         train.CheckComparable(test, parse.GetValue(o.Train)!, parse.GetValue(o.Test)!);
         var classes = train.Labels.Concat(test.Labels).Distinct().Order(StringComparer.Ordinal).ToArray();
         int[] Index(string[] l) => l.Select(x => Array.IndexOf(classes, x)).ToArray();
@@ -37,7 +41,8 @@ static class EvaluateCommands
         Console.WriteLine($"{name}: accuracy {m.Accuracy:0.0000}, balanced accuracy {m.BalancedAccuracy:0.0000}");
         Console.WriteLine("  confusion (rows: truth, columns: prediction): " + string.Join(" ", classes));
         for (int i = 0; i < classes.Length; i++)
-            Console.WriteLine($"  {classes[i],-12} " + string.Join(" ", Enumerable.Range(0, classes.Length).Select(j => m.Confusion[i, j].ToString().PadLeft(5))));
+            Console.WriteLine($"  {classes[i],-12} " + string.Join(" ", Enumerable.Range(0, classes.Length).Select(j => m.Confusion[i,
+                j].ToString().PadLeft(5))));
     }
 
     public static Command Knn()
@@ -45,7 +50,8 @@ static class EvaluateCommands
         var o = Inputs();
         var k = new Option<int>("--k") { DefaultValueFactory = _ => KnnClassifier.DefaultK };
         var temperature = new Option<double>("--temperature") { DefaultValueFactory = _ => KnnClassifier.DefaultTemperature };
-        var vote = new Option<string>("--vote") { Description = "weighted (DINO) or majority (scikit-learn).", DefaultValueFactory = _ => "weighted" };
+        var vote = new Option<string>("--vote") { Description = "weighted (DINO) or majority (scikit-learn).",
+            DefaultValueFactory = _ => "weighted" };
         var command = new Command("knn", "k-nearest-neighbour accuracy of frozen features (cosine similarity).") { k, temperature, vote };
         foreach (var option in o.All) command.Options.Add(option);
         command.SetAction(CliRunner.Guard(parse =>
@@ -53,9 +59,11 @@ static class EvaluateCommands
             Require.AtLeast("--k", parse.GetValue(k), 1);
             Require.Positive("--temperature", parse.GetValue(temperature));
             var (train, trainY, test, testY, classes) = Load(parse, o);
-            var v = parse.GetValue(vote) switch { "weighted" => KnnVote.Weighted, "majority" => KnnVote.Majority, var x => throw new UsageException($"--vote '{x}' must be weighted or majority") };
+            var v = parse.GetValue(vote) switch { "weighted" => KnnVote.Weighted, "majority" => KnnVote.Majority,
+                var x => throw new UsageException($"--vote '{x}' must be weighted or majority") };
             using var knn = new KnnClassifier(train, trainY);
-            Report($"kNN (k={parse.GetValue(k)}, {parse.GetValue(vote)})", testY, knn.Predict(test, parse.GetValue(k), v, parse.GetValue(temperature)), classes);
+            Report($"kNN (k={parse.GetValue(k)}, {parse.GetValue(vote)})", testY, knn.Predict(test, parse.GetValue(k), v,
+                parse.GetValue(temperature)), classes);
             return 0;
         }));
         return command;
@@ -65,14 +73,16 @@ static class EvaluateCommands
     {
         var o = Inputs();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
-        var command = new Command("probe", "Linear probe (logistic regression), Gaussian naive Bayes and k-means purity on frozen features.") { seed };
+        var command = new Command("probe",
+            "Linear probe (logistic regression), Gaussian naive Bayes and k-means purity on frozen features.") { seed };
         foreach (var option in o.All) command.Options.Add(option);
         command.SetAction(CliRunner.Guard(parse =>
         {
             var (train, trainY, test, testY, classes) = Load(parse, o);
             Report("logistic regression", testY, Probes.LogisticRegression(train, trainY, test, classes.Length), classes);
             Report("Gaussian naive Bayes", testY, Probes.GaussianNaiveBayes(train, trainY, test, classes.Length), classes);
-            Console.WriteLine($"k-means (k={classes.Length}) purity on the test features: {Probes.ClusterPurity(Probes.KMeans(test, classes.Length, parse.GetValue(seed)), testY):0.0000}");
+            Console.WriteLine($"k-means (k={classes.Length}) purity on the test features: "
+                + $"{Probes.ClusterPurity(Probes.KMeans(test, classes.Length, parse.GetValue(seed)), testY):0.0000}");
             return 0;
         }));
         return command;

@@ -10,10 +10,14 @@ static class PretrainCommand
     public static Command Create()
     {
         var d = new DinoOptions();
-        var patches = new Option<DirectoryInfo>("--patches") { Description = "Folder of patch images (e.g. patches/ of 'histo tile --save-patches')." };
-        var slides = new Option<string[]>("--slides") { Description = "Slide files or folders, read patch by patch at the coordinates of 'histo tile' (with --coords).", AllowMultipleArgumentsPerToken = true };
-        var coords = new Option<DirectoryInfo>("--coords") { Description = "Output folder of 'histo tile' (coords/<slide_id>.h5), for --slides." };
-        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Run folder (checkpoint per epoch; teacher backbone for 'histo embed --encoder RUN').", Required = true };
+        var patches = new Option<DirectoryInfo>("--patches") { Description = "Folder of patch images (e.g. patches/ of 'histo tile "
+            + "--save-patches')." };
+        var slides = new Option<string[]>("--slides") { Description = "Slide files or folders, read patch by patch at the coordinates "
+            + "of 'histo tile' (with --coords).", AllowMultipleArgumentsPerToken = true };
+        var coords = new Option<DirectoryInfo>("--coords") { Description = "Output folder of 'histo tile' (coords/<slide_id>.h5), for "
+            + "--slides." };
+        var output = new Option<DirectoryInfo>("--output",
+            "-o") { Description = "Run folder (checkpoint per epoch; teacher backbone for 'histo embed --encoder RUN').", Required = true };
         string randomArchs = string.Join(", ", Histo.Models.EncoderRegistry.All.Where(e => e.Weights == "none").Select(e => e.Name));
         var arch = new Option<string>("--arch")
         {
@@ -47,7 +51,8 @@ static class PretrainCommand
         var freeze = With("--freeze-last-layer", "Epochs without updates of the head's last layer (DINO: 1).", d.FreezeLastLayerEpochs);
         var teacherTemp = With("--teacher-temp", "Teacher temperature after warm-up (DINO: 0.04; 0.02 sharpens more against collapse).",
             d.TeacherTemperature);
-        var warmupTeacherTemp = With("--warmup-teacher-temp", "Teacher temperature at the start of its warm-up.", d.WarmupTeacherTemperature);
+        var warmupTeacherTemp = With("--warmup-teacher-temp", "Teacher temperature at the start of its warm-up.",
+            d.WarmupTeacherTemperature);
         var momentum = With("--momentum-teacher", "Teacher EMA momentum at the start (cosine to 1; DINO: 0.996).", d.TeacherMomentum);
         var seed = With("--seed", "Seed of every random step.", d.Seed);
         var overwrite = new Option<bool>("--overwrite") { Description = "Start afresh in a run folder holding a run with other settings." };
@@ -81,7 +86,8 @@ static class PretrainCommand
             string runDir = parse.GetValue(output)!.FullName;
             IReadOnlyList<double> losses = [];
             AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
+                    new RemainingTimeColumn())
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("DINO", maxValue: 1);
@@ -90,12 +96,15 @@ static class PretrainCommand
                     {
                         task.MaxValue = p.Epochs * p.Iterations;
                         task.Value = (p.Epoch - 1) * p.Iterations + p.Iteration;
-                        task.Description = $"DINO epoch {p.Epoch}/{p.Epochs} [grey]loss {p.Loss:0.000} teacher entropy {p.TeacherEntropy:0.00} (batch {p.TeacherMarginalEntropy:0.00}) lr {p.LearningRate:0.0e0}[/]";
+                        task.Description = $"DINO epoch {p.Epoch}/{p.Epochs} [grey]loss {p.Loss:0.000} teacher entropy "
+                            + $"{p.TeacherEntropy:0.00} (batch {p.TeacherMarginalEntropy:0.00}) lr {p.LearningRate:0.0e0}[/]";
                         refresh();
                     });
                 });
-            Console.WriteLine($"{images.Count} patches, {losses.Count} epoch(s); mean loss per epoch: {string.Join(", ", losses.Select(l => l.ToString("0.000")))}");
-            Console.WriteLine($"Teacher backbone: {Path.Combine(runDir, DinoTraining.BackboneFile)} (use 'histo embed --encoder {runDir}')");
+            Console.WriteLine($"{images.Count} patches, {losses.Count} epoch(s); mean loss per epoch: "
+                + $"{string.Join(", ", losses.Select(l => l.ToString("0.000")))}");
+            Console.WriteLine($"Teacher backbone: {Path.Combine(runDir, DinoTraining.BackboneFile)} (use 'histo embed --encoder "
+                + $"{runDir}')");
             return 0;
         }));
         return command;

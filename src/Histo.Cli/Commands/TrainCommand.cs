@@ -9,20 +9,30 @@ static class TrainCommand
     public static Command Create()
     {
         var defaults = new MilTrainingOptions();
-        var features = new Option<DirectoryInfo>("--features") { Description = "Output folder of 'histo embed' (features/<slide_id>.h5).", Required = true };
-        var labels = new Option<FileInfo>("--labels") { Description = "CLAM label CSV: case_id,slide_id,label (and grade for --task grade).", Required = true };
+        var features = new Option<DirectoryInfo>("--features") { Description = "Output folder of 'histo embed' "
+            + "(features/<slide_id>.h5).", Required = true };
+        var labels = new Option<FileInfo>("--labels") { Description = "CLAM label CSV: case_id,slide_id,label (and grade for --task "
+            + "grade).", Required = true };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Run folder.", Required = true };
-        var model = new Option<string>("--model") { Description = $"MIL model: {string.Join(", ", MilRegistry.All.Select(m => m.Name))}.", DefaultValueFactory = _ => defaults.Model };
-        var task = new Option<string>("--task") { Description = "subtype (the label column) or grade (the grade column).", DefaultValueFactory = _ => "subtype" };
+        var model = new Option<string>("--model") { Description = $"MIL model: "
+            + $"{string.Join(", ", MilRegistry.All.Select(m => m.Name))}.", DefaultValueFactory = _ => defaults.Model };
+        var task = new Option<string>("--task") { Description = "subtype (the label column) or grade (the grade column).",
+            DefaultValueFactory = _ => "subtype" };
         var head = new Option<string?>("--head") { Description = "softmax (default for subtype), coral (default for grade) or corn." };
-        var folds = new Option<int>("--folds") { Description = "Cross-validation folds by case.", DefaultValueFactory = _ => defaults.Folds };
-        var epochs = new Option<int>("--epochs") { Description = "Most epochs per fold (early stopping on validation loss).", DefaultValueFactory = _ => defaults.MaxEpochs };
+        var folds = new Option<int>("--folds") { Description = "Cross-validation folds by case.",
+            DefaultValueFactory = _ => defaults.Folds };
+        var epochs = new Option<int>("--epochs") { Description = "Most epochs per fold (early stopping on validation loss).",
+            DefaultValueFactory = _ => defaults.MaxEpochs };
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate.", DefaultValueFactory = _ => defaults.LearningRate };
-        var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => defaults.WeightDecay };
-        var seed = new Option<int>("--seed") { Description = "Seed for splits, initialisation and order.", DefaultValueFactory = _ => defaults.Seed };
+        var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW weight decay.",
+            DefaultValueFactory = _ => defaults.WeightDecay };
+        var seed = new Option<int>("--seed") { Description = "Seed for splits, initialisation and order.",
+            DefaultValueFactory = _ => defaults.Seed };
         var splits = new Option<DirectoryInfo?>("--splits") { Description = "Reuse CLAM-style splits_{i}.csv from this folder." };
-        var overwrite = new Option<bool>("--overwrite") { Description = "Redo a run folder made with other settings (its folds are deleted)." };
-        var classBalance = new Option<string>("--class-balance") { Description = "on: scale each bag's loss by n / (K n_c) so every class weighs the same; off: every bag weighs 1.", DefaultValueFactory = _ => defaults.ClassBalance ? "on" : "off" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Redo a run folder made with other settings (its folds are "
+            + "deleted)." };
+        var classBalance = new Option<string>("--class-balance") { Description = "on: scale each bag's loss by n / (K n_c) so every "
+            + "class weighs the same; off: every bag weighs 1.", DefaultValueFactory = _ => defaults.ClassBalance ? "on" : "off" };
         var command = new Command("train", "Train a MIL model with k-fold cross-validation by case; writes per-fold and summary metrics.")
         {
             features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, classBalance, overwrite,
@@ -60,7 +70,8 @@ static class TrainCommand
             string runDir = parse.GetValue(output)!.FullName;
             var messages = new List<string>();
             Spectre.Console.AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)
-                .Columns(new Spectre.Console.TaskDescriptionColumn(), new Spectre.Console.ProgressBarColumn(), new Spectre.Console.PercentageColumn(), new Spectre.Console.ElapsedTimeColumn())
+                .Columns(new Spectre.Console.TaskDescriptionColumn(), new Spectre.Console.ProgressBarColumn(),
+                    new Spectre.Console.PercentageColumn(), new Spectre.Console.ElapsedTimeColumn())
                 .Start(ctx =>
                 {
                     var tasks = new Dictionary<int, Spectre.Console.ProgressTask>();
@@ -70,7 +81,8 @@ static class TrainCommand
                         if (!tasks.TryGetValue(p.Fold, out var task))
                             tasks[p.Fold] = task = ctx.AddTask($"fold {p.Fold}", maxValue: p.MaxEpochs);
                         task.Value = p.Stopped ? p.MaxEpochs : p.Epoch;
-                        task.Description = $"fold {p.Fold} epoch {p.Epoch} [grey]train {p.TrainLoss:0.000} val {p.ValLoss:0.000}[/]{(p.Stopped ? " [green]done[/]" : "")}";
+                        task.Description = $"fold {p.Fold} epoch {p.Epoch} [grey]train {p.TrainLoss:0.000} val "
+                            + $"{p.ValLoss:0.000}[/]{(p.Stopped ? " [green]done[/]" : "")}";
                         refresh();
                     });
                 });

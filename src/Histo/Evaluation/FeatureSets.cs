@@ -15,7 +15,8 @@ public sealed record FeatureSet(float[,] Features, string[] Labels, FeatureProve
     public void CheckComparable(FeatureSet test, string trainSource, string testSource)
     {
         if (Features.GetLength(1) != test.Features.GetLength(1))
-            throw new HistoException($"{testSource}: {test.Features.GetLength(1)}-d features, but {trainSource} has {Features.GetLength(1)}-d; "
+            throw new HistoException($"{testSource}: {test.Features.GetLength(1)}-d features, but {trainSource} has "
+                + $"{Features.GetLength(1)}-d; "
                 + "embed both with the same encoder");
         if (Provenance is not null && test.Provenance is not null) test.Provenance.CheckMatches(testSource, Provenance, trainSource);
     }
@@ -30,15 +31,18 @@ public static class FeatureSets
     public static FeatureSet Load(string path, string? labelsCsv, string encoderName, int batchSize = 32, Action<string>? warn = null)
     {
         if (labelsCsv is not null) return FromFeatureFiles(path, labelsCsv, warn);
-        if (!Directory.Exists(path)) throw new HistoException($"{path}: not found; give an image folder with one subfolder per class, or feature files with --labels");
+        if (!Directory.Exists(path)) throw new HistoException($"{path}: not found; give an image folder with one subfolder per class, "
+            + $"or feature files with --labels");
         var classDirs = Directory.GetDirectories(path).Order(StringComparer.Ordinal).ToList();
-        if (classDirs.Count < 2) throw new HistoException($"{path}: needs one subfolder per class (found {classDirs.Count}); or pass --labels with feature files");
+        if (classDirs.Count < 2) throw new HistoException($"{path}: needs one subfolder per class (found {classDirs.Count}); or pass "
+            + $"--labels with feature files");
         using var encoder = EncoderRegistry.Create(encoderName);
         var rows = new List<float[]>();
         var labels = new List<string>();
         foreach (var dir in classDirs)
         {
-            var files = Directory.GetFiles(dir).Where(f => new[] { ".png", ".jpg", ".jpeg", ".tif", ".tiff" }.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList();
+            var files = Directory.GetFiles(dir).Where(f => new[] { ".png", ".jpg", ".jpeg", ".tif",
+                ".tiff" }.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList();
             for (int start = 0; start < files.Count; start += batchSize)
             {
                 var chunk = files.Skip(start).Take(batchSize).ToList();

@@ -47,7 +47,8 @@ public static class AtomicFile
 
     public static void WriteAllText(string path, string text) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
 
-    /// <summary>Runs <paramref name="write"/> on a temporary path, then renames it to <paramref name="path"/>; deletes the temporary file on failure.</summary>
+    /// <summary>Runs <paramref name="write"/> on a temporary path, then renames it to <paramref name="path"/>; deletes the temporary
+    /// file on failure.</summary>
     public static void Write(string path, Action<string> write)
     {
         JobFolder.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);

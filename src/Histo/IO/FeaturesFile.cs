@@ -1,4 +1,5 @@
 using PureHDF;
+using PureHDF.VOL.Native;
 
 namespace Histo.IO;
 
@@ -31,16 +32,8 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
     });
 
     /// <summary>Reads a features file written by Histo, CLAM or TRIDENT (float16 or float64 features are converted).</summary>
-    public static PatchFeatures Read(string path)
-    {
-        if (!File.Exists(path)) throw new HistoException($"{path}: features file not found; run 'histo embed' first");
-        try
+    public static PatchFeatures Read(string path) => Open(path, (file, fds, dims) =>
         {
-            using var file = H5File.OpenRead(path);
-            if (!file.LinkExists("features")) throw new HistoException($"{path}: no 'features' dataset; expected CLAM/TRIDENT layout (features [N, D], coords [N, 2])");
-            var fds = file.Dataset("features");
-            var dims = fds.Space.Dimensions;
-            if (dims.Length != 2) throw new HistoException($"{path}: 'features' has shape [{string.Join(", ", dims)}], expected [N, D]");
             int n = (int)dims[0], d = (int)dims[1];
             float[,] features = n == 0 ? new float[0, d] : fds.Type.Size switch
             {
@@ -60,31 +53,18 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
                 patchSizeLevel0 = (int)LongAttr("patch_size_level0");
                 patchLevel = (int)LongAttr("patch_level");
                 if (cds.AttributeExists("target_mpp")) targetMpp = cds.Attribute("target_mpp").Read<double>();
-                if (cds.Space.Dimensions[0] != (ulong)n) throw new HistoException($"{path}: 'coords' has {cds.Space.Dimensions[0]} rows but 'features' has {n}");
+                if (cds.Space.Dimensions[0] != (ulong)n) throw new HistoException($"{path}: 'coords' has {cds.Space.Dimensions[0]} "
+                    + $"rows but 'features' has {n}");
                 if (n > 0) coords = cds.Type.Size == 8 ? cds.Read<long[,]>() : Convert(cds.Read<int[,]>(), v => (long)v);
             }
             string encoder = fds.AttributeExists("encoder") ? fds.Attribute("encoder").Read<string>() : "unknown";
             string slideId = Path.GetFileNameWithoutExtension(path);
             return new PatchFeatures(slideId, features, coords, encoder, patchSize, targetMpp, patchSizeLevel0, patchLevel);
-        }
-        catch (HistoException) { throw; }
-        catch (Exception e)
-        {
-            throw new HistoException($"{path}: not a readable features file ({e.Message}); re-run 'histo embed' for this slide", e);
-        }
-    }
+        });
 
     /// <summary>What made the file, without reading the features themselves (cheap for a whole cohort).</summary>
-    public static FeatureProvenance ReadProvenance(string path)
-    {
-        if (!File.Exists(path)) throw new HistoException($"{path}: features file not found; run 'histo embed' first");
-        try
+    public static FeatureProvenance ReadProvenance(string path) => Open(path, (file, fds, dims) =>
         {
-            using var file = H5File.OpenRead(path);
-            if (!file.LinkExists("features")) throw new HistoException($"{path}: no 'features' dataset; expected CLAM/TRIDENT layout (features [N, D], coords [N, 2])");
-            var fds = file.Dataset("features");
-            var dims = fds.Space.Dimensions;
-            if (dims.Length != 2) throw new HistoException($"{path}: 'features' has shape [{string.Join(", ", dims)}], expected [N, D]");
             int patchSize = 0, overlap = 0;
             double targetMpp = double.NaN, minTissue = double.NaN;
             string? name = null;
@@ -100,6 +80,24 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
             string encoder = fds.AttributeExists("encoder") ? fds.Attribute("encoder").Read<string>() : "unknown";
             return new FeatureProvenance(encoder, (int)dims[1], patchSize, targetMpp)
             { Patches = (long)dims[0], SlideName = name, Overlap = overlap, MinTissue = minTissue };
+        });
+
+    /// <summary>
+    /// Opens a features file and checks its 'features' dataset is [N, D] before <paramref name="read"/> looks inside; any
+    /// failure is one line naming the file.
+    /// </summary>
+    static T Open<T>(string path, Func<NativeFile, IH5Dataset, ulong[], T> read)
+    {
+        if (!File.Exists(path)) throw new HistoException($"{path}: features file not found; run 'histo embed' first");
+        try
+        {
+            using var file = H5File.OpenRead(path);
+            if (!file.LinkExists("features")) throw new HistoException($"{path}: no 'features' dataset; expected CLAM/TRIDENT layout "
+                + $"(features [N, D], coords [N, 2])");
+            var fds = file.Dataset("features");
+            var dims = fds.Space.Dimensions;
+            if (dims.Length != 2) throw new HistoException($"{path}: 'features' has shape [{string.Join(", ", dims)}], expected [N, D]");
+            return read(file, fds, dims);
         }
         catch (HistoException) { throw; }
         catch (Exception e)
@@ -114,7 +112,8 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
         for (int i = 0; i < Count; i++)
             for (int j = 0; j < Dim; j++)
                 if (!float.IsFinite(Features[i, j]))
-                    throw new HistoException($"{path}: feature {j} of patch {i} is {Features[i, j]}; re-run 'histo embed --overwrite' for {SlideId}");
+                    throw new HistoException($"{path}: feature {j} of patch {i} is {Features[i, j]}; re-run 'histo embed --overwrite' "
+                        + $"for {SlideId}");
     }
 
     static TOut[,] Convert<TIn, TOut>(TIn[,] source, Func<TIn, TOut> f)
@@ -150,7 +149,8 @@ public sealed record FeatureProvenance(string Encoder, int Dim, int PatchSize, d
         if (PatchSize != other.PatchSize) result.Add($"patch size {PatchSize} vs {other.PatchSize}");
         // 10%: tiling by magnification resolves "20x" to 0.49-0.52 mpp on different scanners, all the same resolution for a
         // model; a real change of resolution (0.5 vs 1.0 mpp) is a factor of two.
-        if (!(TargetMpp.Equals(other.TargetMpp) || Math.Abs(TargetMpp - other.TargetMpp) <= 0.1 * Math.Max(TargetMpp, other.TargetMpp))) result.Add($"{TargetMpp:0.###} vs {other.TargetMpp:0.###} mpp");
+        if (!(TargetMpp.Equals(other.TargetMpp) || Math.Abs(TargetMpp - other.TargetMpp) <= 0.1 * Math.Max(TargetMpp,
+            other.TargetMpp))) result.Add($"{TargetMpp:0.###} vs {other.TargetMpp:0.###} mpp");
         return result;
     }
 
@@ -174,7 +174,8 @@ public sealed record FeatureProvenance(string Encoder, int Dim, int PatchSize, d
             + "embed every slide with the same encoder and tiling, or remove the odd files");
     }
 
-    /// <summary>Refuses <paramref name="file"/> when it was made otherwise than <paramref name="expected"/> (described by <paramref name="source"/>).</summary>
+    /// <summary>Refuses <paramref name="file"/> when it was made otherwise than <paramref name="expected"/> (described by <paramref
+    /// name="source"/>).</summary>
     public void CheckMatches(string file, FeatureProvenance expected, string source)
     {
         var differences = Differences(expected);

@@ -48,7 +48,8 @@ public sealed class JobFolder : IDisposable
         }
         catch (IOException)
         {
-            throw new HistoException($"{root}: another histo run is writing this folder ({Holder(lockPath)}); wait for it or choose another -o");
+            throw new HistoException($"{root}: another histo run is writing this folder ({Holder(lockPath)}); wait for it or choose "
+                + $"another -o");
         }
         catch (UnauthorizedAccessException)
         {
@@ -105,7 +106,8 @@ public sealed class JobFolder : IDisposable
         {
             JsonNode previous;
             try { previous = JsonNode.Parse(File.ReadAllText(path))!; }
-            catch (JsonException) { throw new HistoException($"{path}: unreadable settings of an earlier run; pass --overwrite or choose another -o"); }
+            catch (JsonException) { throw new HistoException($"{path}: unreadable settings of an earlier run; pass --overwrite or "
+                + $"choose another -o"); }
             var differences = Differences(previous, current);
             if (differences.Count > 0)
                 throw new HistoException($"{Root} holds a run made with other settings ({string.Join(", ", differences)}); "

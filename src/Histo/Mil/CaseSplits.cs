@@ -18,9 +18,12 @@ public static class CaseSplits
         if (folds < 3) throw new UsageException($"--folds {folds}: need at least 3 (train, validation and test groups)");
         var caseLabel = bags.GroupBy(b => b.CaseId).ToDictionary(g => g.Key, g => g.First().Label);
         var conflicting = bags.GroupBy(b => b.CaseId).Where(g => g.Select(b => b.Label).Distinct().Count() > 1).Select(g => g.Key).ToList();
-        if (conflicting.Count > 0) throw new HistoException($"case(s) {string.Join(", ", conflicting.Take(5))} have slides with different labels; a case must have one label to be split by case");
-        var tooFew = caseLabel.GroupBy(kv => kv.Value).Where(g => g.Count() < folds).Select(g => $"class '{classNames[g.Key]}' has {g.Count()} case(s)").ToList();
-        if (tooFew.Count > 0) throw new HistoException($"too few cases for {folds} folds ({string.Join("; ", tooFew)}); use fewer --folds or add cases");
+        if (conflicting.Count > 0) throw new HistoException($"case(s) {string.Join(", ", conflicting.Take(5))} have slides with "
+            + $"different labels; a case must have one label to be split by case");
+        var tooFew = caseLabel.GroupBy(kv => kv.Value).Where(g => g.Count() < folds).Select(g => $"class '{classNames[g.Key]}' has "
+            + $"{g.Count()} case(s)").ToList();
+        if (tooFew.Count > 0) throw new HistoException($"too few cases for {folds} folds ({string.Join("; ", tooFew)}); use fewer "
+            + $"--folds or add cases");
         var group = new Dictionary<string, int>();
         var random = new Random(seed);
         foreach (var cls in caseLabel.GroupBy(kv => kv.Value).OrderBy(g => g.Key))
@@ -64,22 +67,26 @@ public static class CaseSplits
         {
             var table = CsvTable.Read(file, "splits file");
             int train = table.Column("train"), val = table.Column("val"), test = table.Column("test");
-            if (train < 0 || val < 0 || test < 0) throw new HistoException($"{file}: header must have train, val and test columns (CLAM's splits)");
+            if (train < 0 || val < 0
+                || test < 0) throw new HistoException($"{file}: header must have train, val and test columns (CLAM's splits)");
             List<string> Column(int c) => table.Rows.Select(r => r.Cells[c]).Where(v => v.Length > 0).ToList();
             var fold = new Fold(index, Column(train), Column(val), Column(test));
             foreach (var (part, name) in new[] { (fold.Train, "train"), (fold.Val, "val"), (fold.Test, "test") })
-                if (part.Count == 0) throw new HistoException($"{file}: the {name} column is empty; every fold needs train, val and test slides");
+                if (part.Count == 0) throw new HistoException($"{file}: the {name} column is empty; every fold needs train, val and "
+                    + $"test slides");
             var all = fold.Train.Concat(fold.Val).Concat(fold.Test).ToList();
             var unknown = all.Where(s => !caseOf.ContainsKey(s)).ToList();
             if (unknown.Count > 0)
-                throw new HistoException($"{file}: slide(s) without features or labels: {string.Join(", ", unknown.Take(5))}; fix the splits or the labels CSV");
+                throw new HistoException($"{file}: slide(s) without features or labels: {string.Join(", ", unknown.Take(5))}; fix the "
+                    + $"splits or the labels CSV");
             var twice = all.GroupBy(s => s).FirstOrDefault(g => g.Count() > 1);
             if (twice is not null) throw new HistoException($"{file}: slide {twice.Key} is listed {twice.Count()} times");
             var sides = new[] { ("train", fold.Train), ("val", fold.Val), ("test", fold.Test) }
                 .SelectMany(p => p.Item2.Select(s => (Case: caseOf[s], Side: p.Item1)));
             var split = sides.GroupBy(x => x.Case).FirstOrDefault(g => g.Select(x => x.Side).Distinct().Count() > 1);
             if (split is not null)
-                throw new HistoException($"{file}: case {split.Key} has slides in {string.Join(" and ", split.Select(x => x.Side).Distinct())}; "
+                throw new HistoException($"{file}: case {split.Key} has slides in "
+                    + $"{string.Join(" and ", split.Select(x => x.Side).Distinct())}; "
                     + "a case's slides must sit on one side, or the test leaks into training");
             return fold;
         }).ToList();

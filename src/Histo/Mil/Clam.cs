@@ -33,7 +33,8 @@ public sealed class ClamSb : MilModel
     /// <summary>Whether the out-of-class branches are trained (CLAM's <c>subtyping</c>).</summary>
     public bool Subtyping => _subtyping;
 
-    public ClamSb(int inputDim, int classes, bool subtyping = true, int hidden = 512, int attentionDim = 256, double dropout = 0.25) : base("clam-sb")
+    public ClamSb(int inputDim, int classes, bool subtyping = true, int hidden = 512, int attentionDim = 256,
+        double dropout = 0.25) : base("clam-sb")
     {
         _inputDim = inputDim;
         _classes = classes;

@@ -28,15 +28,18 @@ public static class EnergyThreshold
     }
 
     /// <summary>fold_i/validation.csv: slide_id, label, energy (NaN where the head has no energy).</summary>
-    internal static void WriteValidation(string foldDir, IReadOnlyList<(string SlideId, string Label)> slides, IReadOnlyList<double> energies)
+    internal static void WriteValidation(string foldDir, IReadOnlyList<(string SlideId, string Label)> slides,
+        IReadOnlyList<double> energies)
     {
         var csv = new StringBuilder("slide_id,label,energy\n");
         for (int i = 0; i < slides.Count; i++)
-            csv.Append(CultureInfo.InvariantCulture, $"{slides[i].SlideId},{slides[i].Label},{energies[i].ToString("R", CultureInfo.InvariantCulture)}\n");
+            csv.Append(CultureInfo.InvariantCulture,
+                $"{slides[i].SlideId},{slides[i].Label},{energies[i].ToString("R", CultureInfo.InvariantCulture)}\n");
         AtomicFile.WriteAllText(Path.Combine(foldDir, ValidationFile), csv.ToString());
     }
 
-    /// <summary>The validation energies a fold recorded (empty when the fold has no validation.csv, e.g. a run made before it existed).</summary>
+    /// <summary>The validation energies a fold recorded (empty when the fold has no validation.csv, e.g. a run made before it
+    /// existed).</summary>
     public static IReadOnlyList<double> ReadValidation(string foldDir)
     {
         string path = Path.Combine(foldDir, ValidationFile);

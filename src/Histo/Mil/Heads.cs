@@ -38,7 +38,8 @@ public abstract class MilHead : nn.Module
         return d.data<double>().ToArray();
     }
 
-    /// <summary>The class that <paramref name="scores"/> (from <see cref="DecisionScores"/>, or their mean over fold models) decide.</summary>
+    /// <summary>The class that <paramref name="scores"/> (from <see cref="DecisionScores"/>, or their mean over fold models)
+    /// decide.</summary>
     public abstract int Decide(double[] scores);
 
     /// <summary>Class probabilities [K] from decision scores (or their mean over fold models).</summary>
@@ -91,7 +92,8 @@ public abstract class OrdinalHead(string name, int classes) : MilHead(name, clas
         return d.data<double>().ToArray();
     }
 
-    /// <summary>The number of "y &gt; k" probabilities above 0.5 (CORAL's and CORN's rule; for fold ensembles, of the mean P(y &gt; k)).</summary>
+    /// <summary>The number of "y &gt; k" probabilities above 0.5 (CORAL's and CORN's rule; for fold ensembles, of the mean P(y &gt;
+    /// k)).</summary>
     public override int Decide(double[] scores) => scores.Count(p => p > 0.5);
 
     public override double[] ProbabilitiesFromScores(double[] scores)

@@ -51,7 +51,9 @@ public abstract class MilModel : nn.Module<Tensor, Tensor>
     protected static void CheckBag(Tensor bag, int dim)
     {
         if (bag.dim() != 2) throw new HistoException($"a bag must be [instances, features]; got [{string.Join(", ", bag.shape)}]");
-        if (bag.shape[0] == 0) throw new HistoException("empty bag: the slide has no patches; re-tile it with a lower --min-tissue or drop it from the labels CSV");
-        if (bag.shape[1] != dim) throw new HistoException($"bag has {bag.shape[1]}-d features but the model expects {dim}-d; embed with the same encoder");
+        if (bag.shape[0] == 0) throw new HistoException("empty bag: the slide has no patches; re-tile it with a lower --min-tissue or "
+            + "drop it from the labels CSV");
+        if (bag.shape[1] != dim) throw new HistoException($"bag has {bag.shape[1]}-d features but the model expects {dim}-d; embed "
+            + $"with the same encoder");
     }
 }

@@ -1,6 +1,7 @@
 namespace Histo.Mil;
 
-/// <summary>MIL models by name (<c>histo train --model</c>), each built for an input size, a number of outputs and the task's number of classes.</summary>
+/// <summary>MIL models by name (<c>histo train --model</c>), each built for an input size, a number of outputs and the task's number
+/// of classes.</summary>
 public static class MilRegistry
 {
     /// <param name="Name">The name <c>--model</c> takes.</param>
@@ -24,6 +25,7 @@ public static class MilRegistry
     /// <param name="outputs">Logits the head needs (<see cref="MilHead.ModelOutputs"/>).</param>
     /// <param name="classes">The task's classes (default: <paramref name="outputs"/>, as for the softmax head).</param>
     public static MilModel Create(string name, int inputDim, int outputs, int? classes = null) =>
-        (All.FirstOrDefault(e => e.Name == name) ?? throw new UsageException($"unknown MIL model '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}"))
+        (All.FirstOrDefault(e => e.Name == name)
+            ?? throw new UsageException($"unknown MIL model '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}"))
         .Create(inputDim, outputs, classes ?? outputs);
 }

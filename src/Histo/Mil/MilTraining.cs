@@ -44,12 +44,15 @@ public sealed record MilTrainingOptions
         Require.NonNegative("--weight-decay", WeightDecay);
         if (Task == MilTask.Subtype && Head != HeadKind.Softmax) throw new UsageException("ordinal heads (coral, corn) need --task grade");
         if (Model == "clam-sb" && Head != HeadKind.Softmax)
-            throw new UsageException($"--model clam-sb cannot take --head {Head.ToString().ToLowerInvariant()}: its instance-clustering branches are one per class and need the softmax head's classes; use --head softmax, or another model (abmil, gated-abmil, dsmil, mean, max) for ordinal grades");
+            throw new UsageException($"--model clam-sb cannot take --head {Head.ToString().ToLowerInvariant()}: its "
+                + $"instance-clustering branches are one per class and need the softmax head's classes; use --head softmax, or "
+                    + $"another model (abmil, gated-abmil, dsmil, mean, max) for ordinal grades");
     }
 }
 
 /// <summary>Metrics of one fold's test slides (or the summary over folds).</summary>
-public sealed record FoldMetrics(int Fold, int BestEpoch, double Auc, double BalancedAccuracy, double MacroF1, double Accuracy, double Kappa, double Mae);
+public sealed record FoldMetrics(int Fold, int BestEpoch, double Auc, double BalancedAccuracy, double MacroF1, double Accuracy,
+    double Kappa, double Mae);
 
 /// <summary>
 /// Trains a MIL model with k-fold cross-validation by case: AdamW, one bag per step in a seeded shuffled
@@ -113,7 +116,8 @@ public static class MilTraining
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    /// <param name="Encoder">Encoder, patch size and resolution of the training features, so `histo predict` can embed raw slides the same way.</param>
+    /// <param name="Encoder">Encoder, patch size and resolution of the training features, so `histo predict` can embed raw slides the
+    /// same way.</param>
     public sealed record RunConfig(string Model, string Task, string Head, int FeatureDim, string[] ClassNames, int Folds, int Seed,
         string? Encoder = null, int PatchSize = 0, double TargetMpp = double.NaN, int Overlap = 0, double MinTissue = double.NaN)
     {
@@ -127,7 +131,8 @@ public static class MilTraining
     /// <summary>Settings of a run, recorded at its start: a rerun with any other value is refused, naming it.</summary>
     public const string SettingsFile = "settings.json";
 
-    public static IReadOnlyList<FoldMetrics> Run(MilDataset data, MilTrainingOptions options, string runDir, Action<string>? log = null, Action<EpochProgress>? onEpoch = null)
+    public static IReadOnlyList<FoldMetrics> Run(MilDataset data, MilTrainingOptions options, string runDir,
+        Action<string>? log = null, Action<EpochProgress>? onEpoch = null)
     {
         options.Validate();
         using var folder = JobFolder.Open(runDir, "histo train");
@@ -139,13 +144,15 @@ public static class MilTraining
             : !overwrite && File.Exists(Path.Combine(splitsDir, "splits_0.csv")) ? CaseSplits.Read(splitsDir, data.Bags)
             : CaseSplits.Make(data.Bags, options.Folds, options.Seed, data.ClassNames);
         if (options.SplitsDir is not null && folds.Count != options.Folds)
-            throw new UsageException($"{options.SplitsDir} holds {folds.Count} splits but --folds is {options.Folds}; pass --folds {folds.Count}");
+            throw new UsageException($"{options.SplitsDir} holds {folds.Count} splits but --folds is {options.Folds}; pass --folds "
+                + $"{folds.Count}");
         // Everything that changes a fold's result: the options, the features, the cohort and its splits.
         var settings = new
         {
             Options = options with { SplitsDir = null, Overwrite = false },
             Features = data.Provenance,
-            Cohort = $"{data.Bags.Count} slides, {Fingerprint(data.Bags.Select(b => $"{b.SlideId}:{b.CaseId}:{data.ClassNames[b.Label]}"))}",
+            Cohort = $"{data.Bags.Count} slides, "
+                + $"{Fingerprint(data.Bags.Select(b => $"{b.SlideId}:{b.CaseId}:{data.ClassNames[b.Label]}"))}",
             Splits = Fingerprint(folds.Select(f => $"{string.Join(' ', f.Train)}|{string.Join(' ', f.Val)}|{string.Join(' ', f.Test)}")),
         };
         folder.RecordOrCheckSettings(SettingsFile, settings, overwrite);
@@ -153,7 +160,8 @@ public static class MilTraining
             foreach (var old in Directory.GetDirectories(runDir, "fold_*")) Directory.Delete(old, true);
         var config = new RunConfig(options.Model, options.Task.ToString().ToLowerInvariant(), options.Head.ToString().ToLowerInvariant(),
             data.FeatureDim, data.ClassNames.ToArray(), options.Folds, options.Seed,
-            data.Provenance.Encoder, data.Provenance.PatchSize, data.Provenance.TargetMpp, data.Provenance.Overlap, data.Provenance.MinTissue);
+            data.Provenance.Encoder, data.Provenance.PatchSize, data.Provenance.TargetMpp,
+            data.Provenance.Overlap, data.Provenance.MinTissue);
         AtomicFile.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json));
         CaseSplits.Write(folds, splitsDir);
 
@@ -214,7 +222,8 @@ public static class MilTraining
         Reports.Plots.TrainingCurves(Path.Combine(runDir, "training_curves.png"), $"{options.Model}: loss per epoch", histories);
     }
 
-    static FoldMetrics TrainFold(MilDataset data, MilTrainingOptions options, Fold fold, int foldCount, Dictionary<string, MilBag> byId, string foldDir,
+    static FoldMetrics TrainFold(MilDataset data, MilTrainingOptions options, Fold fold, int foldCount, Dictionary<string,
+        MilBag> byId, string foldDir,
         Action<string>? log, Action<EpochProgress>? onEpoch)
     {
         Directory.CreateDirectory(foldDir);
@@ -279,7 +288,8 @@ public static class MilTraining
                 // (A tensor factor, not a double: no Scalar made on the fly, see README's Platform notes.)
                 var loss = BagLoss(head, output, bag.Label) * classWeights[bag.Label];
                 double value = loss.item<float>();
-                if (!double.IsFinite(value)) throw new HistoException($"fold {fold.Index}, epoch {epoch}: the loss became {value} on slide {bag.SlideId}; lower --lr");
+                if (!double.IsFinite(value)) throw new HistoException($"fold {fold.Index}, epoch {epoch}: the loss became {value} on "
+                    + $"slide {bag.SlideId}; lower --lr");
                 loss.backward();
                 optimizer.step();
                 trainLoss += value;
@@ -293,12 +303,14 @@ public static class MilTraining
                 bestVal = valLoss;
                 bestEpoch = epoch;
                 if (best is not null) foreach (var t in best.Values) t.Dispose();
-                best = model.state_dict().Concat(head.state_dict().Select(kv => new KeyValuePair<string, Tensor>("head." + kv.Key, kv.Value)))
+                best = model.state_dict().Concat(head.state_dict().Select(kv => new KeyValuePair<string, Tensor>("head." + kv.Key,
+                    kv.Value)))
                     .ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
             }
             bool stop = valLoss >= bestVal && epoch >= options.MinEpochs && epoch - bestEpoch >= options.Patience;
             SaveResumeState(resumeDir, model, head, optimizer, best!, new ResumeState(epoch, bestEpoch, bestVal, history.ToString()));
-            onEpoch?.Invoke(new EpochProgress(fold.Index, foldCount, epoch, options.MaxEpochs, trainLoss, valLoss, stop || epoch == options.MaxEpochs));
+            onEpoch?.Invoke(new EpochProgress(fold.Index, foldCount, epoch, options.MaxEpochs, trainLoss, valLoss, stop
+                || epoch == options.MaxEpochs));
             if (stop) break;
         }
         // Back to the best epoch's weights.
@@ -323,24 +335,32 @@ public static class MilTraining
             SlideMetrics.MacroF1(labels, testResult.Predictions, classes), cls.Accuracy,
             SlideMetrics.QuadraticWeightedKappa(labels, testResult.Predictions, classes),
             SlideMetrics.MeanAbsoluteError(labels, testResult.Predictions));
-        var predictions = new StringBuilder("slide_id,case_id,label,predicted," + string.Join(",", data.ClassNames.Select(c => "p_" + c)) + ",energy\n");
+        var predictions = new StringBuilder("slide_id,case_id,label,predicted," + string.Join(",",
+            data.ClassNames.Select(c => "p_" + c)) + ",energy\n");
         for (int i = 0; i < test.Count; i++)
-            predictions.Append(CultureInfo.InvariantCulture, $"{test[i].SlideId},{test[i].CaseId},{data.ClassNames[test[i].Label]},{data.ClassNames[testResult.Predictions[i]]},{string.Join(",", testResult.Probabilities[i].Select(p => p.ToString("0.######", CultureInfo.InvariantCulture)))},{testResult.Energies[i]:0.######}\n");
+            predictions.Append(CultureInfo.InvariantCulture,
+                $"{test[i].SlideId},{test[i].CaseId},{data.ClassNames[test[i].Label]},{data.ClassNames[testResult.Predictions[i]]},"
+                + $"{string.Join(",", testResult.Probabilities[i].Select(p => p.ToString("0.######", CultureInfo.InvariantCulture)))},"
+                + $"{testResult.Energies[i]:0.######}\n");
         AtomicFile.WriteAllText(Path.Combine(foldDir, "predictions.csv"), predictions.ToString());
         AtomicFile.WriteAllText(Path.Combine(foldDir, "metrics.json"), JsonSerializer.Serialize(metrics, Json));
         if (Directory.Exists(resumeDir)) Directory.Delete(resumeDir, true);
-        log?.Invoke($"fold {fold.Index}: best epoch {bestEpoch}, test AUC {metrics.Auc:F3}, balanced accuracy {metrics.BalancedAccuracy:F3}");
+        log?.Invoke($"fold {fold.Index}: best epoch {bestEpoch}, test AUC {metrics.Auc:F3}, balanced accuracy "
+            + $"{metrics.BalancedAccuracy:F3}");
         return metrics;
     }
 
     /// <summary>A short, stable digest of a list (SHA-256, 12 hex digits): cohorts and splits compared without listing them.</summary>
     static string Fingerprint(IEnumerable<string> items) =>
-        "sha256:" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n", items))))[..12].ToLowerInvariant();
+        "sha256:" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n",
+            items))))[..12].ToLowerInvariant();
 
     sealed record ResumeState(int Epoch, int BestEpoch, double BestValLoss, string History);
 
-    /// <summary>The last finished epoch of a fold, written to a temporary folder and renamed, so a kill never leaves half a state.</summary>
-    static void SaveResumeState(string resumeDir, MilModel model, MilHead head, optim.Optimizer optimizer, Dictionary<string, Tensor> best, ResumeState state)
+    /// <summary>The last finished epoch of a fold, written to a temporary folder and renamed, so a kill never leaves half a
+    /// state.</summary>
+    static void SaveResumeState(string resumeDir, MilModel model, MilHead head, optim.Optimizer optimizer, Dictionary<string,
+        Tensor> best, ResumeState state)
     {
         string tmp = AtomicFile.StagingPath(resumeDir);
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
@@ -403,13 +423,16 @@ public static class MilTraining
         (double Mean, double Std) Stat(Func<FoldMetrics, double> f) => SlideMetrics.MeanAndStd(results.Select(f));
         var summary = new Dictionary<string, object>
         {
-            ["model"] = options.Model, ["task"] = options.Task.ToString().ToLowerInvariant(), ["head"] = options.Head.ToString().ToLowerInvariant(),
+            ["model"] = options.Model, ["task"] = options.Task.ToString().ToLowerInvariant(),
+            ["head"] = options.Head.ToString().ToLowerInvariant(),
             ["classes"] = data.ClassNames, ["folds"] = results,
         };
-        var md = new StringBuilder($"# {options.Model} ({options.Task.ToString().ToLowerInvariant()}, {options.Head.ToString().ToLowerInvariant()} head), {results.Count}-fold cross-validation by case\n\n");
+        var md = new StringBuilder($"# {options.Model} ({options.Task.ToString().ToLowerInvariant()}, "
+            + $"{options.Head.ToString().ToLowerInvariant()} head), {results.Count}-fold cross-validation by case\n\n");
         md.Append("| metric | mean | std |\n|---|---|---|\n");
         foreach (var (name, f) in new (string, Func<FoldMetrics, double>)[]
-                 { ("AUC", m => m.Auc), ("balanced accuracy", m => m.BalancedAccuracy), ("macro F1", m => m.MacroF1), ("accuracy", m => m.Accuracy), ("quadratic kappa", m => m.Kappa), ("MAE", m => m.Mae) })
+                 { ("AUC", m => m.Auc), ("balanced accuracy", m => m.BalancedAccuracy), ("macro F1", m => m.MacroF1), ("accuracy",
+                     m => m.Accuracy), ("quadratic kappa", m => m.Kappa), ("MAE", m => m.Mae) })
         {
             var (mean, std) = Stat(f);
             summary[name.Replace(' ', '_').ToLowerInvariant() + "_mean"] = mean;
@@ -417,7 +440,8 @@ public static class MilTraining
             md.Append(CultureInfo.InvariantCulture, $"| {name} | {mean:0.000} | {std:0.000} |\n");
         }
         md.Append("\n| fold | best epoch | AUC | balanced accuracy | kappa |\n|---|---|---|---|---|\n");
-        foreach (var m in results) md.Append(CultureInfo.InvariantCulture, $"| {m.Fold} | {m.BestEpoch} | {m.Auc:0.000} | {m.BalancedAccuracy:0.000} | {m.Kappa:0.000} |\n");
+        foreach (var m in results) md.Append(CultureInfo.InvariantCulture,
+            $"| {m.Fold} | {m.BestEpoch} | {m.Auc:0.000} | {m.BalancedAccuracy:0.000} | {m.Kappa:0.000} |\n");
         // The out-of-distribution threshold `histo predict` uses: 95% quantile of all folds' validation energies.
         summary["energy_threshold"] = EnergyThreshold.FromRun(runDir, results.Select(r => r.Fold));
         summary["class_balance"] = options.ClassBalance;

@@ -4,11 +4,15 @@ using static TorchSharp.torch;
 namespace Histo.Mil;
 
 /// <summary>A slide's prediction from a trained run: the fold models' ensemble, decided by the rule cross-validation uses.</summary>
-/// <param name="Probabilities">Class probabilities: the mean over folds for softmax; for ordinal heads the differences of the mean P(y &gt; k).</param>
-/// <param name="Energy">E = -logsumexp(logits) (T = 1), averaged over folds; lower is more in-distribution. NaN for CORAL and CORN, which have no energy (<see cref="MilHead.HasEnergy"/>).</param>
-/// <param name="OutOfDistribution">Energy above the run's threshold (the 95% quantile of all folds' validation energies); null where there is no energy or no threshold.</param>
+/// <param name="Probabilities">Class probabilities: the mean over folds for softmax; for ordinal heads the differences of the mean P(y
+/// &gt; k).</param>
+/// <param name="Energy">E = -logsumexp(logits) (T = 1), averaged over folds; lower is more in-distribution. NaN for CORAL and CORN,
+/// which have no energy (<see cref="MilHead.HasEnergy"/>).</param>
+/// <param name="OutOfDistribution">Energy above the run's threshold (the 95% quantile of all folds' validation energies); null where
+/// there is no energy or no threshold.</param>
 /// <param name="InstanceScores">Per-patch attention or instance score, averaged over folds (null for models without one).</param>
-public sealed record SlidePrediction(string SlideId, string Predicted, double[] Probabilities, double Energy, bool? OutOfDistribution, float[]? InstanceScores);
+public sealed record SlidePrediction(string SlideId, string Predicted, double[] Probabilities, double Energy, bool? OutOfDistribution,
+    float[]? InstanceScores);
 
 /// <summary>
 /// The models of a `histo train` run folder, loaded for prediction: every fold's best weights, averaged as
@@ -34,7 +38,8 @@ public sealed class TrainedRun : IDisposable
     public static TrainedRun Load(string runDir, int? fold = null)
     {
         string configPath = Path.Combine(runDir, "config.json");
-        if (!File.Exists(configPath)) throw new HistoException($"{runDir}: not a training run (no config.json); pass the -o folder of 'histo train'");
+        if (!File.Exists(configPath)) throw new HistoException($"{runDir}: not a training run (no config.json); pass the -o folder of "
+            + $"'histo train'");
         var config = JsonSerializer.Deserialize<MilTraining.RunConfig>(File.ReadAllText(configPath), new JsonSerializerOptions
         { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals })!;
         var run = new TrainedRun(config);
@@ -50,8 +55,10 @@ public sealed class TrainedRun : IDisposable
             var tensors = TorchSharp.PyBridge.Safetensors.LoadStateDict(weights, null!);
             try
             {
-                Models.WeightLoading.Load(model, tensors.Where(kv => !kv.Key.StartsWith("head.")).ToDictionary(kv => kv.Key, kv => kv.Value), weights);
-                Models.WeightLoading.Load(head, tensors.Where(kv => kv.Key.StartsWith("head.")).ToDictionary(kv => kv.Key[5..], kv => kv.Value), weights);
+                Models.WeightLoading.Load(model, tensors.Where(kv => !kv.Key.StartsWith("head.")).ToDictionary(kv => kv.Key,
+                    kv => kv.Value), weights);
+                Models.WeightLoading.Load(head, tensors.Where(kv => kv.Key.StartsWith("head.")).ToDictionary(kv => kv.Key[5..],
+                    kv => kv.Value), weights);
             }
             finally { foreach (var t in tensors.Values) t.Dispose(); }
             model.eval();
@@ -59,7 +66,8 @@ public sealed class TrainedRun : IDisposable
             run._folds.Add((model, head));
             loaded.Add(foldDir);
         }
-        if (run._folds.Count == 0) throw new HistoException($"{runDir}: no finished fold (fold_*/model.safetensors with metrics.json); finish 'histo train' first");
+        if (run._folds.Count == 0) throw new HistoException($"{runDir}: no finished fold (fold_*/model.safetensors with "
+            + $"metrics.json); finish 'histo train' first");
         run.EnergyThreshold = run._folds[0].Head.HasEnergy ? Mil.EnergyThreshold.FromFolds(loaded) : double.NaN;
         return run;
     }

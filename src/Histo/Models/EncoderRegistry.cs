@@ -13,7 +13,9 @@ public static class EncoderRegistry
 
     public static IReadOnlyList<EncoderSpec> All { get; } =
     [
-        new(Default, "ResNet-18 trained on ImageNet (ML.NET's CNTK export, NuGet Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1), moved into TorchSharp",
+        new(Default,
+            "ResNet-18 trained on ImageNet (ML.NET's CNTK export, NuGet Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1), moved into "
+                + "TorchSharp",
             CntkResNet18.InputSize, 512, new InputNormalization.BgrMeanImage(), () => CntkResNet18.Load(), "ImageNet (ML.NET)"),
         new("resnet18", "torchvision ResNet-18, random initialisation unless weights are given", 224, 512, InputNormalization.ImageNet,
             () => new ResNet(ResNetConfig.ResNet18), "none"),
@@ -23,14 +25,17 @@ public static class EncoderRegistry
             () => new VisionTransformer(ViTConfig.Tiny), "none"),
         new("vit-small", "ViT-Small/16 (timm names), random initialisation unless weights are given", 224, 384, InputNormalization.ImageNet,
             () => new VisionTransformer(ViTConfig.Small), "none"),
-        new("vit-tiny-32", "ViT-Tiny with 4 px patches for 32 px images (small tiles, Fashion-MNIST), random initialisation", 32, 192, InputNormalization.ImageNet,
+        new("vit-tiny-32", "ViT-Tiny with 4 px patches for 32 px images (small tiles, Fashion-MNIST), random initialisation", 32, 192,
+            InputNormalization.ImageNet,
             () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-tiny-32", PatchSize = 4, ImageSize = 32 }), "none"),
-        new("vit-micro-32", "ViT-Tiny's width with 4 blocks and 4 px patches for 32 px images (short CPU runs), random initialisation", 32, 192, InputNormalization.ImageNet,
+        new("vit-micro-32", "ViT-Tiny's width with 4 blocks and 4 px patches for 32 px images (short CPU runs), random initialisation",
+            32, 192, InputNormalization.ImageNet,
             () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-micro-32", Depth = 4, PatchSize = 4, ImageSize = 32 }), "none"),
     ];
 
     public static EncoderSpec Get(string name) => All.FirstOrDefault(e => e.Name == name)
-        ?? throw new HistoException($"unknown encoder '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}, or give a checkpoint file");
+        ?? throw new HistoException($"unknown encoder '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}, or give a "
+            + $"checkpoint file");
 
     /// <summary>Names in checkpoints that belong to a classifier head, not to the backbone.</summary>
     static bool IsHead(string name) => name.StartsWith("fc.") || name.StartsWith("head.") || name.StartsWith("head_drop.");
@@ -74,7 +79,8 @@ public static class EncoderRegistry
             return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? info.InputSize }, network);
         }
         if (!File.Exists(nameOrPath))
-            throw new HistoException($"--encoder '{nameOrPath}' is neither a registered encoder ({string.Join(", ", All.Select(e => e.Name))}) nor an existing checkpoint file");
+            throw new HistoException($"--encoder '{nameOrPath}' is neither a registered encoder "
+                + $"({string.Join(", ", All.Select(e => e.Name))}) nor an existing checkpoint file");
         var tensors = Checkpoint.Read(nameOrPath);
         try
         {
@@ -87,7 +93,8 @@ public static class EncoderRegistry
                 int missing = wanted.Keys.Count(k => !tensors.ContainsKey(k) && !k.EndsWith("num_batches_tracked"));
                 try
                 {
-                    WeightLoading.Load(network, tensors, nameOrPath, strict: true, ignore: n => IsHead(n) || n.EndsWith("num_batches_tracked"));
+                    WeightLoading.Load(network, tensors, nameOrPath, strict: true, ignore: n => IsHead(n)
+                        || n.EndsWith("num_batches_tracked"));
                     return (spec with { Weights = nameOrPath, InputSize = inputSize ?? spec.InputSize }, network);
                 }
                 catch (HistoException e)

@@ -10,7 +10,8 @@ namespace Histo.Models;
 public enum ResNetPadding { Torchvision, CntkSame }
 
 /// <summary>A ResNet variant: block type, blocks per stage and stage widths.</summary>
-public sealed record ResNetConfig(string Name, bool Bottleneck, int[] Layers, int[] Widths, ResNetPadding Padding = ResNetPadding.Torchvision)
+public sealed record ResNetConfig(string Name, bool Bottleneck, int[] Layers, int[] Widths,
+    ResNetPadding Padding = ResNetPadding.Torchvision)
 {
     public int FeatureDim => Widths[^1] * (Bottleneck ? ResNet.BottleneckExpansion : 1);
 
@@ -146,7 +147,8 @@ sealed class BottleneckBlock : Module<Tensor, Tensor>
         conv3 = Conv2d(channels, outChannels, 1, bias: false);
         bn3 = BatchNorm2d(outChannels);
         if (stride != 1 || inChannels != outChannels)
-            downsample = Sequential(("0", Conv2d(inChannels, outChannels, 1, stride: stride, bias: false)), ("1", BatchNorm2d(outChannels)));
+            downsample = Sequential(("0", Conv2d(inChannels, outChannels, 1, stride: stride, bias: false)), ("1",
+                BatchNorm2d(outChannels)));
         RegisterComponents();
     }
 

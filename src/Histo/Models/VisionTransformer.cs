@@ -6,7 +6,8 @@ using static TorchSharp.torch.nn;
 namespace Histo.Models;
 
 /// <summary>A ViT variant (timm's names): embedding width, depth, heads, patch size, pretraining image size.</summary>
-public sealed record ViTConfig(string Name, int EmbedDim, int Depth, int Heads, int PatchSize = 16, int ImageSize = 224, double MlpRatio = 4.0)
+public sealed record ViTConfig(string Name, int EmbedDim, int Depth, int Heads, int PatchSize = 16, int ImageSize = 224,
+    double MlpRatio = 4.0)
 {
     /// <summary>ViT-Tiny/16 (DeiT-Ti, Touvron et al. 2021): 192-d, 12 blocks, 3 heads.</summary>
     public static ViTConfig Tiny => new("vit-tiny", 192, 12, 3);
@@ -40,7 +41,8 @@ public sealed class VisionTransformer : Module<Tensor, Tensor>
         cls_token = Parameter(zeros(1, 1, config.EmbedDim));
         pos_embed = Parameter(zeros(1, 1 + grid * grid, config.EmbedDim));
         blocks = Sequential(Enumerable.Range(0, config.Depth)
-            .Select(i => (i.ToString(), (Module<Tensor, Tensor>)new TransformerBlock(config.EmbedDim, config.Heads, config.MlpRatio))).ToList());
+            .Select(i => (i.ToString(), (Module<Tensor, Tensor>)new TransformerBlock(config.EmbedDim, config.Heads,
+                config.MlpRatio))).ToList());
         norm = LayerNorm(config.EmbedDim, eps: 1e-6);
         RegisterComponents();
         using (no_grad())

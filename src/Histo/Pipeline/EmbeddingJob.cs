@@ -31,7 +31,8 @@ public sealed record EmbeddingJobOptions
     {
         Require.AtLeast("--batch-size", BatchSize, 1);
         Require.AtLeast("--threads", Math.Min(Threads, ReaderThreads), 1);
-        if (!Directory.Exists(CoordsDir)) throw new HistoException($"{CoordsDir}: coordinates folder not found; run 'histo tile' first and pass its -o folder");
+        if (!Directory.Exists(CoordsDir)) throw new HistoException($"{CoordsDir}: coordinates folder not found; run 'histo tile' "
+            + $"first and pass its -o folder");
     }
 }
 
@@ -51,7 +52,8 @@ public static class EmbeddingJob
     /// <summary>The embedding settings of an output folder, recorded by its first run.</summary>
     public const string SettingsFile = "embedding.json";
 
-    public static IReadOnlyList<SlideOutcome> Run(EmbeddingJobOptions options, Action<SlideOutcome>? onSlide = null, Action<int>? onPatches = null,
+    public static IReadOnlyList<SlideOutcome> Run(EmbeddingJobOptions options, Action<SlideOutcome>? onSlide = null,
+        Action<int>? onPatches = null,
         Action<string>? log = null)
     {
         options.Validate();
@@ -62,7 +64,8 @@ public static class EmbeddingJob
         set_num_threads(options.Threads);
         using var encoder = EncoderRegistry.Create(options.Encoder, options.Precision);
         // The encoder's weights and the precision change the features; batch size and threads do not.
-        folder.RecordOrCheckSettings(SettingsFile, new { Encoder = EncoderLabel(encoder), Precision = options.Precision.ToString() }, options.Overwrite);
+        folder.RecordOrCheckSettings(SettingsFile, new { Encoder = EncoderLabel(encoder), Precision = options.Precision.ToString() },
+            options.Overwrite);
         string featuresDir = Path.Combine(options.OutputDir, "features");
         JobFolder.CreateDirectory(featuresDir);
         return SlideBatch.Run(files, 1, options.SkipErrors, file =>
@@ -85,7 +88,8 @@ public static class EmbeddingJob
                     {
                         if (existing.Encoder == encoder.Spec.Weights || existing.Encoder == encoder.Spec.Name)
                             return new SlideOutcome(slideId, file, SlideStatus.Skipped, (int)existing.Patches, 0, null);
-                        throw new HistoException($"{output}: exists with features of '{existing.Encoder}'; pass --overwrite or choose another -o");
+                        throw new HistoException($"{output}: exists with features of '{existing.Encoder}'; pass --overwrite or choose "
+                            + $"another -o");
                     }
                 }
                 var coords = PatchCoordinates.Read(CoordsPath(options.CoordsDir, slideId));
@@ -102,7 +106,8 @@ public static class EmbeddingJob
         }, onSlide, Path.Combine(options.OutputDir, SlideBatch.ProcessListName(options.Shard)));
     }
 
-    static string EncoderLabel(PatchEncoder encoder) => encoder.Spec.Weights is "none" or "ImageNet (ML.NET)" ? encoder.Spec.Name : encoder.Spec.Weights;
+    static string EncoderLabel(PatchEncoder encoder) =>
+        encoder.Spec.Weights is "none" or "ImageNet (ML.NET)" ? encoder.Spec.Name : encoder.Spec.Weights;
 
     /// <summary>coords/&lt;id&gt;.h5 under a tile output folder, or &lt;id&gt;.h5 directly in the folder.</summary>
     public static string CoordsPath(string coordsDir, string slideId)
@@ -154,7 +159,9 @@ public static class EmbeddingJob
                     {
                         float v = values[k * dim + j];
                         if (!float.IsFinite(v))
-                            throw new HistoException($"{slide.Path}: patch {start + k} at ({coords.Coords[start + k, 0]}, {coords.Coords[start + k, 1]}) gave a non-finite feature ({v}); check the slide region and the encoder weights");
+                            throw new HistoException($"{slide.Path}: patch {start + k} at ({coords.Coords[start + k, 0]}, "
+                                + $"{coords.Coords[start + k, 1]}) gave a non-finite feature ({v}); check the slide region and the "
+                                    + $"encoder weights");
                         result[start + k, j] = v;
                     }
                 encodeSeconds += clock.Elapsed.TotalSeconds;

@@ -23,7 +23,8 @@ public static class PredictionJob
         foreach (var input in inputs)
         {
             if (File.Exists(input)) files.Add(input);
-            else if (Directory.Exists(Path.Combine(input, "features"))) files.AddRange(Directory.GetFiles(Path.Combine(input, "features"), "*.h5").Order(StringComparer.Ordinal));
+            else if (Directory.Exists(Path.Combine(input, "features"))) files.AddRange(Directory.GetFiles(Path.Combine(input,
+                "features"), "*.h5").Order(StringComparer.Ordinal));
             else if (Directory.Exists(input)) files.AddRange(Directory.GetFiles(input, "*.h5").Order(StringComparer.Ordinal));
             else throw new HistoException($"{input}: no such features file or folder; run 'histo embed' first");
         }
@@ -46,9 +47,13 @@ public static class PredictionJob
             using var bag = tensor(f.Features);
             predictions.Add(run.Predict(Path.GetFileNameWithoutExtension(file), bag));
         }
-        var csv = new StringBuilder("slide_id,predicted," + string.Join(",", run.Config.ClassNames.Select(c => "p_" + c)) + ",energy,out_of_distribution\n");
+        var csv = new StringBuilder("slide_id,predicted," + string.Join(",",
+            run.Config.ClassNames.Select(c => "p_" + c)) + ",energy,out_of_distribution\n");
         foreach (var p in predictions)
-            csv.Append(CultureInfo.InvariantCulture, $"{p.SlideId},{p.Predicted},{string.Join(",", p.Probabilities.Select(v => v.ToString("0.######", CultureInfo.InvariantCulture)))},{p.Energy:0.######},{p.OutOfDistribution switch { true => "true", false => "false", null => "" }}\n");
+            csv.Append(CultureInfo.InvariantCulture,
+                $"{p.SlideId},{p.Predicted},"
+                + $"{string.Join(",", p.Probabilities.Select(v => v.ToString("0.######", CultureInfo.InvariantCulture)))},"
+                + $"{p.Energy:0.######},{p.OutOfDistribution switch { true => "true", false => "false", null => "" }}\n");
         AtomicFile.WriteAllText(Path.Combine(outputDir, "predictions.csv"), csv.ToString());
         return predictions;
     }
@@ -67,7 +72,8 @@ public static class PredictionJob
         MilTraining.RunConfig config;
         using (var run = TrainedRun.Load(runDir)) config = run.Config;
         if (config.Encoder is null || config.PatchSize <= 0 || !double.IsFinite(config.TargetMpp))
-            throw new HistoException($"{runDir}: the run does not record how its features were made; embed the slides yourself and pass the feature files");
+            throw new HistoException($"{runDir}: the run does not record how its features were made; embed the slides yourself and "
+                + $"pass the feature files");
         var tiling = new TilingOptions { PatchSize = config.PatchSize, TargetMpp = config.TargetMpp, Overlap = config.Overlap };
         if (double.IsFinite(config.MinTissue)) tiling = tiling with { MinTissue = config.MinTissue };
         var tiled = TilingJob.Run(new TilingJobOptions
@@ -79,11 +85,13 @@ public static class PredictionJob
         var embedded = EmbeddingJob.Run(new EmbeddingJobOptions
         {
             Slides = tiled.Where(t => t.Status != SlideStatus.Failed).Select(t => t.Path).ToList(),
-            CoordsDir = Path.Combine(outputDir, "tiles"), OutputDir = Path.Combine(outputDir, "embeddings"), Encoder = config.Encoder, SkipErrors = skipErrors,
+            CoordsDir = Path.Combine(outputDir, "tiles"), OutputDir = Path.Combine(outputDir,
+                "embeddings"), Encoder = config.Encoder, SkipErrors = skipErrors,
         }, log: log);
         failed.AddRange(embedded.Where(o => o.Status == SlideStatus.Failed));
         if (failed.Count > 0 && !skipErrors) throw new HistoException(failed[0].Error!);
-        var done = embedded.Where(o => o.Status != SlideStatus.Failed).Select(o => Path.Combine(outputDir, "embeddings", "features", o.SlideId + ".h5")).ToList();
+        var done = embedded.Where(o => o.Status != SlideStatus.Failed).Select(o => Path.Combine(outputDir, "embeddings", "features",
+            o.SlideId + ".h5")).ToList();
         return new SlidesPrediction(done.Count == 0 ? [] : Predict(runDir, done, outputDir), failed);
     }
 
@@ -95,15 +103,18 @@ public static class PredictionJob
         using var slide = WholeSlide.Open(slidePath);
         var provenance = PatchFeatures.ReadProvenance(featuresFile);
         if (provenance.SlideName is { } name && name != slide.SlideId)
-            throw new HistoException($"{featuresFile}: holds the features of slide '{name}', not of {slidePath}; pass this slide's features");
+            throw new HistoException($"{featuresFile}: holds the features of slide '{name}', not of {slidePath}; pass this slide's "
+                + $"features");
         provenance.CheckMatches(featuresFile, run.Config.Features, $"the run {runDir}");
         var f = PatchFeatures.Read(featuresFile);
         if (f.Count == 0) throw new HistoException($"{featuresFile}: empty bag (no patches)");
         f.CheckFinite(featuresFile);
         using var bag = tensor(f.Features);
         var prediction = run.Predict(slide.SlideId, bag);
-        if (prediction.InstanceScores is null) throw new HistoException($"{runDir}: model '{run.Config.Model}' gives no per-patch scores; train abmil, gated-abmil, clam-sb, dsmil or max for heatmaps");
-        var coords = new PatchCoordinates(slide.SlideId, f.Coords, f.PatchSize, f.PatchLevel, f.PatchSizeLevel0, f.TargetMpp, double.NaN, double.NaN, 0, double.NaN);
+        if (prediction.InstanceScores is null) throw new HistoException($"{runDir}: model '{run.Config.Model}' gives no per-patch "
+            + $"scores; train abmil, gated-abmil, clam-sb, dsmil or max for heatmaps");
+        var coords = new PatchCoordinates(slide.SlideId, f.Coords, f.PatchSize, f.PatchLevel, f.PatchSizeLevel0, f.TargetMpp,
+            double.NaN, double.NaN, 0, double.NaN);
         Directory.CreateDirectory(outputDir);
         string title = $"{run.Config.Model}: {prediction.Predicted} ({prediction.Probabilities.Max():P0})";
         Reports.Heatmap.Write(slide, coords, prediction.InstanceScores, Path.Combine(outputDir, slide.SlideId + ".heatmap.png"),

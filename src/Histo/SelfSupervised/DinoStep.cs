@@ -41,8 +41,10 @@ public sealed class DinoStep : IDisposable
         Loss = new DinoLoss(outDim, globalCrops);
         // DINO's utils.get_params_groups: biases and norm parameters (1 dimension) get no weight decay.
         var trainable = student.named_parameters().Where(p => p.parameter.requires_grad).ToList();
-        var regularised = new AdamW.ParamGroup(trainable.Where(p => p.parameter.dim() >= 2).Select(p => p.parameter), new AdamW.Options { weight_decay = 0.04 });
-        var notRegularised = new AdamW.ParamGroup(trainable.Where(p => p.parameter.dim() < 2).Select(p => p.parameter), new AdamW.Options { weight_decay = 0 });
+        var regularised = new AdamW.ParamGroup(trainable.Where(p => p.parameter.dim() >= 2).Select(p => p.parameter),
+            new AdamW.Options { weight_decay = 0.04 });
+        var notRegularised = new AdamW.ParamGroup(trainable.Where(p => p.parameter.dim() < 2).Select(p => p.parameter),
+            new AdamW.Options { weight_decay = 0 });
         Optimizer = optim.AdamW(new[] { regularised, notRegularised });
         _lastLayer = student.Head.LastLayer.ToHashSet();
         _teacherEma = new WeightEma(student.parameters(), teacher.parameters());

@@ -122,7 +122,8 @@ public sealed record DinoOptions
 }
 
 /// <summary>Reported after every iteration.</summary>
-public sealed record DinoProgress(int Epoch, int Epochs, int Iteration, int Iterations, double Loss, double TeacherEntropy, double TeacherMarginalEntropy, double LearningRate);
+public sealed record DinoProgress(int Epoch, int Epochs, int Iteration, int Iterations, double Loss, double TeacherEntropy,
+    double TeacherMarginalEntropy, double LearningRate);
 
 /// <summary>
 /// DINO self-supervised pretraining (Caron et al., ICCV 2021), the whole recipe in one place as in
@@ -146,7 +147,8 @@ public static class DinoTraining
     public sealed record EncoderInfo(string Arch, int InputSize, int FeatureDim);
     sealed record State(int Epoch, List<double> EpochLosses);
 
-    public static IReadOnlyList<double> Run(IReadOnlyList<string> images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null,
+    public static IReadOnlyList<double> Run(IReadOnlyList<string> images, DinoOptions options, string runDir,
+        Action<DinoProgress>? progress = null,
         Action<int>? epochSaved = null, Action<string>? log = null)
     {
         using var source = new ImageFolderPatches(images);
@@ -154,14 +156,16 @@ public static class DinoTraining
     }
 
     /// <param name="progress">Called after every iteration.</param>
-    /// <param name="epochSaved">Called with the epoch (1-based) once its checkpoint and teacher backbone are in the run folder (e.g. to evaluate it).</param>
+    /// <param name="epochSaved">Called with the epoch (1-based) once its checkpoint and teacher backbone are in the run folder (e.g.
+    /// to evaluate it).</param>
     /// <param name="log">Told about temporaries of killed runs removed from the run folder.</param>
     public static IReadOnlyList<double> Run(IPatchSource images, DinoOptions options, string runDir, Action<DinoProgress>? progress = null,
         Action<int>? epochSaved = null, Action<string>? log = null)
     {
         options.Validate();
         set_num_threads(options.Threads);
-        if (images.Count < options.BatchSize) throw new HistoException($"{images.Count} images for a batch of {options.BatchSize}; lower --batch-size");
+        if (images.Count < options.BatchSize) throw new HistoException($"{images.Count} images for a batch of {options.BatchSize}; "
+            + $"lower --batch-size");
         // The initial encoder is built before the seed is set: a random network built on the way must not shift the draws below.
         var (spec, initial) = Architecture(options);
         JobFolder? folder = null;
@@ -240,7 +244,8 @@ public static class DinoTraining
                 var result = dino.Run(crops, new DinoStepSettings(lrSchedule[global], wdSchedule[global], momentumSchedule[global],
                     temperature[epoch], FreezeLastLayer: epoch < options.FreezeLastLayerEpochs, options.ClipGrad));
                 if (!double.IsFinite(result.Loss))
-                    throw new HistoException($"DINO loss became {result.Loss} at epoch {epoch + 1}, iteration {it + 1}; stopping (lower the learning rate)");
+                    throw new HistoException($"DINO loss became {result.Loss} at epoch {epoch + 1}, iteration {it + 1}; stopping "
+                        + $"(lower the learning rate)");
                 epochLoss += result.Loss;
                 progress?.Invoke(new DinoProgress(epoch + 1, options.Epochs, it + 1, iterations, result.Loss, result.TeacherEntropy,
                     result.TeacherMarginalEntropy, lrSchedule[global]));
@@ -283,12 +288,14 @@ public static class DinoTraining
     /// <summary>The backbone without <see cref="DinoOptions.Arch"/> or <see cref="DinoOptions.Init"/>.</summary>
     public const string DefaultArch = "vit-tiny";
 
-    /// <summary>The batch's views, normalised and grouped by crop ([B, 3, S, S] each); every image's views come from a generator seeded by (seed, epoch, image).</summary>
+    /// <summary>The batch's views, normalised and grouped by crop ([B, 3, S, S] each); every image's views come from a generator
+    /// seeded by (seed, epoch, image).</summary>
     static List<Tensor> MakeCrops(IPatchSource images, IReadOnlyList<int> batch, DinoOptions options, int epoch, InputNormaliser normaliser)
     {
         // Patches are read and decoded on all cores (no tensors there); the views are made on this thread, whose dispose scope owns them.
         var decoded = new RgbaImage[batch.Count];
-        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Threads) }, b => decoded[b] = images.Read(batch[b]));
+        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Threads) },
+            b => decoded[b] = images.Read(batch[b]));
         var perImage = new List<Tensor>[batch.Count];
         for (int b = 0; b < batch.Count; b++)
         {
@@ -332,7 +339,8 @@ public static class DinoTraining
         return bytes.narrow(2, 0, 3).permute(2, 0, 1).to_type(ScalarType.Float32) / ByteRange;
     }
 
-    static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, OptimizerHelper optimizer, State state)
+    static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, OptimizerHelper optimizer,
+        State state)
     {
         var tensors = student.state_dict().ToDictionary(kv => "student." + kv.Key, kv => kv.Value);
         foreach (var (name, t) in teacher.state_dict()) tensors["teacher." + name] = t;
@@ -346,6 +354,7 @@ public static class DinoTraining
     {
         var tensors = teacher.Backbone.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
         AtomicFile.Write(Path.Combine(runDir, BackboneFile), tmp => Safetensors.SaveStateDict(tmp, tensors));
-        AtomicFile.WriteAllText(Path.Combine(runDir, EncoderFile), JsonSerializer.Serialize(new EncoderInfo(spec.Name, inputSize, spec.FeatureDim)));
+        AtomicFile.WriteAllText(Path.Combine(runDir, EncoderFile), JsonSerializer.Serialize(new EncoderInfo(spec.Name, inputSize,
+            spec.FeatureDim)));
     }
 }

@@ -36,7 +36,8 @@ public sealed class ImageFolderPatches : IPatchSource
         _files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
             .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()) && !IsHidden(Path.GetRelativePath(folder, f)))
             .Order(StringComparer.Ordinal).ToList();
-        if (_files.Count == 0) throw new HistoException($"{folder}: no PNG, JPEG or TIFF images; tile slides with 'histo tile --save-patches' first");
+        if (_files.Count == 0) throw new HistoException($"{folder}: no PNG, JPEG or TIFF images; tile slides with 'histo tile "
+            + $"--save-patches' first");
     }
 
     /// <summary>Whether a path relative to the folder has a file or folder name starting with '.'.</summary>
@@ -89,7 +90,8 @@ public sealed class SlidePatches : IPatchSource
         }
         Skipped = skipped;
         if (_slides.Count == 0) // --coords names a folder without these slides' tiles: the command line to fix (exit 2)
-            throw new HistoException($"{coordsDir}: none of the {slideFiles.Count} slides has tissue patches; run 'histo tile SLIDES -o {coordsDir}' first"
+            throw new HistoException($"{coordsDir}: none of the {slideFiles.Count} slides has tissue patches; run 'histo tile SLIDES "
+                + $"-o {coordsDir}' first"
                 + (skipped.Count > 0 ? $" ({skipped[0]})" : ""));
         _starts = new int[_slides.Count];
         for (int i = 0; i < _slides.Count; i++) { _starts[i] = _count; _count += _slides[i].Coords.Count; }

@@ -11,7 +11,8 @@ public static class Schedules
     /// then a cosine from <paramref name="baseValue"/> to <paramref name="finalValue"/>:
     /// v_i = final + (base - final)(1 + cos(pi i / n)) / 2 over the remaining n iterations.
     /// </summary>
-    public static double[] Cosine(double baseValue, double finalValue, int epochs, int iterationsPerEpoch, int warmupEpochs = 0, double warmupStart = 0)
+    public static double[] Cosine(double baseValue, double finalValue, int epochs, int iterationsPerEpoch, int warmupEpochs = 0,
+        double warmupStart = 0)
         => CosineOverIterations(baseValue, finalValue, epochs * iterationsPerEpoch, warmupEpochs * iterationsPerEpoch, warmupStart);
 
     /// <summary>The same over <paramref name="total"/> iterations of which the first <paramref name="warmup"/> warm up.</summary>
@@ -26,7 +27,8 @@ public static class Schedules
         return schedule;
     }
 
-    /// <summary>DINO's teacher temperature: linear from <paramref name="warmupTemperature"/> to <paramref name="temperature"/> over the warm-up epochs, then constant (one value per epoch).</summary>
+    /// <summary>DINO's teacher temperature: linear from <paramref name="warmupTemperature"/> to <paramref name="temperature"/> over
+    /// the warm-up epochs, then constant (one value per epoch).</summary>
     public static double[] TeacherTemperature(double warmupTemperature, double temperature, int warmupEpochs, int epochs)
     {
         var schedule = new double[epochs];

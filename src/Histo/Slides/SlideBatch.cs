@@ -9,7 +9,8 @@ public enum SlideStatus { Done, Skipped, Failed }
 /// <summary>What happened to one slide in a batch command.</summary>
 public sealed record SlideOutcome(string SlideId, string Path, SlideStatus Status, int Patches, double Seconds, string? Error)
 {
-    /// <summary>A failed slide: a user error keeps its one-line message; anything else (a bug, a library error) is reported too, so a batch with --skip-errors goes on.</summary>
+    /// <summary>A failed slide: a user error keeps its one-line message; anything else (a bug, a library error) is reported too, so a
+    /// batch with --skip-errors goes on.</summary>
     public static SlideOutcome Failure(string slideId, string path, double seconds, Exception e) =>
         new(slideId, path, SlideStatus.Failed, 0, seconds, e is HistoException
             ? e.Message
@@ -22,7 +23,8 @@ public sealed record SlideOutcome(string SlideId, string Path, SlideStatus Statu
 /// </summary>
 public static class SlideBatch
 {
-    /// <summary>Expands folders to the slide files inside them (sorted); files are kept as given, even if missing, so they are reported per slide.</summary>
+    /// <summary>Expands folders to the slide files inside them (sorted); files are kept as given, even if missing, so they are
+    /// reported per slide.</summary>
     public static List<string> Expand(IEnumerable<string> inputs)
     {
         var files = new List<string>();
@@ -36,7 +38,8 @@ public static class SlideBatch
         }
         var duplicate = files.GroupBy(WholeSlide.SlideIdOf).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
-            throw new HistoException($"two slides share the slide_id '{duplicate.Key}' ({string.Join(", ", duplicate)}); outputs are named by slide_id, so rename one");
+            throw new HistoException($"two slides share the slide_id '{duplicate.Key}' ({string.Join(", ", duplicate)}); outputs are "
+                + $"named by slide_id, so rename one");
         return files;
     }
 
@@ -44,8 +47,10 @@ public static class SlideBatch
     public static (int Index, int Count) ParseShard(string text)
     {
         var parts = text.Split('/');
-        if (parts.Length == 2 && int.TryParse(parts[0], out int i) && int.TryParse(parts[1], out int n) && n >= 1 && i >= 0 && i < n) return (i, n);
-        throw new HistoException($"--shard '{text}' must be i/n with 0 <= i < n (e.g. 0/4 .. 3/4; with Slurm: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)");
+        if (parts.Length == 2 && int.TryParse(parts[0], out int i) && int.TryParse(parts[1], out int n) && n >= 1 && i >= 0
+            && i < n) return (i, n);
+        throw new HistoException($"--shard '{text}' must be i/n with 0 <= i < n (e.g. 0/4 .. 3/4; with Slurm: "
+            + $"$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)");
     }
 
     /// <summary>
@@ -85,7 +90,8 @@ public static class SlideBatch
         var done = outcomes.Where(o => o is not null).Select(o => o!).ToList();
         var csv = new StringBuilder("slide_id,status,patches,seconds,error\n");
         foreach (var o in done)
-            csv.Append(CultureInfo.InvariantCulture, $"{o.SlideId},{o.Status.ToString().ToLowerInvariant()},{o.Patches},{o.Seconds:0.###},\"{o.Error?.Replace("\"", "'")}\"\n");
+            csv.Append(CultureInfo.InvariantCulture,
+                $"{o.SlideId},{o.Status.ToString().ToLowerInvariant()},{o.Patches},{o.Seconds:0.###},\"{o.Error?.Replace("\"", "'")}\"\n");
         AtomicFile.WriteAllText(processList, csv.ToString());
         return done;
     }
@@ -104,10 +110,12 @@ public static class SlideBatch
         var lineOf = new Dictionary<string, int>();
         foreach (var (line, cells) in table.Rows)
         {
-            if (!double.TryParse(cells[mppCol], NumberStyles.Float, CultureInfo.InvariantCulture, out double mpp) || !(mpp > 0) || !double.IsFinite(mpp))
+            if (!double.TryParse(cells[mppCol], NumberStyles.Float, CultureInfo.InvariantCulture, out double mpp) || !(mpp > 0)
+                || !double.IsFinite(mpp))
                 throw new HistoException($"{path}:{line}: expected 'slide_id,mpp' with a positive number, got '{string.Join(",", cells)}'");
             if (lineOf.TryGetValue(cells[slideCol], out int first))
-                throw new HistoException($"{path}:{line}: slide {cells[slideCol]} is listed again (first on line {first}); keep one line per slide");
+                throw new HistoException($"{path}:{line}: slide {cells[slideCol]} is listed again (first on line {first}); keep one "
+                    + $"line per slide");
             lineOf[cells[slideCol]] = line;
             result[cells[slideCol]] = mpp;
         }

@@ -32,7 +32,9 @@ public sealed record TilingOptions
         if (TargetMpp is null == Magnification is null) throw new UsageException("give exactly one of --mpp and --magnification");
         if (TargetMpp is { } m) Require.Positive("--mpp", m);
         if (Magnification is { } g) Require.Positive("--magnification", g);
-        if (Overlap < 0 || Overlap >= PatchSize) throw new UsageException($"--overlap {Overlap} must be at least 0 and below the patch size {PatchSize}");
+        if (Overlap < 0
+            || Overlap >= PatchSize) throw new UsageException($"--overlap {Overlap} must be at least 0 and below the patch size "
+                + $"{PatchSize}");
         Require.InRange("--min-tissue", MinTissue, 0, 1);
         Require.AtLeast("--threads", Threads, 1);
         Tissue.Validate();
@@ -48,13 +50,15 @@ public sealed record TilingOptions
 public static class Tiler
 {
     /// <summary>Level-0 microns per pixel, target microns per pixel and the downsample between them.</summary>
-    public static (double Level0Mpp, double TargetMpp, double Downsample) ResolveResolution(WholeSlide slide, TilingOptions options, double? mppOverride)
+    public static (double Level0Mpp, double TargetMpp, double Downsample) ResolveResolution(WholeSlide slide, TilingOptions options,
+        double? mppOverride)
     {
         double? mpp0 = mppOverride ?? (slide.Mpp is { } m ? (m.X + m.Y) / 2 : null);
         if (options.TargetMpp is { } target)
         {
             if (mpp0 is null)
-                throw new HistoException($"{slide.Path}: the file states no resolution (mpp); pass --mpp-csv FILE with a line '{slide.SlideId},<mpp>'");
+                throw new HistoException($"{slide.Path}: the file states no resolution (mpp); pass --mpp-csv FILE with a line "
+                    + $"'{slide.SlideId},<mpp>'");
             return (mpp0.Value, target, target / mpp0.Value);
         }
         double magnification = options.Magnification!.Value;
@@ -65,7 +69,8 @@ public static class Tiler
             return (level0, level0 * ds, ds);
         }
         if (mpp0 is null)
-            throw new HistoException($"{slide.Path}: the file states neither objective power nor mpp; pass --mpp-csv FILE with a line '{slide.SlideId},<mpp>'");
+            throw new HistoException($"{slide.Path}: the file states neither objective power nor mpp; pass --mpp-csv FILE with a line "
+                + $"'{slide.SlideId},<mpp>'");
         double targetMpp = TilingOptions.MicronsPerPixelAt10x * 10 / magnification;
         return (mpp0.Value, targetMpp, targetMpp / mpp0.Value);
     }
@@ -76,7 +81,8 @@ public static class Tiler
         options.Validate();
         var (mpp0, targetMpp, downsample) = ResolveResolution(slide, options, mppOverride);
         if (downsample < 0.999)
-            throw new HistoException($"{slide.Path}: target {targetMpp:0.###} mpp is finer than the scan ({mpp0:0.###} mpp); choose --mpp of at least {mpp0:0.###}");
+            throw new HistoException($"{slide.Path}: target {targetMpp:0.###} mpp is finer than the scan ({mpp0:0.###} mpp); choose "
+                + $"--mpp of at least {mpp0:0.###}");
         var mask = TissueDetector.Detect(slide, options.Tissue);
         double footprint = options.PatchSize * downsample, step = (options.PatchSize - options.Overlap) * downsample;
         var kept = new List<(long X, long Y)>();
@@ -135,7 +141,8 @@ public static class Tiler
         double sx = preview.Width / (mask.Width * mask.ScaleX), sy = preview.Height / (mask.Height * mask.ScaleY);
         using var bitmap = preview.AsBitmap();
         using var canvas = new SKCanvas(bitmap);
-        using var paint = new SKPaint { Color = new SKColor(0, 150, 0, 220), Style = SKPaintStyle.Stroke, StrokeWidth = 1, IsAntialias = false };
+        using var paint = new SKPaint { Color = new SKColor(0, 150, 0, 220), Style = SKPaintStyle.Stroke, StrokeWidth = 1,
+            IsAntialias = false };
         float side = (float)(coords.PatchSizeLevel0 * sx), sideY = (float)(coords.PatchSizeLevel0 * sy);
         for (int k = 0; k < coords.Count; k++)
             canvas.DrawRect((float)(coords.Coords[k, 0] * sx), (float)(coords.Coords[k, 1] * sy), side, sideY, paint);

@@ -34,7 +34,8 @@ public static class TilingJob
     /// <summary>The tiling settings of an output folder, recorded by its first run.</summary>
     public const string SettingsFile = "tiling.json";
 
-    public static IReadOnlyList<SlideOutcome> Run(TilingJobOptions options, Action<SlideOutcome>? onSlide = null, Action<string>? log = null)
+    public static IReadOnlyList<SlideOutcome> Run(TilingJobOptions options, Action<SlideOutcome>? onSlide = null,
+        Action<string>? log = null)
     {
         options.Tiling.Validate();
         var mpps = options.MppCsv is null ? new Dictionary<string, double>() : SlideBatch.ReadMppCsv(options.MppCsv);
@@ -64,7 +65,8 @@ public static class TilingJob
                 var existing = PatchCoordinates.Read(coordsPath);
                 if (SameSettings(existing, options.Tiling))
                     return new SlideOutcome(slideId, file, SlideStatus.Skipped, existing.Count, 0, null);
-                throw new HistoException($"{coordsPath}: exists with other settings (patch size {existing.PatchSize}, {existing.TargetMpp:0.###} mpp); pass --overwrite or choose another -o");
+                throw new HistoException($"{coordsPath}: exists with other settings (patch size {existing.PatchSize}, "
+                    + $"{existing.TargetMpp:0.###} mpp); pass --overwrite or choose another -o");
             }
             using var slide = WholeSlide.Open(file);
             double? mpp = mpps.TryGetValue(slideId, out double m) ? m : null;

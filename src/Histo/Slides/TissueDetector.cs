@@ -50,7 +50,8 @@ public static class TissueDetector
         return Detect(thumbnail, slide.Width, slide.Height, options);
     }
 
-    /// <summary>Detects tissue on an image that shows a region of <paramref name="level0Width"/> x <paramref name="level0Height"/> level-0 pixels.</summary>
+    /// <summary>Detects tissue on an image that shows a region of <paramref name="level0Width"/> x <paramref name="level0Height"/>
+    /// level-0 pixels.</summary>
     public static TissueMask Detect(RgbaImage image, long level0Width, long level0Height, TissueDetectionOptions? options = null)
     {
         options ??= new TissueDetectionOptions();

@@ -55,7 +55,8 @@ public sealed class WholeSlide : IDisposable
             props[name] = OpenSlideNative.Utf8(OpenSlideNative.openslide_get_property_value(handle, name)) ?? "";
         Properties = props;
         AssociatedImages = OpenSlideNative.StringArray(OpenSlideNative.openslide_get_associated_image_names(handle))
-            .Select(n => { OpenSlideNative.openslide_get_associated_image_dimensions(handle, n, out long w, out long h); return new AssociatedImage(n, w, h); })
+            .Select(n => { OpenSlideNative.openslide_get_associated_image_dimensions(handle, n, out long w,
+                out long h); return new AssociatedImage(n, w, h); })
             .ToList();
         Mpp = ReadMpp(props);
         ObjectivePower = ParseDouble(props.GetValueOrDefault("openslide.objective-power"));
@@ -64,14 +65,16 @@ public sealed class WholeSlide : IDisposable
     /// <summary>Opens a slide, or throws a <see cref="HistoException"/> whose message names the file and the fix.</summary>
     public static WholeSlide Open(string path)
     {
-        if (Directory.Exists(path)) throw new HistoException($"{path}: is a folder, not a slide file; pass the slide files (or use a batch command that takes folders)");
+        if (Directory.Exists(path)) throw new HistoException($"{path}: is a folder, not a slide file; pass the slide files (or use a "
+            + $"batch command that takes folders)");
         if (BrokenLink(path) is { } link) throw new HistoException($"{path}: {link}");
         if (!File.Exists(path)) throw new HistoException($"{path}: file not found; check the path");
         string? vendor;
         try { vendor = OpenSlideNative.Utf8(OpenSlideNative.openslide_detect_vendor(path)); }
         catch (DllNotFoundException e)
         {
-            throw new HistoException("libopenslide.so.0 not found: install OpenSlide with 'apt-get install -y libopenslide0' (the README's set-up scripts do this)", e);
+            throw new HistoException("libopenslide.so.0 not found: install OpenSlide with 'apt-get install -y libopenslide0' (the "
+                + "README's set-up scripts do this)", e);
         }
         if (vendor is null && HasTiffHeader(path))
             throw new HistoException($"{path}: has a TIFF header but OpenSlide cannot parse it ({new FileInfo(path).Length:N0} bytes): "
@@ -80,13 +83,16 @@ public sealed class WholeSlide : IDisposable
         {
             string ext = System.IO.Path.GetExtension(path).ToLowerInvariant();
             string hint = ext == ".dcm"
-                ? "DICOM whole-slide images need OpenSlide 4, this machine has 3.4; convert the slide to pyramidal TIFF (e.g. with 'vips tiffsave --tile --pyramid')"
-                : "supported formats are Aperio SVS, tiled TIFF, Hamamatsu NDPI/VMS, Leica SCN, MIRAX, Philips TIFF, Sakura, Ventana BIF; convert the file to pyramidal tiled TIFF";
+                ? "DICOM whole-slide images need OpenSlide 4, this machine has 3.4; convert the slide to pyramidal TIFF (e.g. with "
+                    + "'vips tiffsave --tile --pyramid')"
+                : "supported formats are Aperio SVS, tiled TIFF, Hamamatsu NDPI/VMS, Leica SCN, MIRAX, Philips TIFF, Sakura, Ventana "
+                    + "BIF; convert the file to pyramidal tiled TIFF";
             throw new HistoException($"{path}: not a whole-slide format OpenSlide reads; {hint}");
         }
         IntPtr handle = OpenSlideNative.openslide_open(path);
         if (handle == IntPtr.Zero)
-            throw new HistoException($"{path}: OpenSlide recognised it as '{vendor}' but could not open it; the file may be truncated or corrupt: copy it again");
+            throw new HistoException($"{path}: OpenSlide recognised it as '{vendor}' but could not open it; the file may be truncated "
+                + $"or corrupt: copy it again");
         string? error = OpenSlideNative.Utf8(OpenSlideNative.openslide_get_error(handle));
         if (error is not null)
         {
@@ -111,7 +117,8 @@ public sealed class WholeSlide : IDisposable
             if (!seen.Add(current)) return "a symbolic link that loops (it leads back to itself); fix the link";
             current = System.IO.Path.GetFullPath(next, System.IO.Path.GetDirectoryName(current)!);
         }
-        return File.Exists(current) || Directory.Exists(current) ? null : $"a symbolic link to {current}, which does not exist; fix the link";
+        return File.Exists(current)
+            || Directory.Exists(current) ? null : $"a symbolic link to {current}, which does not exist; fix the link";
     }
 
     /// <summary>TIFF ("II*\0", "MM\0*") or BigTIFF ("II+\0", "MM\0+") magic: SVS, NDPI, SCN, BIF and pyramidal TIFF all start so.</summary>
@@ -161,13 +168,15 @@ public sealed class WholeSlide : IDisposable
     /// <summary>As <see cref="ReadRegion"/>, into a caller's buffer of width*height*4 bytes.</summary>
     public unsafe void ReadRegionInto(Span<byte> rgba, long x, long y, int level, int width, int height)
     {
-        if (level < 0 || level >= Levels.Count) throw new ArgumentOutOfRangeException(nameof(level), $"{Path}: level {level} does not exist (0..{Levels.Count - 1})");
+        if (level < 0 || level >= Levels.Count) throw new ArgumentOutOfRangeException(nameof(level),
+            $"{Path}: level {level} does not exist (0..{Levels.Count - 1})");
         if (rgba.Length < width * height * 4) throw new ArgumentException("buffer too small");
         fixed (byte* p = rgba)
         {
             OpenSlideNative.openslide_read_region(Handle, (uint*)p, x, y, level, width, height);
             string? error = OpenSlideNative.Utf8(OpenSlideNative.openslide_get_error(Handle));
-            if (error is not null) throw new HistoException($"{Path}: reading region ({x}, {y}) level {level} failed ({error}); the file may be truncated or corrupt");
+            if (error is not null) throw new HistoException($"{Path}: reading region ({x}, {y}) level {level} failed ({error}); the "
+                + $"file may be truncated or corrupt");
             PixelConversions.PremultipliedBgraToRgbaOnWhite((uint*)p, width * height);
         }
     }
@@ -176,7 +185,8 @@ public sealed class WholeSlide : IDisposable
     public unsafe RgbaImage ReadAssociatedImage(string name)
     {
         var info = AssociatedImages.FirstOrDefault(a => a.Name == name)
-            ?? throw new HistoException($"{Path}: no associated image '{name}' (has: {string.Join(", ", AssociatedImages.Select(a => a.Name))})");
+            ?? throw new HistoException($"{Path}: no associated image '{name}' (has: "
+                + $"{string.Join(", ", AssociatedImages.Select(a => a.Name))})");
         var image = new RgbaImage((int)info.Width, (int)info.Height);
         fixed (byte* p = image.Pixels)
         {
@@ -186,7 +196,8 @@ public sealed class WholeSlide : IDisposable
         return image;
     }
 
-    /// <summary>The level whose downsample is the largest one not above <paramref name="downsample"/> (OpenSlide's rule, with 1% tolerance for rounded level sizes such as 2.001).</summary>
+    /// <summary>The level whose downsample is the largest one not above <paramref name="downsample"/> (OpenSlide's rule, with 1%
+    /// tolerance for rounded level sizes such as 2.001).</summary>
     public int BestLevelForDownsample(double downsample)
     {
         int best = 0;

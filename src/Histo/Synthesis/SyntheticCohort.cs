@@ -27,8 +27,10 @@ public sealed record SyntheticCohortOptions
     public void Validate()
     {
         if (Slides < 1) throw new UsageException($"--slides must be at least 1 (got {Slides})");
-        if (Width < 256 || Height < 256) throw new UsageException($"slide size {Width}x{Height} is too small: use at least 256 px per side");
-        if ((long)Width * Height > 200_000L * 200_000L) throw new UsageException($"slide size {Width}x{Height} is beyond what Histo synthesises (200,000 px per side)");
+        if (Width < 256
+            || Height < 256) throw new UsageException($"slide size {Width}x{Height} is too small: use at least 256 px per side");
+        if ((long)Width * Height > 200_000L * 200_000L) throw new UsageException($"slide size {Width}x{Height} is beyond what Histo "
+            + $"synthesises (200,000 px per side)");
         if (!(Mpp > 0.05 && Mpp < 20)) throw new UsageException($"--mpp {Mpp} is not a plausible microns-per-pixel value (0.05-20)");
         if (JpegQuality is < 1 or > 100) throw new UsageException($"JPEG quality {JpegQuality} must be 1-100");
     }
@@ -88,7 +90,8 @@ public static class SyntheticCohort
     /// truth JSON beside it, and <c>labels.csv</c>. Slides already written are kept (all outputs are atomic),
     /// so an interrupted run resumes.
     /// </summary>
-    public static IReadOnlyList<SyntheticSlideSpec> Generate(SyntheticCohortOptions options, string outputDir, IProgress<(string SlideId, double Fraction)>? progress = null)
+    public static IReadOnlyList<SyntheticSlideSpec> Generate(SyntheticCohortOptions options, string outputDir,
+        IProgress<(string SlideId, double Fraction)>? progress = null)
     {
         var specs = Plan(options);
         string slidesDir = Path.Combine(outputDir, "slides");
@@ -111,7 +114,8 @@ public static class SyntheticCohort
         try
         {
             var t = JsonSerializer.Deserialize<SyntheticSlideTruth>(File.ReadAllText(truthPath));
-            return t is not null && t.Width == spec.Width && t.Height == spec.Height && t.Mpp == spec.Mpp && t.Label == spec.Label && t.CaseId == spec.CaseId;
+            return t is not null && t.Width == spec.Width && t.Height == spec.Height && t.Mpp == spec.Mpp && t.Label == spec.Label
+                && t.CaseId == spec.CaseId;
         }
         catch (JsonException) { return false; }
     }
@@ -129,7 +133,8 @@ public static class SyntheticCohort
     {
         var tissue = new SyntheticTissue(spec);
         string description = $"Histo synthetic H&E slide {spec.SlideId}; label={spec.Label}; grade={spec.Grade}; seed={spec.Seed}";
-        using (var writer = new PyramidTiffWriter(Path.Combine(dir, spec.SlideId + ".tif"), spec.Width, spec.Height, spec.Mpp, description, jpegQuality: jpegQuality))
+        using (var writer = new PyramidTiffWriter(Path.Combine(dir, spec.SlideId + ".tif"), spec.Width, spec.Height, spec.Mpp,
+            description, jpegQuality: jpegQuality))
         {
             int tile = writer.TileSize;
             for (int y0 = 0; y0 < spec.Height; y0 += tile)
@@ -176,6 +181,7 @@ public static class SyntheticCohort
         var truth = new SyntheticSlideTruth(spec.SlideId, spec.CaseId, spec.Label, spec.Grade, spec.TumourBurden, spec.Atypia,
             spec.Width, spec.Height, spec.Mpp, md, tumourName, tissueName);
         // The truth file is written last: its presence marks the slide as complete.
-        AtomicFile.WriteAllText(Path.Combine(dir, spec.SlideId + ".json"), JsonSerializer.Serialize(truth, new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(Path.Combine(dir, spec.SlideId + ".json"), JsonSerializer.Serialize(truth,
+            new JsonSerializerOptions { WriteIndented = true }));
     }
 }
