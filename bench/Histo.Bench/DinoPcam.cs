@@ -9,14 +9,16 @@ namespace Histo.Bench;
 
 /// <summary>
 /// Does DINO learn on real pathology patches? PatchCamelyon (Veeling et al. 2018; 96 x 96 px lymph-node patches, tumour
-/// or not) from /work/shared/data/pcam: DINO on unlabelled training patches, starting from resnet18-imagenet (continued,
+/// or not) from ../shared/data/pcam beside the repository: DINO on unlabelled training patches, starting from resnet18-imagenet (continued,
 /// domain-adaptive pretraining, <c>histo pretrain --init</c>) or from a random ResNet-18; then kNN (cosine, k = 20,
 /// weighted) and a linear probe (logistic regression) on the validation patches, with the training patches' features and
 /// labels, before and after. Patches are embedded at the size of DINO's global crops, as the run's teacher does.
 /// </summary>
 static class DinoPcam
 {
-    const string DataDir = "/work/shared/data/pcam";
+    /// <summary>PatchCamelyon under the shared data folder beside the repository ($HISTO_SHARED_DATA overrides it).</summary>
+    static string DataDir => Path.Combine(Environment.GetEnvironmentVariable("HISTO_SHARED_DATA")
+        ?? Path.Combine(BenchEnvironment.RepoRoot, "..", "shared", "data"), "pcam");
 
     /// <summary>
     /// --init resnet18-imagenet|none, --minutes M (training time cap; default 10), --train N (2000), --valid N (1000),
