@@ -13,6 +13,7 @@ return mode switch
     "features-knn" => FeatureKnnBenchmark.Run(quick),
     "mil" => MilBenchmark.Run(quick),
     "knn" => KnnBenchmark.Run(quick),
+    "knn-memory" => KnnBenchmark.Memory(quick),
     "dino-cohort" => DinoCohort.Run(new BenchArgs(args)),
     "dino-step" => DinoStepBenchmark.Run(quick),
     "dino-fmnist" => DinoFashionMnist.Run(new BenchArgs(args)),
@@ -27,7 +28,7 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|embedding|features-knn|mil|mil-balance|mil-ood|knn|dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race "
+        + "tiling|embedding|features-knn|mil|mil-balance|mil-ood|knn|knn-memory|dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race "
             + "[--quick]");
     return 2;
 }

@@ -27,6 +27,21 @@ out['logistic'] = LogisticRegression(max_iter=1000).fit(scaler.transform(tr), tr
 unit = tr / np.linalg.norm(tr, axis=1, keepdims=True)
 clusters = KMeans(4, n_init=10, random_state=0).fit_predict(unit)
 out['kmeans_purity'] = float(sum(np.bincount(train_labels[clusters == c]).max() for c in np.unique(clusters)) / len(train_labels))
+# ROC AUC of class scores (roc_auc_score: binary on the positive class's score, macro one-vs-rest otherwise):
+# kNN's predict_proba (majority vote shares), logistic regression's and Gaussian naive Bayes's predict_proba.
+from sklearn.metrics import roc_auc_score
+knn5 = KNeighborsClassifier(n_neighbors=5, metric='cosine', algorithm='brute').fit(tr, train_labels)
+auc = {'knn5': roc_auc_score(test_labels, knn5.predict_proba(te), multi_class='ovr', average='macro'),
+       'logistic': roc_auc_score(test_labels, LogisticRegression(max_iter=1000).fit(scaler.transform(tr), train_labels)
+                                 .predict_proba(scaler.transform(te)), multi_class='ovr', average='macro'),
+       'gaussian_nb': roc_auc_score(test_labels, GaussianNB().fit(tr, train_labels).predict_proba(te), multi_class='ovr', average='macro')}
+# Binary: classes 0 and 1 only, the score of class 1.
+btr, bte = train_labels < 2, test_labels < 2
+knn5b = KNeighborsClassifier(n_neighbors=5, metric='cosine', algorithm='brute').fit(tr[btr], train_labels[btr])
+auc['knn5_binary'] = roc_auc_score(test_labels[bte], knn5b.predict_proba(te[bte])[:, 1])
+auc['logistic_binary'] = roc_auc_score(test_labels[bte], LogisticRegression(max_iter=1000).fit(
+    StandardScaler().fit(tr[btr]).transform(tr[btr]), train_labels[btr]).predict_proba(StandardScaler().fit(tr[btr]).transform(te[bte]))[:, 1])
+out['auc'] = auc
 with open(os.path.join(sys.argv[1] if len(sys.argv) > 1 else 'golden', 'knn-golden.json'), 'w') as f:
     json.dump(out, f)
 print('accuracy k=5', np.mean(np.array(out['predictions']['5']) == test_labels))

@@ -35,10 +35,14 @@ static class EvaluateCommands
         return (train.Features, Index(train.Labels), test.Features, Index(test.Labels), classes);
     }
 
-    static void Report(string name, IReadOnlyList<int> truth, int[] predicted, string[] classes)
+    /// <summary>Accuracy, balanced accuracy, ROC AUC (binary, or macro one-vs-rest over the classes present) and the confusion.</summary>
+    static void Report(string name, IReadOnlyList<int> truth, double[][] scores, string[] classes)
     {
+        var predicted = Probes.ArgMax(scores);
         var m = ClassificationMetrics.Compute(truth, predicted, classes.Length);
-        Console.WriteLine($"{name}: accuracy {m.Accuracy:0.0000}, balanced accuracy {m.BalancedAccuracy:0.0000}");
+        double auc = SlideMetrics.MacroAuc(scores, truth, classes.Length);
+        string aucName = classes.Length == 2 ? $"AUC ({classes[1]} vs {classes[0]})" : "macro one-vs-rest AUC";
+        Console.WriteLine($"{name}: accuracy {m.Accuracy:0.0000}, balanced accuracy {m.BalancedAccuracy:0.0000}, {aucName} {auc:0.0000}");
         Console.WriteLine("  confusion (rows: truth, columns: prediction): " + string.Join(" ", classes));
         for (int i = 0; i < classes.Length; i++)
             Console.WriteLine($"  {classes[i],-12} " + string.Join(" ", Enumerable.Range(0, classes.Length).Select(j => m.Confusion[i,
@@ -62,7 +66,7 @@ static class EvaluateCommands
             var v = parse.GetValue(vote) switch { "weighted" => KnnVote.Weighted, "majority" => KnnVote.Majority,
                 var x => throw new UsageException($"--vote '{x}' must be weighted or majority") };
             using var knn = new KnnClassifier(train, trainY);
-            Report($"kNN (k={parse.GetValue(k)}, {parse.GetValue(vote)})", testY, knn.Predict(test, parse.GetValue(k), v,
+            Report($"kNN (k={parse.GetValue(k)}, {parse.GetValue(vote)})", testY, knn.Scores(test, parse.GetValue(k), v,
                 parse.GetValue(temperature)), classes);
             return 0;
         }));
@@ -79,8 +83,10 @@ static class EvaluateCommands
         command.SetAction(CliRunner.Guard(parse =>
         {
             var (train, trainY, test, testY, classes) = Load(parse, o);
-            Report("logistic regression", testY, Probes.LogisticRegression(train, trainY, test, classes.Length), classes);
-            Report("Gaussian naive Bayes", testY, Probes.GaussianNaiveBayes(train, trainY, test, classes.Length), classes);
+            Report("logistic regression", testY, Probes.LogisticRegressionProbabilities(train, trainY, test,
+                classes.Length), classes);
+            Report("Gaussian naive Bayes", testY, Probes.GaussianNaiveBayesProbabilities(train, trainY, test,
+                classes.Length), classes);
             Console.WriteLine($"k-means (k={classes.Length}) purity on the test features: "
                 + $"{Probes.ClusterPurity(Probes.KMeans(test, classes.Length, parse.GetValue(seed)), testY):0.0000}");
             return 0;

@@ -14,7 +14,9 @@ public enum KnnVote
 /// <summary>
 /// k-nearest-neighbour classification by cosine similarity on L2-normalised features, as DINO evaluates
 /// frozen features (Caron et al., ICCV 2021; Wu et al. 2018): k = 20 and temperature 0.07 by default.
-/// Similarities are one matrix product per chunk of queries, so memory stays bounded.
+/// Similarities are one matrix product per chunk of queries and chunk of training rows, with a running top-k
+/// across training chunks, so memory is bounded by the chunk sizes, not the training set (1M x 512 rows would
+/// otherwise need a 4 GB [1024, N] similarity per query chunk).
 /// </summary>
 public sealed class KnnClassifier : IDisposable
 {
@@ -23,6 +25,8 @@ public sealed class KnnClassifier : IDisposable
     /// <summary>DINO's vote temperature.</summary>
     public const double DefaultTemperature = 0.07;
     const int QueryChunk = 1024;
+    /// <summary>Training rows per similarity block: [1024, 32768] floats is 128 MiB.</summary>
+    const int TrainChunk = 32_768;
 
     readonly Tensor _train;   // [N, D], rows L2-normalised
     readonly long[] _labels;
@@ -40,13 +44,30 @@ public sealed class KnnClassifier : IDisposable
 
     static Tensor Normalise(Tensor x) => nn.functional.normalize(x, p: 2, dim: 1, eps: 1e-12);
 
-    /// <summary>Predicted class per query row.</summary>
+    /// <summary>Predicted class per query row: the argmax of the votes (ties to the lowest class, as scikit-learn's mode).</summary>
     public int[] Predict(float[,] queries, int k = DefaultK, KnnVote vote = KnnVote.Weighted, double temperature = DefaultTemperature)
+    {
+        var scores = Scores(queries, k, vote, temperature);
+        var result = new int[scores.Length];
+        for (int i = 0; i < scores.Length; i++)
+        {
+            int best = 0;
+            for (int c = 1; c < Classes; c++) if (scores[i][c] > scores[i][best]) best = c;
+            result[i] = best;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Class scores per query row: each class's share of the votes (rows sum to 1). With the majority vote this is
+    /// scikit-learn's KNeighborsClassifier.predict_proba (weights='uniform'); it is what ROC AUC ranks.
+    /// </summary>
+    public double[][] Scores(float[,] queries, int k = DefaultK, KnnVote vote = KnnVote.Weighted, double temperature = DefaultTemperature)
     {
         if (k < 1) throw new HistoException($"k must be at least 1 (got {k})");
         k = Math.Min(k, _labels.Length);
         int n = queries.GetLength(0);
-        var result = new int[n];
+        var result = new double[n][];
         using var all = tensor(queries);
         using var labels = tensor(_labels);
         for (int start = 0; start < n; start += QueryChunk)
@@ -54,16 +75,46 @@ public sealed class KnnClassifier : IDisposable
             using var scope = NewDisposeScope();
             int count = Math.Min(QueryChunk, n - start);
             var q = Normalise(all.narrow(0, start, count));
-            var similarity = q.matmul(_train.T);                           // [Q, N] cosine similarities
-            var (topValues, topIndices) = similarity.topk(k, dim: 1, largest: true, sorted: true);
+            var (topValues, topIndices) = NearestNeighbours(q, k);               // [Q, k] over the whole training set
             var neighbourLabels = labels.index_select(0, topIndices.flatten()).reshape(count, k); // [Q, k]
             var weights = vote == KnnVote.Weighted ? (topValues / temperature).exp() : ones_like(topValues);
-            var votes = zeros(count, Classes, dtype: weights.dtype).scatter_add_(1, neighbourLabels, weights); // [Q, C]
-            // argmax returns the first maximum: ties go to the lowest class, as scikit-learn's mode does.
-            var predicted = votes.argmax(1).data<long>().ToArray();
-            for (int i = 0; i < count; i++) result[start + i] = (int)predicted[i];
+            var votes = zeros(count, Classes, dtype: ScalarType.Float64)
+                .scatter_add_(1, neighbourLabels, weights.to_type(ScalarType.Float64));  // [Q, C]
+            var shares = (votes / votes.sum(1, keepdim: true)).data<double>().ToArray();
+            for (int i = 0; i < count; i++) result[start + i] = shares.AsSpan(i * Classes, Classes).ToArray();
         }
         return result;
+    }
+
+    /// <summary>
+    /// The k largest cosine similarities of each query and their training indices, in descending order: the top k of
+    /// each training chunk merged into a running top k, so the [Q, N] similarity is never held whole.
+    /// </summary>
+    (Tensor Values, Tensor Indices) NearestNeighbours(Tensor q, int k)
+    {
+        long n = _train.shape[0];
+        Tensor? bestValues = null, bestIndices = null;
+        for (long start = 0; start < n; start += TrainChunk)
+        {
+            using var scope = NewDisposeScope();
+            long count = Math.Min(TrainChunk, n - start);
+            var similarity = q.matmul(_train.narrow(0, start, count).T);           // [Q, chunk]
+            var (values, indices) = similarity.topk((int)Math.Min(k, count), dim: 1, largest: true, sorted: true);
+            indices = indices + start;
+            if (bestValues is not null)
+            {
+                // Earlier chunks first, so equal similarities keep the lower training index, as one topk over all rows.
+                var mergedValues = cat([bestValues, values], 1);
+                var mergedIndices = cat([bestIndices!, indices], 1);
+                var (v, position) = mergedValues.topk(k, dim: 1, largest: true, sorted: true);
+                values = v;
+                indices = mergedIndices.gather(1, position);
+            }
+            bestValues?.Dispose(); bestIndices?.Dispose();
+            bestValues = values.MoveToOuterDisposeScope();
+            bestIndices = indices.MoveToOuterDisposeScope();
+        }
+        return (bestValues!, bestIndices!);
     }
 
     public void Dispose() => _train.Dispose();

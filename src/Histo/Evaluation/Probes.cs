@@ -12,7 +12,13 @@ public static class Probes
     /// Multinomial logistic regression with L2 penalty (scikit-learn's default C = 1: loss = mean CE + |W|^2 / (2 C n)),
     /// on z-scored features, fitted full-batch with L-BFGS. Returns test predictions.
     /// </summary>
-    public static int[] LogisticRegression(float[,] train, int[] labels, float[,] test, int classes, double c = 1.0, int iterations = 200)
+    public static int[] LogisticRegression(float[,] train, int[] labels, float[,] test, int classes, double c = 1.0,
+        int iterations = 200) =>
+        ArgMax(LogisticRegressionProbabilities(train, labels, test, classes, c, iterations));
+
+    /// <summary>The linear probe's class probabilities (softmax of its logits) per test row, as predict_proba.</summary>
+    public static double[][] LogisticRegressionProbabilities(float[,] train, int[] labels, float[,] test, int classes, double c = 1.0,
+        int iterations = 200)
     {
         using var scope = NewDisposeScope();
         var x = tensor(train);
@@ -34,14 +40,33 @@ public static class Probes
         optimizer.step(Closure);
         using var _ = no_grad();
         var xt = (tensor(test) - mean) / std;
-        return (xt.matmul(w) + b).argmax(1).data<long>().ToArray().Select(v => (int)v).ToArray();
+        return Rows(nn.functional.softmax((xt.matmul(w) + b).to_type(ScalarType.Float64), 1));
+    }
+
+    /// <summary>Row-wise argmax, the first maximum on ties.</summary>
+    public static int[] ArgMax(double[][] scores) => scores.Select(row =>
+    {
+        int best = 0;
+        for (int c = 1; c < row.Length; c++) if (row[c] > row[best]) best = c;
+        return best;
+    }).ToArray();
+
+    static double[][] Rows(Tensor matrix)
+    {
+        int columns = (int)matrix.shape[1];
+        var values = matrix.contiguous().data<double>().ToArray();
+        return Enumerable.Range(0, (int)matrix.shape[0]).Select(i => values.AsSpan(i * columns, columns).ToArray()).ToArray();
     }
 
     /// <summary>
     /// Gaussian naive Bayes as scikit-learn's GaussianNB: per-class means and variances, variances smoothed by
     /// 1e-9 times the largest feature variance, class priors from frequencies.
     /// </summary>
-    public static int[] GaussianNaiveBayes(float[,] train, int[] labels, float[,] test, int classes)
+    public static int[] GaussianNaiveBayes(float[,] train, int[] labels, float[,] test, int classes) =>
+        ArgMax(GaussianNaiveBayesProbabilities(train, labels, test, classes));
+
+    /// <summary>Gaussian naive Bayes posteriors per test row (the joint log likelihoods normalised, as predict_proba).</summary>
+    public static double[][] GaussianNaiveBayesProbabilities(float[,] train, int[] labels, float[,] test, int classes)
     {
         using var scope = NewDisposeScope();
         var x = tensor(train).to_type(ScalarType.Float64);
@@ -59,7 +84,7 @@ public static class Probes
             var logLikelihood = -0.5 * (2 * Math.PI * variance).log().sum() - 0.5 * ((xt - mu).pow(2) / variance).sum(1);
             scores.Add(logLikelihood + Math.Log(n / (double)labels.Length));
         }
-        return stack(scores, 1).argmax(1).data<long>().ToArray().Select(v => (int)v).ToArray();
+        return Rows(nn.functional.softmax(stack(scores, 1), 1));
     }
 
     /// <summary>k-means (k-means++ seeding, Lloyd iterations) on L2-normalised features; cluster index per row.</summary>
