@@ -28,7 +28,8 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|embedding|features-knn|mil|mil-balance|mil-ood|knn|knn-memory|dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race "
+        + "tiling|embedding|features-knn|mil|mil-balance|mil-ood|knn|knn-memory|"
+        + "dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race "
             + "[--quick]");
     return 2;
 }

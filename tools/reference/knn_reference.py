@@ -39,8 +39,9 @@ auc = {'knn5': roc_auc_score(test_labels, knn5.predict_proba(te), multi_class='o
 btr, bte = train_labels < 2, test_labels < 2
 knn5b = KNeighborsClassifier(n_neighbors=5, metric='cosine', algorithm='brute').fit(tr[btr], train_labels[btr])
 auc['knn5_binary'] = roc_auc_score(test_labels[bte], knn5b.predict_proba(te[bte])[:, 1])
-auc['logistic_binary'] = roc_auc_score(test_labels[bte], LogisticRegression(max_iter=1000).fit(
-    StandardScaler().fit(tr[btr]).transform(tr[btr]), train_labels[btr]).predict_proba(StandardScaler().fit(tr[btr]).transform(te[bte]))[:, 1])
+scaler_b = StandardScaler().fit(tr[btr])
+logistic_b = LogisticRegression(max_iter=1000).fit(scaler_b.transform(tr[btr]), train_labels[btr])
+auc['logistic_binary'] = roc_auc_score(test_labels[bte], logistic_b.predict_proba(scaler_b.transform(te[bte]))[:, 1])
 out['auc'] = auc
 with open(os.path.join(sys.argv[1] if len(sys.argv) > 1 else 'golden', 'knn-golden.json'), 'w') as f:
     json.dump(out, f)

@@ -45,18 +45,8 @@ public sealed class KnnClassifier : IDisposable
     static Tensor Normalise(Tensor x) => nn.functional.normalize(x, p: 2, dim: 1, eps: 1e-12);
 
     /// <summary>Predicted class per query row: the argmax of the votes (ties to the lowest class, as scikit-learn's mode).</summary>
-    public int[] Predict(float[,] queries, int k = DefaultK, KnnVote vote = KnnVote.Weighted, double temperature = DefaultTemperature)
-    {
-        var scores = Scores(queries, k, vote, temperature);
-        var result = new int[scores.Length];
-        for (int i = 0; i < scores.Length; i++)
-        {
-            int best = 0;
-            for (int c = 1; c < Classes; c++) if (scores[i][c] > scores[i][best]) best = c;
-            result[i] = best;
-        }
-        return result;
-    }
+    public int[] Predict(float[,] queries, int k = DefaultK, KnnVote vote = KnnVote.Weighted, double temperature = DefaultTemperature) =>
+        Probes.ArgMax(Scores(queries, k, vote, temperature));
 
     /// <summary>
     /// Class scores per query row: each class's share of the votes (rows sum to 1). With the majority vote this is
