@@ -20,6 +20,8 @@ return mode switch
     "dino-pcam" => DinoPcam.Run(new BenchArgs(args)),
     "torchsharp-gc-race" => GcRace.Run(new BenchArgs(args)),
     "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
+    "mil-cohort-memory" => MilCohortBenchmark.Run(new BenchArgs(args)),
+    "mil-cohort-train" => MilCohortBenchmark.Train(args),
     "mil-balance" => MilTrustBenchmark.Balance(new BenchArgs(args)),
     "mil-ood" => MilTrustBenchmark.OutOfDistribution(new BenchArgs(args)),
     _ => Usage(),
@@ -28,7 +30,7 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|embedding|features-knn|mil|mil-balance|mil-ood|knn|knn-memory|"
+        + "tiling|embedding|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
         + "dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race "
             + "[--quick]");
     return 2;

@@ -41,6 +41,7 @@ public class BadInputTests(ToyBagsFixture toy,
         OneLineError(2, Cli.Run("tile", slide.SlidePath, "-o", dir["t"], "--mpp", "1", "--min-tissue", "NaN"), "--min-tissue");
         OneLineError(2, Cli.Run(Train(dir["run"], "--weight-decay", "NaN")), "--weight-decay");
         OneLineError(2, Cli.Run(Train(dir["run"], "--lr", "0")), "--lr");
+        OneLineError(2, Cli.Run(Train(dir["run"], "--cache-gb", "-1")), "--cache-gb");
         OneLineError(2, Cli.Run("knn", "--train", toy.Features, "--test", toy.Features, "--labels", toy.Labels, "--temperature", "0"),
             "--temperature");
         OneLineError(2, Cli.Run("knn", "--train", toy.Features, "--test", toy.Features, "--labels", toy.Labels, "--temperature",

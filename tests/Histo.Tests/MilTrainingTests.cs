@@ -128,7 +128,7 @@ public class MilTrainingTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture
         // An empty bag is an error naming its file when first used.
         new PatchFeatures("empty", new float[0, 8], new long[0, 2], "toy", 224, 0.5).Write(dir["empty.h5"]);
         var bag = new MilBag("empty", "c", 0, dir["empty.h5"]);
-        Assert.Contains("empty.h5", Assert.Throws<HistoException>(() => bag.Features).Message);
+        Assert.Contains("empty.h5", Assert.Throws<HistoException>(() => BagLoader.Load(bag)).Message);
     }
 
     [Fact]

@@ -132,7 +132,7 @@ public class TrustedResultsTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixt
         foreach (var fold in CaseSplits.Read(dir["splits"], data.Bags))
         {
             using var own = TrainedRun.Load(dir.Path, fold.Index);
-            energies.AddRange(fold.Val.Select(s => own.Predict(s, byId[s].Features).Energy));
+            energies.AddRange(fold.Val.Select(s => own.Predict(s, BagLoader.Load(byId[s])).Energy));
         }
         var sorted = energies.Order().ToArray();
         double h = (sorted.Length - 1) * 0.95;
@@ -200,8 +200,78 @@ public class TrustedResultsTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixt
         {
             using var fold = TrainedRun.Load(dir.Path, f);
             foreach (var row in File.ReadAllLines(dir[$"fold_{f}/predictions.csv"]).Skip(1).Select(l => l.Split(',')))
-                Assert.Equal(row[3], fold.Predict(row[0], byId[row[0]].Features).Predicted);
+                Assert.Equal(row[3], fold.Predict(row[0], BagLoader.Load(byId[row[0]])).Predicted);
         }
+    }
+
+    // 9. Bags are read from their .h5 files as training asks for them, and the cache holds no more than its budget: a
+    // cohort larger than memory trains in bounded memory (MilDataset used to keep every bag for the whole run).
+    [Fact]
+    public void CohortBagsAreReadLazilyWithinABoundedCache()
+    {
+        using var dir = new TempDir();
+        var expected = new List<float[,]>();
+        var bags = new List<MilBag>();
+        for (int i = 0; i < 6; i++)
+        {
+            var f = new float[10, 4];   // 160 bytes a bag
+            for (int r = 0; r < 10; r++)
+                for (int c = 0; c < 4; c++) f[r, c] = i * 100 + r * 4 + c;
+            new PatchFeatures($"s{i}", f, new long[10, 2], "toy", 224, 0.5).Write(dir[$"s{i}.h5"]);
+            expected.Add(f);
+            bags.Add(new MilBag($"s{i}", $"s{i}", 0, dir[$"s{i}.h5"]));
+        }
+        using var cache = new BagLoader(2 * 160);
+        var order = new[] { 3, 0, 5, 1, 4, 2 };
+        for (int pass = 0; pass < 2; pass++)
+            foreach (var (bag, features) in cache.Stream(order.Select(i => bags[i]).ToList()))
+            {
+                int i = int.Parse(bag.SlideId[1..]);
+                Assert.Equal(new long[] { 10, 4 }, features.shape);
+                Assert.Equal(expected[i][9, 3], features[9, 3].item<float>());
+                Assert.Equal(expected[i][0, 1], features[0, 1].item<float>());
+                Assert.True(cache.CachedBytes <= 2 * 160, $"{cache.CachedBytes} bytes cached, budget 320");
+            }
+        // Two of six bags fit: a cyclic order of six misses every time (12 reads); the last two bags are still cached.
+        Assert.Equal(12, cache.Reads);
+        Assert.Equal(2 * 160, cache.CachedBytes);
+        // A cache that holds the cohort reads each file once however many epochs run, as keeping every bag did.
+        using var all = new BagLoader(long.MaxValue);
+        for (int pass = 0; pass < 3; pass++) foreach (var _ in all.Stream(bags)) { }
+        Assert.Equal(6, all.Reads);
+        // No cache: every use is a read; the bag being used stays valid though it alone exceeds the budget.
+        using var none = new BagLoader(0);
+        foreach (var (bag, features) in none.Stream(bags)) Assert.Equal(expected[int.Parse(bag.SlideId[1..])][5, 2],
+            features[5, 2].item<float>());
+        Assert.Equal(6, none.Reads);
+        // A bad file is reported when its bag comes up, naming it, though the reader read it ahead on its thread.
+        var nan = (float[,])expected[0].Clone();
+        nan[7, 1] = float.NaN;
+        new PatchFeatures("bad", nan, new long[10, 2], "toy", 224, 0.5).Write(dir["bad.h5"]);
+        using var loader = new BagLoader(0);
+        var seen = new List<string>();
+        var error = Assert.Throws<HistoException>(() =>
+        {
+            foreach (var (bag, _) in loader.Stream([bags[0], bags[1], new MilBag("bad", "bad", 0, dir["bad.h5"])])) seen.Add(bag.SlideId);
+        });
+        Assert.Equal(["s0", "s1"], seen);
+        Assert.Contains("bad.h5: feature 1 of patch 7 is NaN", error.Message);
+    }
+
+    // 9. The cache changes speed, never results: a run that re-reads every bag equals one that keeps them all.
+    [Fact]
+    public void TrainingResultsDoNotDependOnTheBagCache()
+    {
+        var data = MilDataset.Load(toy.Labels, toy.Features, MilTask.Subtype);
+        using var dir = new TempDir();
+        var options = new MilTrainingOptions { Folds = 3, MaxEpochs = 2, MinEpochs = 2, Seed = 4 };
+        MilTraining.Run(data, options with { BagCacheBytes = 0 }, dir["uncached"]);
+        MilTraining.Run(data, options with { BagCacheBytes = long.MaxValue }, dir["cached"]);
+        for (int f = 0; f < 3; f++)
+            Assert.Equal(File.ReadAllText(dir[$"cached/fold_{f}/predictions.csv"]),
+                File.ReadAllText(dir[$"uncached/fold_{f}/predictions.csv"]));
+        // The cache size is not a setting: rerunning the finished run with another one is accepted (its folds are kept).
+        MilTraining.Run(data, options with { BagCacheBytes = 12345 }, dir["cached"]);
     }
 
     // 13. The flag against energies worked out by hand: an out-of-distribution bag is flagged, in-distribution ones are not.

@@ -33,9 +33,12 @@ static class TrainCommand
             + "deleted)." };
         var classBalance = new Option<string>("--class-balance") { Description = "on: scale each bag's loss by n / (K n_c) so every "
             + "class weighs the same; off: every bag weighs 1.", DefaultValueFactory = _ => defaults.ClassBalance ? "on" : "off" };
+        var cacheGb = new Option<double>("--cache-gb") { Description = "Most GB of bag features kept in memory; bags beyond it are "
+            + "read again from their .h5 files (default: a quarter of this machine's memory).",
+            DefaultValueFactory = _ => defaults.BagCacheBytes / 1e9 };
         var command = new Command("train", "Train a MIL model with k-fold cross-validation by case; writes per-fold and summary metrics.")
         {
-            features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, classBalance, overwrite,
+            features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, classBalance, cacheGb, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -57,6 +60,7 @@ static class TrainCommand
                 Model = parse.GetValue(model)!, Task = milTask, Head = headKind, Folds = parse.GetValue(folds), MaxEpochs = parse.GetValue(epochs),
                 LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay), Seed = parse.GetValue(seed),
                 SplitsDir = parse.GetValue(splits)?.FullName, Overwrite = parse.GetValue(overwrite),
+                BagCacheBytes = CacheBytes(parse.GetValue(cacheGb)),
                 ClassBalance = parse.GetValue(classBalance) switch
                 {
                     "on" => true,
@@ -91,5 +95,11 @@ static class TrainCommand
             return 0;
         }));
         return command;
+    }
+
+    static long CacheBytes(double gb)
+    {
+        Require.NonNegative("--cache-gb", gb);
+        return (long)Math.Min(gb * 1e9, long.MaxValue / 2.0);
     }
 }

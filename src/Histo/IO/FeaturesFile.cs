@@ -62,6 +62,28 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
             return new PatchFeatures(slideId, features, coords, encoder, patchSize, targetMpp, patchSizeLevel0, patchLevel);
         });
 
+    /// <summary>
+    /// The 'features' dataset alone, row-major, into the first N x D values of a buffer <paramref name="rent"/> gives for that
+    /// many values (no coords, no [N, D] array): what training reads per bag, on a background thread (managed code only)
+    /// into reused buffers, so reading a cohort allocates no garbage per bag.
+    /// </summary>
+    public static (float[] Buffer, int Rows, int Dim) ReadFeaturesInto(string path, Func<long, float[]> rent) => Open(path,
+        (_, fds, dims) =>
+        {
+            int n = (int)dims[0], d = (int)dims[1];
+            long count = (long)n * d;
+            var buffer = rent(count);
+            var into = buffer.AsMemory(0, (int)count);
+            switch (fds.Type.Size)
+            {
+                case 4: if (count > 0) fds.Read(into); break;
+                case 8: fds.Read<double[]>().Select(v => (float)v).ToArray().CopyTo(into); break;
+                case 2: fds.Read<Half[]>().Select(v => (float)v).ToArray().CopyTo(into); break;
+                default: throw new HistoException($"{path}: 'features' has {fds.Type.Size}-byte elements; expected float16/32/64");
+            }
+            return (buffer, n, d);
+        });
+
     /// <summary>What made the file, without reading the features themselves (cheap for a whole cohort).</summary>
     public static FeatureProvenance ReadProvenance(string path) => Open(path, (file, fds, dims) =>
         {

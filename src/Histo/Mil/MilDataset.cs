@@ -1,30 +1,12 @@
 using Histo.IO;
-using static TorchSharp.torch;
 
 namespace Histo.Mil;
 
 /// <summary>The slide-level target: CLAM's <c>label</c> column (subtypes) or an ordinal <c>grade</c> column.</summary>
 public enum MilTask { Subtype, Grade }
 
-/// <summary>One slide: its case, class index, and bag of patch features.</summary>
-public sealed record MilBag(string SlideId, string CaseId, int Label, string FeaturesPath)
-{
-    Tensor? _features;
-
-    /// <summary>The bag [N, D], loaded once.</summary>
-    public Tensor Features => _features ??= Load();
-
-    Tensor Load()
-    {
-        var f = PatchFeatures.Read(FeaturesPath);
-        if (f.Count == 0) throw new HistoException($"{FeaturesPath}: empty bag (no patches); re-tile the slide or remove it from the "
-            + $"labels CSV");
-        // Cached across steps, so kept out of whichever dispose scope first asks for it.
-        var t = tensor(f.Features).DetachFromDisposeScope();
-        if (!t.isfinite().all().item<bool>()) f.CheckFinite(FeaturesPath);
-        return t;
-    }
-}
+/// <summary>One slide: its case, class index, and where its bag of patch features is (read by <see cref="BagLoader"/>).</summary>
+public sealed record MilBag(string SlideId, string CaseId, int Label, string FeaturesPath);
 
 /// <summary>
 /// Bags and labels for slide-level training: a CLAM label CSV (<c>case_id,slide_id,label</c>, optional

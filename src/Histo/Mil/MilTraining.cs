@@ -32,6 +32,12 @@ public sealed record MilTrainingOptions
     /// every class carries the same total weight; off: every bag weighs 1 (<c>histo train --class-balance on|off</c>).
     /// </summary>
     public bool ClassBalance { get; init; } = true;
+    /// <summary>
+    /// Most bytes of bag features kept in memory between uses (<see cref="BagLoader"/>; <c>histo train --cache-gb</c>). It
+    /// changes speed, never results, so it is not a setting a rerun is checked against.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public long BagCacheBytes { get; init; } = BagLoader.DefaultCacheBytes;
 
     /// <summary>Redo a run folder made with other settings (its folds are deleted) instead of refusing it.</summary>
     public bool Overwrite { get; init; }
@@ -42,6 +48,7 @@ public sealed record MilTrainingOptions
         Require.AtLeast("--folds", Folds, SplitsDir is null ? 3 : 1); // three groups (train, val, test) unless splits are given
         Require.Positive("--lr", LearningRate);
         Require.NonNegative("--weight-decay", WeightDecay);
+        if (BagCacheBytes < 0) throw new UsageException("--cache-gb must be 0 or more");
         if (Task == MilTask.Subtype && Head != HeadKind.Softmax) throw new UsageException("ordinal heads (coral, corn) need --task grade");
         if (Model == "clam-sb" && Head != HeadKind.Softmax)
             throw new UsageException($"--model clam-sb cannot take --head {Head.ToString().ToLowerInvariant()}: its "
@@ -166,6 +173,8 @@ public static class MilTraining
         CaseSplits.Write(folds, splitsDir);
 
         var results = new List<FoldMetrics>();
+        // One cache for all folds: a cohort that fits in it is read from disk once for the whole run.
+        using var loader = new BagLoader(options.BagCacheBytes);
         foreach (var fold in folds)
         {
             string foldDir = Path.Combine(runDir, $"fold_{fold.Index}");
@@ -176,7 +185,7 @@ public static class MilTraining
                 log?.Invoke($"fold {fold.Index}: already trained, kept");
                 continue;
             }
-            var metrics = TrainFold(data, options, fold, folds.Count, byId, foldDir, log, onEpoch);
+            var metrics = TrainFold(data, loader, options, fold, folds.Count, byId, foldDir, log, onEpoch);
             results.Add(metrics);
         }
         WriteSummary(results, data, options, runDir);
@@ -222,7 +231,7 @@ public static class MilTraining
         Reports.Plots.TrainingCurves(Path.Combine(runDir, "training_curves.png"), $"{options.Model}: loss per epoch", histories);
     }
 
-    static FoldMetrics TrainFold(MilDataset data, MilTrainingOptions options, Fold fold, int foldCount, Dictionary<string,
+    static FoldMetrics TrainFold(MilDataset data, BagLoader loader, MilTrainingOptions options, Fold fold, int foldCount, Dictionary<string,
         MilBag> byId, string foldDir,
         Action<string>? log, Action<EpochProgress>? onEpoch)
     {
@@ -279,11 +288,11 @@ public static class MilTraining
             var order = train.ToArray();
             random.Shuffle(order);
             double trainLoss = 0, trainWeight = 0;
-            foreach (var bag in order)
+            foreach (var (bag, features) in loader.Stream(order))
             {
                 using var scope = NewDisposeScope();
                 optimizer.zero_grad();
-                var output = model.Forward(bag.Features, bag.Label);
+                var output = model.Forward(features, bag.Label);
                 // The bag's loss scaled by its class weight: the step's gradient is w_y times the unweighted one.
                 // (A tensor factor, not a double: no Scalar made on the fly, see README's Platform notes.)
                 var loss = BagLoss(head, output, bag.Label) * classWeights[bag.Label];
@@ -296,7 +305,7 @@ public static class MilTraining
                 trainWeight += weights[bag.Label];
             }
             trainLoss /= Math.Max(1e-12, trainWeight);  // sum w L / sum w: the same units with or without class balance
-            double valLoss = Evaluate(model, head, val, classWeights).Loss;
+            double valLoss = Evaluate(model, head, val, classWeights, loader).Loss;
             history.Append(CultureInfo.InvariantCulture, $"{epoch},{trainLoss:0.######},{valLoss:0.######}\n");
             if (valLoss < bestVal)
             {
@@ -323,8 +332,8 @@ public static class MilTraining
         foreach (var t in best!.Values) t.Dispose();
         AtomicFile.WriteAllText(Path.Combine(foldDir, "history.csv"), history.ToString());
 
-        var valResult = Evaluate(model, head, val, classWeights);
-        var testResult = Evaluate(model, head, test, classWeights);
+        var valResult = Evaluate(model, head, val, classWeights, loader);
+        var testResult = Evaluate(model, head, test, classWeights, loader);
         // The validation slides' energies under this fold's best model: the run's out-of-distribution threshold is
         // the 95% quantile of these pooled over all folds (EnergyThreshold.FromRun), not a quantile of one fold's few.
         EnergyThreshold.WriteValidation(foldDir, val.Select(b => (b.SlideId, data.ClassNames[b.Label])).ToList(), valResult.Energies);
@@ -393,8 +402,11 @@ public static class MilTraining
     /// <param name="head">The fold's head.</param>
     /// <param name="bags">Bags to score.</param>
     /// <param name="classWeights">[K] weight per class; null: all 1.</param>
-    public static Evaluation Evaluate(MilModel model, MilHead head, IReadOnlyList<MilBag> bags, Tensor? classWeights = null)
+    /// <param name="loader">Where the bags' features come from; null: read each file once, keeping none.</param>
+    public static Evaluation Evaluate(MilModel model, MilHead head, IReadOnlyList<MilBag> bags, Tensor? classWeights = null,
+        BagLoader? loader = null)
     {
+        using var uncached = loader is null ? new BagLoader(0) : null;
         model.eval();
         head.eval();
         using var _ = no_grad();
@@ -403,15 +415,16 @@ public static class MilTraining
         var probabilities = new double[bags.Count][];
         var predictions = new List<int>();
         var energies = new List<double>();
-        for (int i = 0; i < bags.Count; i++)
+        int i = 0;
+        foreach (var (bag, features) in (loader ?? uncached!).Stream(bags))
         {
             using var scope = NewDisposeScope();
-            var output = model.Forward(bags[i].Features);
-            double wi = w is null ? 1 : w[bags[i].Label];
-            loss += wi * BagLoss(head, output, bags[i].Label).item<float>();
+            var output = model.Forward(features);
+            double wi = w is null ? 1 : w[bag.Label];
+            loss += wi * BagLoss(head, output, bag.Label).item<float>();
             weight += wi;
             var scores = head.DecisionScores(output.Logits);
-            probabilities[i] = head.ProbabilitiesFromScores(scores);
+            probabilities[i++] = head.ProbabilitiesFromScores(scores);
             predictions.Add(head.Decide(scores));
             energies.Add(head.Energy(output.Logits));
         }
