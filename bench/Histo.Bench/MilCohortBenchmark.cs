@@ -11,7 +11,7 @@ namespace Histo.Bench;
 /// 1,024 random features each, written as CLAM-style .h5 files, each cohort in its own process under GNU time; beside them
 /// the 200 slides with every bag kept in memory, as MilDataset did before bags were loaded lazily (2,000 would need 90 GB).
 /// The slides are hard links to a few distinct files, so the disk holds about 2 GB, not 90. Mean pooling keeps the
-/// compute small: the figure is the data's memory, which is the same for every model (ABMIL's own is bench mil-bag100k).
+/// compute small: the figure is the data's memory, which is the same for every model (ABMIL's own, bench mil).
 /// </summary>
 static class MilCohortBenchmark
 {

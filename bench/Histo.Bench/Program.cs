@@ -19,7 +19,7 @@ return mode switch
     "dino-fmnist" => DinoFashionMnist.Run(new BenchArgs(args)),
     "dino-pcam" => DinoPcam.Run(new BenchArgs(args)),
     "torchsharp-gc-race" => GcRace.Run(new BenchArgs(args)),
-    "mil-bag100k" => MilBenchmark.HundredThousandPatchBag(),
+    "mil-bag-step" => MilBenchmark.BagStep(args),
     "mil-cohort-memory" => MilCohortBenchmark.Run(new BenchArgs(args)),
     "mil-cohort-train" => MilCohortBenchmark.Train(args),
     "mil-balance" => MilTrustBenchmark.Balance(new BenchArgs(args)),

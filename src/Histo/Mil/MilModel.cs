@@ -38,6 +38,13 @@ public abstract class MilModel : nn.Module<Tensor, Tensor>
     /// <summary>Bag [N, D] (and, while training, its label) to a <see cref="MilOutput"/>.</summary>
     public abstract MilOutput Forward(Tensor bag, long? label = null);
 
+    /// <summary>
+    /// Backpropagates a loss computed from the last <see cref="Forward(Tensor, long?)"/>. A model that recomputes
+    /// activations instead of keeping them (ABMIL on large bags) finishes its backward pass here, so training calls this,
+    /// not <c>loss.backward()</c>.
+    /// </summary>
+    public virtual void Backward(Tensor loss) => loss.backward();
+
     /// <summary>Logits only (the Module contract).</summary>
     public override Tensor forward(Tensor bag)
     {

@@ -299,7 +299,7 @@ public static class MilTraining
                 double value = loss.item<float>();
                 if (!double.IsFinite(value)) throw new HistoException($"fold {fold.Index}, epoch {epoch}: the loss became {value} on "
                     + $"slide {bag.SlideId}; lower --lr");
-                loss.backward();
+                model.Backward(loss);
                 optimizer.step();
                 trainLoss += value;
                 trainWeight += weights[bag.Label];
