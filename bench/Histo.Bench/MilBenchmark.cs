@@ -99,7 +99,8 @@ static class MilBenchmark
         Epoch();
         double inMemory = clock.Elapsed.TotalSeconds;
         Console.WriteLine($"  bags held in memory (MilDataset before lazy loading)   {inMemory:0.000} s per epoch");
-        Console.WriteLine($"  every bag read from .h5, read-ahead {BagLoader.DefaultPrefetch} (BagLoader, no cache) {streamed:0.000} s per epoch   "
+        Console.WriteLine($"  every bag read from .h5, read-ahead {BagLoader.DefaultPrefetch} (BagLoader, no cache) "
+            + $"{streamed:0.000} s per epoch   "
             + $"ratio {streamed / inMemory:0.00}x;  without read-ahead {unprefetched:0.000} s ({unprefetched / inMemory:0.00}x)");
 
         Console.WriteLine("  peak memory of a process that makes one ABMIL training step (gated, 1,024-d) on one bag and scores it:");

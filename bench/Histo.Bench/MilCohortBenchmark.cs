@@ -73,7 +73,8 @@ static class MilCohortBenchmark
             peaks.Add(peak.PeakMiB);
             Console.WriteLine($"  {run.Name,-40} peak RSS {peak.PeakMiB,8:N0} MiB   {peak.Seconds,6:0} s   {peak.Output.Trim()}");
         }
-        Console.WriteLine($"  {large:N0} vs {small:N0} slides with the cache: peak RSS ratio {peaks[2] / peaks[1]:0.000} (target within 15%); "
+        Console.WriteLine($"  {large:N0} vs {small:N0} slides with the cache: peak RSS ratio {peaks[2] / peaks[1]:0.000} "
+            + "(target within 15%); "
             + $"every bag kept used {peaks[0] / peaks[1]:0.0}x the cache's peak at {small:N0} slides");
         return 0;
     }
