@@ -1,3 +1,5 @@
+using Histo.Models;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -28,6 +30,9 @@ public sealed class AttentionMil : MilModel
     readonly Linear classifier;
     readonly int _inputDim, _chunk;
     readonly double _dropout;
+    // Tensor additions take this kept Scalar, not one made on the fly: BagLoader's reader thread allocates while these
+    // run (README, Platform notes).
+    static readonly Scalar One = KeptScalars.One;
     Streamed? _streamed;
 
     public bool Gated { get; }
@@ -105,18 +110,18 @@ public sealed class AttentionMil : MilModel
                 var h = ChunkHidden(bag, c, seed, keepInverse);
                 var s = Score(h);
                 var newMax = max is null ? s.max() : maximum(max, s.max());
-                var e = exp(s - newMax);
+                var e = exp(s.sub(newMax));
                 if (max is null) (weighted, sum) = (e.matmul(h), e.sum());
                 else
                 {
-                    var rescale = exp(max - newMax);
-                    (weighted, sum) = (weighted! * rescale + e.matmul(h), sum! * rescale + e.sum());
+                    var rescale = exp(max.sub(newMax));
+                    (weighted, sum) = ((weighted! * rescale).add(e.matmul(h), One), (sum! * rescale).add(e.sum(), One));
                 }
                 max = newMax.MoveToOuterDisposeScope();
                 (weighted, sum) = (weighted.MoveToOuterDisposeScope(), sum.MoveToOuterDisposeScope());
                 scores.Add(s.MoveToOuterDisposeScope());
             }
-        var a = exp(cat(scores, 0) - max!) / sum!;                    // softmax over the whole bag
+        var a = exp(cat(scores, 0).sub(max!)) / sum!;            // softmax over the whole bag
         var z = weighted! / sum!;
         Tensor logits;
         if (recompute)
@@ -153,8 +158,8 @@ public sealed class AttentionMil : MilModel
             var s = Score(h);
             var a = streamed.Attention.narrow(0, (long)c * _chunk, h.shape[0]);
             var hg = h.matmul(g);
-            var ds = a * (hg.detach() - zg);
-            (a.dot(hg) + ds.dot(s)).backward();
+            var ds = a * hg.detach().sub(zg);
+            a.dot(hg).add(ds.dot(s), One).backward();
         }
     }
 }

@@ -159,7 +159,7 @@ public sealed class CoralHead : OrdinalHead
     {
         using var scope = NewDisposeScope();
         var g = TaskLogits(modelLogits);
-        var targets = (arange(Classes - 1) < label).to_type(ScalarType.Float32);      // y_k = [y > k]
+        var targets = arange(Classes - 1).lt(tensor(label)).to_type(ScalarType.Float32);  // y_k = [y > k] (no Scalar on the fly)
         var loss = nn.functional.binary_cross_entropy_with_logits(g, targets, reduction: nn.Reduction.Sum);
         return loss.MoveToOuterDisposeScope();
     }
@@ -196,7 +196,7 @@ public sealed class CornHead(int classes) : OrdinalHead("corn", classes)
         // Tasks k = 0..min(label, K-2) see this bag (its y > k-1); their targets are [y > k].
         int tasks = (int)Math.Min(label + 1, Classes - 1);
         var g = modelLogits.narrow(0, 0, tasks);
-        var targets = (arange(tasks) < label).to_type(ScalarType.Float32);
+        var targets = arange(tasks).lt(tensor(label)).to_type(ScalarType.Float32);
         var loss = nn.functional.binary_cross_entropy_with_logits(g, targets, reduction: nn.Reduction.Sum);
         return loss.MoveToOuterDisposeScope();
     }

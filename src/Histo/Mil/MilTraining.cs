@@ -113,7 +113,13 @@ public static class MilTraining
             loss = stack(terms).mean();
         }
         else loss = head.Loss(output.Logits, label);
-        if (output.AuxiliaryLoss is not null) loss = ClamSb.BagWeight * loss + (1 - ClamSb.BagWeight) * output.AuxiliaryLoss;
+        if (output.AuxiliaryLoss is not null)
+        {
+            // Tensor factors and a kept Scalar: no Scalar made on the fly while the bag reader allocates (README, Platform notes).
+            using var bagWeight = tensor((float)ClamSb.BagWeight);
+            using var instanceWeight = tensor((float)(1 - ClamSb.BagWeight));
+            loss = (loss * bagWeight).add(output.AuxiliaryLoss * instanceWeight, Models.KeptScalars.One);
+        }
         return loss.MoveToOuterDisposeScope();
     }
 
