@@ -1,0 +1,81 @@
+using System.Text.Json;
+using Histo.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Histo.Tests;
+
+/// <summary>
+/// The timm-layout ViTs of the pathology foundation models (LayerScale, SwiGLUPacked, registers, no_embed_class,
+/// position-embedding resampling, class / class + patch-mean pooling) against PyTorch: tools/reference/vit_family_reference.py
+/// saves seeded random weights under timm's names as pytorch_model.bin or safetensors files and the features of a formula
+/// input at the pretraining size and one other; Histo loads each file strictly and must agree to 1e-4 of the feature scale.
+/// </summary>
+public class VitFamilyParityTests
+{
+    static string Golden(string file) => Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", file);
+
+    public static TheoryData<string> Rows => new() { "uni", "uni2-h", "virchow", "virchow2" };
+
+    internal static ViTConfig Config(JsonElement row, string name) => new(name, row.GetProperty("dim").GetInt32(),
+        row.GetProperty("depth").GetInt32(), row.GetProperty("heads").GetInt32(), row.GetProperty("patch").GetInt32(),
+        row.GetProperty("img").GetInt32(), row.GetProperty("mlp_ratio").GetDouble())
+    {
+        Mlp = row.TryGetProperty("mlp", out var mlp) && mlp.GetString() == "swiglu-packed" ? ViTMlp.SwiGluPacked : ViTMlp.Gelu,
+        LayerScaleInit = row.TryGetProperty("init_values", out var ls) ? ls.GetDouble() : null,
+        RegisterTokens = row.TryGetProperty("reg_tokens", out var reg) ? reg.GetInt32() : 0,
+        NoEmbedClass = row.TryGetProperty("no_embed_class", out var nec) && nec.GetBoolean(),
+        Pooling = row.GetProperty("pool").GetString() == "token" ? ViTPooling.Cls : ViTPooling.ClsAndPatchMean,
+        AntialiasPositions = true,
+    };
+
+    [Theory]
+    [MemberData(nameof(Rows))]
+    public void FeaturesMatchTimmSemantics(string name)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Golden("vit-family-golden.json")));
+        var row = doc.RootElement.GetProperty(name);
+        using var model = new VisionTransformer(Config(row, name));
+        var weights = Checkpoint.Read(Golden(row.GetProperty("file").GetString()!));
+        try { WeightLoading.Load(model, weights, name); }
+        finally { foreach (var t in weights.Values) t.Dispose(); }
+        model.eval();
+        using var _ = no_grad();
+        foreach (var output in row.GetProperty("outputs").EnumerateObject())
+        {
+            int size = int.Parse(output.Name);
+            var expected = output.Value.EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            using var j = arange(2L * 3 * size * size, dtype: ScalarType.Float64);
+            using var input = sin(0.01 * j).reshape(2, 3, size, size).to_type(ScalarType.Float32);
+            using var features = model.forward(input);
+            Assert.Equal(new long[] { 2, model.FeatureDim }, features.shape);
+            var ours = features.data<float>().ToArray();
+            double scale = Math.Max(1, expected.Max(Math.Abs));
+            double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
+            Assert.True(worst <= 1e-4 * scale, $"{name} at {size} px: max |difference| {worst:E2} (feature scale {scale:F2})");
+        }
+    }
+
+    // A checkpoint with one tensor renamed or reshaped is refused, naming that tensor and its shapes.
+    [Fact]
+    public void RenamedOrReshapedTensorIsNamed()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Golden("vit-family-golden.json")));
+        var row = doc.RootElement.GetProperty("uni2-h");
+        using var model = new VisionTransformer(Config(row, "uni2-h"));
+        var weights = Checkpoint.Read(Golden(row.GetProperty("file").GetString()!));
+        try
+        {
+            var renamed = new Dictionary<string, Tensor>(weights);
+            renamed["blocks.1.ls2.scale"] = renamed["blocks.1.ls2.gamma"];
+            renamed.Remove("blocks.1.ls2.gamma");
+            var message = Assert.Throws<HistoException>(() => WeightLoading.Load(model, renamed, "uni2-h.safetensors")).Message;
+            Assert.Contains("missing blocks.1.ls2.gamma [32]", message);
+            Assert.Contains("unexpected blocks.1.ls2.scale [32]", message);
+            var reshaped = new Dictionary<string, Tensor>(weights) { ["reg_token"] = zeros(1, 4, 32) };
+            message = Assert.Throws<HistoException>(() => WeightLoading.Load(model, reshaped, "uni2-h.safetensors")).Message;
+            Assert.Contains("reg_token: checkpoint has [1, 4, 32], model needs [1, 8, 32]", message);
+        }
+        finally { foreach (var t in weights.Values) t.Dispose(); }
+    }
+}
