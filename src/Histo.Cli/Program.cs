@@ -8,6 +8,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     TissueCommand.Create(),
     TileCommand.Create(),
     EmbedCommand.Create(),
+    EncodersCommand.Create(),
     TrainCommand.Create(),
     PredictCommand.Create(),
     HeatmapCommand.Create(),

@@ -79,3 +79,41 @@ public class VitFamilyParityTests
         finally { foreach (var t in weights.Values) t.Dispose(); }
     }
 }
+
+/// <summary>The foundation models' rows through the CLI: listed with their published feature sizes, refused without weights.</summary>
+public class FoundationModelCliTests
+{
+    [Fact]
+    public void EncodersListsTheFoundationModelsWithTheirCards()
+    {
+        var (code, stdout, _) = Cli.Run("encoders");
+        Assert.Equal(0, code);
+        // Feature sizes from the model cards: UNI 1024, UNI2-h 1536, Virchow and Virchow2 2560 (class token + patch mean).
+        foreach (var (name, dim, card) in new[] { ("uni", 1024, "MahmoodLab/UNI"), ("uni2-h", 1536, "MahmoodLab/UNI2-h"),
+            ("virchow", 2560, "paige-ai/Virchow"), ("virchow2", 2560, "paige-ai/Virchow2") })
+        {
+            var cells = stdout.Split('\n').Select(l => l.TrimEnd('\r').Split('\t')).First(c => c[0] == name);
+            Assert.Equal($"{dim}", cells[1]);
+            Assert.Equal("224", cells[2]);
+            Assert.Equal($"--weights FILE from https://huggingface.co/{card}", cells[3]);
+        }
+    }
+
+    [Fact]
+    public void GatedEncoderWithoutWeightsNamesItsModelCard()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(dir["slide.svs"], []);
+        Directory.CreateDirectory(dir["tiles"]);
+        var (code, _, stderr) = Cli.Run("embed", dir["slide.svs"], "--coords", dir["tiles"], "-o", dir["emb"], "--encoder", "uni");
+        Assert.Equal(1, code);
+        Assert.Contains("--encoder uni needs its weights", stderr);
+        Assert.Contains("https://huggingface.co/MahmoodLab/UNI", stderr);
+        Assert.DoesNotContain("   at ", stderr);
+        // A weights file that is not the model's: every mis-shaped tensor is named (the reduced test file against ViT-L/16).
+        (code, _, stderr) = Cli.Run("embed", dir["slide.svs"], "--coords", dir["tiles"], "-o", dir["emb"], "--encoder", "vit-tiny",
+            "--weights", Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", "vit-uni.bin"));
+        Assert.Equal(1, code);
+        Assert.Contains("pos_embed: checkpoint has [1, 197, 32], model needs [1, 197, 192]", stderr);
+    }
+}

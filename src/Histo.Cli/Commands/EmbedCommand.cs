@@ -20,6 +20,8 @@ static class EmbedCommand
         var encoder = new Option<string>("--encoder") { Description = $"Encoder name "
             + $"({string.Join(", ", EncoderRegistry.All.Select(e => e.Name))}) or checkpoint file.", DefaultValueFactory = _ =>
                 EncoderRegistry.Default };
+        var weights = new Option<FileInfo?>("--weights") { Description = "Weights file of a registered encoder (pytorch_model.bin or "
+            + "model.safetensors); the foundation models (uni, uni2-h, virchow, virchow2) need one: 'histo encoders' lists them." };
         var batchSize = new Option<int>("--batch-size") { Description = "Patches per forward pass.",
             DefaultValueFactory = _ => defaults.BatchSize };
         var threads = new Option<int>("--threads") { Description = "Threads for the network.",
@@ -33,7 +35,7 @@ static class EmbedCommand
             "Turn every tiled patch into a feature vector: features/<slide_id>.h5 with 'features' [N, D] and 'coords' [N, 2] "
                 + "(CLAM/TRIDENT layout).")
         {
-            slides, coords, output, encoder, batchSize, threads, precision, shard, skipErrors, overwrite,
+            slides, coords, output, encoder, weights, batchSize, threads, precision, shard, skipErrors, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -43,6 +45,7 @@ static class EmbedCommand
                 CoordsDir = parse.GetValue(coords)!.FullName,
                 OutputDir = parse.GetValue(output)!.FullName,
                 Encoder = parse.GetValue(encoder)!,
+                Weights = parse.GetValue(weights)?.FullName,
                 BatchSize = parse.GetValue(batchSize),
                 Threads = parse.GetValue(threads),
                 Precision = parse.GetValue(precision) switch

@@ -31,6 +31,7 @@ public static class EncoderRegistry
         new("vit-micro-32", "ViT-Tiny's width with 4 blocks and 4 px patches for 32 px images (short CPU runs), random initialisation",
             32, 192, InputNormalization.ImageNet,
             () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-micro-32", Depth = 4, PatchSize = 4, ImageSize = 32 }), "none"),
+        .. FoundationModels.All,
     ];
 
     public static EncoderSpec Get(string name) => All.FirstOrDefault(e => e.Name == name)
@@ -47,9 +48,12 @@ public static class EncoderRegistry
     /// </summary>
     /// <param name="inputSize">For a registered name: the patch size to embed at instead of the architecture's own (e.g. a
     /// random-initialisation baseline at the size a `histo pretrain` run trained at).</param>
-    public static PatchEncoder Create(string nameOrPath, ScalarType computeType = ScalarType.Float32, int? inputSize = null)
+    /// <param name="weights">A weights file (safetensors or a PyTorch state dict) for a registered name, loaded strictly; the
+    /// foundation models' rows need one.</param>
+    public static PatchEncoder Create(string nameOrPath, ScalarType computeType = ScalarType.Float32, int? inputSize = null,
+        string? weights = null)
     {
-        var (spec, network) = CreateNetwork(nameOrPath, inputSize);
+        var (spec, network) = CreateNetwork(nameOrPath, inputSize, weights);
         return new PatchEncoder(spec, network, computeType);
     }
 
@@ -57,13 +61,26 @@ public static class EncoderRegistry
     /// The network of <see cref="Create"/> with its spec, not wrapped for inference: e.g. the starting point of
     /// <c>histo pretrain --init</c>. The spec's name is the architecture's registered name.
     /// </summary>
-    public static (EncoderSpec Spec, nn.Module<Tensor, Tensor> Network) CreateNetwork(string nameOrPath, int? inputSize = null)
+    public static (EncoderSpec Spec, nn.Module<Tensor, Tensor> Network) CreateNetwork(string nameOrPath, int? inputSize = null,
+        string? weights = null)
     {
         if (All.Any(e => e.Name == nameOrPath))
         {
             var spec = Get(nameOrPath);
-            return (spec with { InputSize = inputSize ?? spec.InputSize }, spec.Create());
+            if (weights is null && spec.ModelCard is not null)
+                throw new HistoException($"--encoder {spec.Name} needs its weights, which are gated ({spec.Terms}): accept the terms "
+                    + $"and download them at {spec.ModelCard}, then pass --weights FILE (pytorch_model.bin or model.safetensors)");
+            if (weights is null) return (spec with { InputSize = inputSize ?? spec.InputSize }, spec.Create());
+            if (!File.Exists(weights)) throw new HistoException($"{weights}: weights file not found (--weights)");
+            var given = Checkpoint.Read(weights);
+            var network = spec.Create();
+            try { WeightLoading.Load(network, given, weights, strict: true, ignore: n => IsHead(n) || n.EndsWith("num_batches_tracked")); }
+            catch { network.Dispose(); throw; }
+            finally { foreach (var t in given.Values) t.Dispose(); }
+            return (spec with { Weights = Path.GetFullPath(weights), InputSize = inputSize ?? spec.InputSize }, network);
         }
+        if (weights is not null) throw new UsageException($"--weights goes with a registered --encoder name "
+            + $"({string.Join(", ", All.Select(e => e.Name))}), not with '{nameOrPath}'");
         if (Directory.Exists(nameOrPath) && File.Exists(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.EncoderFile)))
         {
             // A `histo pretrain` run: its teacher backbone, by the architecture it records.
@@ -72,9 +89,9 @@ public static class EncoderRegistry
                 File.ReadAllText(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.EncoderFile)))!;
             var spec = Get(info.Arch);
             var network = spec.Create();
-            var weights = Checkpoint.Read(backbone);
-            try { WeightLoading.Load(network, weights, backbone, ignore: n => n.EndsWith("num_batches_tracked")); }
-            finally { foreach (var t in weights.Values) t.Dispose(); }
+            var saved = Checkpoint.Read(backbone);
+            try { WeightLoading.Load(network, saved, backbone, ignore: n => n.EndsWith("num_batches_tracked")); }
+            finally { foreach (var t in saved.Values) t.Dispose(); }
             // Patches are embedded at the size the run trained its global crops at.
             return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? info.InputSize }, network);
         }

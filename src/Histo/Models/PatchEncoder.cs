@@ -17,8 +17,18 @@ public abstract record InputNormalization
 }
 
 /// <summary>A registered encoder: what it is and how to build it.</summary>
+/// <param name="Weights">"none" (random initialisation), what built-in weights are, or the weights file it was loaded from.</param>
 public sealed record EncoderSpec(string Name, string Description, int InputSize, int FeatureDim, InputNormalization Normalization,
-    Func<nn.Module<Tensor, Tensor>> Create, string Weights);
+    Func<nn.Module<Tensor, Tensor>> Create, string Weights)
+{
+    /// <summary>
+    /// Where users obtain the weights a row needs (a model's card); null for rows that build without a weights file.
+    /// A row with a card is created only from <c>--weights FILE</c>.
+    /// </summary>
+    public string? ModelCard { get; init; }
+    /// <summary>The weights' licence or terms of use, as the model card states them.</summary>
+    public string? Terms { get; init; }
+}
 
 /// <summary>
 /// A patch encoder ready for inference: a backbone whose classifier is removed (forward gives [B, D]) and

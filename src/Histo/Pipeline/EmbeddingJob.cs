@@ -16,6 +16,8 @@ public sealed record EmbeddingJobOptions
     public required string CoordsDir { get; init; }
     public required string OutputDir { get; init; }
     public string Encoder { get; init; } = EncoderRegistry.Default;
+    /// <summary>The weights file of a registered encoder (the foundation models need one: their weights are gated).</summary>
+    public string? Weights { get; init; }
     public int BatchSize { get; init; } = 64;
     /// <summary>Threads for the network (TorchSharp's intra-op threads).</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
@@ -62,10 +64,13 @@ public static class EmbeddingJob
         using var folder = JobFolder.Open(options.OutputDir, "histo embed", options.Shard);
         foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
         set_num_threads(options.Threads);
-        using var encoder = EncoderRegistry.Create(options.Encoder, options.Precision);
-        // The encoder's weights and the precision change the features; batch size and threads do not.
-        folder.RecordOrCheckSettings(SettingsFile, new { Encoder = EncoderLabel(encoder), Precision = options.Precision.ToString() },
-            options.Overwrite);
+        using var encoder = EncoderRegistry.Create(options.Encoder, options.Precision, weights: options.Weights);
+        // The encoder's weights and the precision change the features; batch size and threads do not. A weights file is
+        // recorded by its SHA-256, so the same weights at another path are the same run and other weights are refused.
+        object settings = options.Weights is null
+            ? new { Encoder = EncoderLabel(encoder), Precision = options.Precision.ToString() }
+            : new { Encoder = EncoderLabel(encoder), WeightsSha256 = Sha256(options.Weights), Precision = options.Precision.ToString() };
+        folder.RecordOrCheckSettings(SettingsFile, settings, options.Overwrite);
         string featuresDir = Path.Combine(options.OutputDir, "features");
         JobFolder.CreateDirectory(featuresDir);
         return SlideBatch.Run(files, 1, options.SkipErrors, file =>
@@ -107,7 +112,14 @@ public static class EmbeddingJob
     }
 
     static string EncoderLabel(PatchEncoder encoder) =>
-        encoder.Spec.Weights is "none" or "ImageNet (ML.NET)" ? encoder.Spec.Name : encoder.Spec.Weights;
+        encoder.Spec.Weights is "none" or "ImageNet (ML.NET)" || encoder.Spec.ModelCard is not null ? encoder.Spec.Name
+            : encoder.Spec.Weights;
+
+    static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+    }
 
     /// <summary>coords/&lt;id&gt;.h5 under a tile output folder, or &lt;id&gt;.h5 directly in the folder.</summary>
     public static string CoordsPath(string coordsDir, string slideId)

@@ -1,0 +1,48 @@
+namespace Histo.Models;
+
+/// <summary>
+/// Pathology foundation models as registry rows: each is a <see cref="ViTConfig"/> (timm's configuration surface) with the
+/// input its card prescribes and where its gated weights come from. Sizes and switches are those of the models' timm
+/// configurations and cards (TRIDENT's patch-encoder zoo builds them the same way).
+/// </summary>
+public static class FoundationModels
+{
+    /// <summary>timm's init_values for these models' LayerScale (the weights file overrides it).</summary>
+    const double LayerScaleInit = 1e-5;
+
+    /// <summary>UNI (Chen et al., Nature Medicine 2024): ViT-L/16 with LayerScale, class token, 1,024-d.</summary>
+    public static ViTConfig Uni => new("uni", 1024, 24, 16, PatchSize: 16, ImageSize: 224, MlpRatio: 4)
+    { LayerScaleInit = LayerScaleInit, AntialiasPositions = true };
+
+    /// <summary>UNI2-h: ViT-H/14, 1,536 wide, 24 deep, 24 heads, SwiGLUPacked (hidden 8,192), 8 registers, no_embed_class.</summary>
+    public static ViTConfig Uni2H => new("uni2-h", 1536, 24, 24, PatchSize: 14, ImageSize: 224, MlpRatio: 2.66667 * 2)
+    {
+        Mlp = ViTMlp.SwiGluPacked, LayerScaleInit = LayerScaleInit, RegisterTokens = 8, NoEmbedClass = true, AntialiasPositions = true,
+    };
+
+    /// <summary>Virchow (Vorontsov et al., Nature Medicine 2024): ViT-H/14, 1,280 wide, 32 deep, 16 heads, SwiGLUPacked (mlp
+    /// ratio 5.3375); the embedding is the class token and the patch-token mean, 2,560-d.</summary>
+    public static ViTConfig Virchow => new("virchow", 1280, 32, 16, PatchSize: 14, ImageSize: 224, MlpRatio: 5.3375)
+    {
+        Mlp = ViTMlp.SwiGluPacked, LayerScaleInit = LayerScaleInit, Pooling = ViTPooling.ClsAndPatchMean, AntialiasPositions = true,
+    };
+
+    /// <summary>Virchow2 (Zimmermann et al. 2024): Virchow with 4 register tokens (left out of the patch mean).</summary>
+    public static ViTConfig Virchow2 => Virchow with { Name = "virchow2", RegisterTokens = 4 };
+
+    public static IReadOnlyList<EncoderSpec> All { get; } =
+    [
+        Row(Uni, "UNI (Mahmood Lab), ViT-L/16 pretrained with DINOv2 on 100M pathology patches", "https://huggingface.co/MahmoodLab/UNI",
+            "gated; CC-BY-NC-ND 4.0, non-commercial academic research"),
+        Row(Uni2H, "UNI2-h (Mahmood Lab), ViT-H/14 with registers, pretrained on 200M+ pathology patches",
+            "https://huggingface.co/MahmoodLab/UNI2-h", "gated; CC-BY-NC-ND 4.0, non-commercial academic research"),
+        Row(Virchow, "Virchow (Paige), ViT-H/14 pretrained with DINOv2 on 1.5M slides; class token + patch mean",
+            "https://huggingface.co/paige-ai/Virchow", "gated; see the model card's terms"),
+        Row(Virchow2, "Virchow2 (Paige), Virchow with 4 registers, mixed magnifications; class token + patch mean",
+            "https://huggingface.co/paige-ai/Virchow2", "gated; CC-BY-NC-ND 4.0, non-commercial"),
+    ];
+
+    static EncoderSpec Row(ViTConfig config, string description, string card, string terms) =>
+        new(config.Name, description, config.ImageSize, config.FeatureDim, InputNormalization.ImageNet,
+            () => new VisionTransformer(config), "required") { ModelCard = card, Terms = terms };
+}
