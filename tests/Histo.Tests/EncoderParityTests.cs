@@ -49,7 +49,7 @@ public class EncoderParityTests
         Assert.True(worst <= 1e-4 * scale, $"{what}: max |difference| {worst:E2} (output scale {scale:F2})");
     }
 
-    public static TheoryData<string> Cases => new() { "resnet18", "resnet50", "vit-tiny", "vit-tiny@160" };
+    public static TheoryData<string> Cases => new() { "resnet18", "resnet50", "resnet50-trunc", "vit-tiny", "vit-tiny@160" };
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -63,6 +63,7 @@ public class EncoderParityTests
         {
             "resnet18" => new ResNet(ResNetConfig.ResNet18),
             "resnet50" => new ResNet(ResNetConfig.ResNet50),
+            "resnet50-trunc" => new ResNet(ResNetConfig.ResNet50Trunc),
             _ => new VisionTransformer(ViTConfig.Tiny),
         };
         FormulaFill(model);
@@ -141,5 +142,26 @@ public class EncoderParityTests
         using var model = new VisionTransformer(new ViTConfig("vit-micro", 32, 2, 2, PatchSize: 16, ImageSize: 32));
         WeightLoading.Load(model, back, "vit-micro.safetensors");
         Assert.True(back["norm.weight"].allclose(tensors["norm.weight"], rtol: 0, atol: 0));
+    }
+
+    // CLAM's resnet50_trunc takes the torchvision ResNet-50 file users have: its layer4 and fc are left unused, as CLAM's
+    // load_state_dict(strict=False) leaves them; every tensor of the stem and layers 1-3 is the file's. (Its outputs match
+    // CLAM's truncated network in OutputsMatchPyTorch("resnet50-trunc").)
+    [Fact]
+    public void TruncatedResNet50LoadsAFullResNet50File()
+    {
+        using var dir = new TempDir();
+        using var full = new ResNet(ResNetConfig.ResNet50);
+        var state = full.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
+        using (var fc = zeros(1000, 2048)) state["fc.weight"] = fc.clone();
+        TorchSharp.PyBridge.Safetensors.SaveStateDict(dir["resnet50.safetensors"], state);
+        var error = Assert.Throws<HistoException>(() => EncoderRegistry.Create("resnet50-trunc"));
+        Assert.Contains("download.pytorch.org/models/resnet50-19c8e357.pth", error.Message);
+        using var trunc = EncoderRegistry.Create("resnet50-trunc", weights: dir["resnet50.safetensors"]);
+        Assert.Equal(1024, trunc.FeatureDim);
+        var loaded = trunc.Network.state_dict();
+        Assert.DoesNotContain(loaded.Keys, k => k.StartsWith("layer4."));
+        Assert.All(loaded.Where(kv => kv.Value.dtype == ScalarType.Float32),
+            kv => Assert.True(kv.Value.allclose(state[kv.Key], rtol: 0, atol: 0), kv.Key));
     }
 }

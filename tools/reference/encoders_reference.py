@@ -114,6 +114,21 @@ def headless_resnet(name):
     return m
 
 
+class ResNet50Trunc(nn.Module):
+    """CLAM's resnet50_trunc (models/resnet_custom.py, ResNet_Baseline): torchvision ResNet-50's stem and layer1-3,
+    adaptive average pooling, 1024-d."""
+    def __init__(self):
+        super().__init__()
+        m = torchvision.models.resnet50()
+        self.conv1, self.bn1, self.relu, self.maxpool = m.conv1, m.bn1, m.relu, m.maxpool
+        self.layer1, self.layer2, self.layer3 = m.layer1, m.layer2, m.layer3
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
 def main(out):
     torch.set_grad_enabled(False)  # inference only
     os.makedirs(out, exist_ok=True)
@@ -121,6 +136,7 @@ def main(out):
     cases = [
         ('resnet18', headless_resnet('resnet18'), 224),
         ('resnet50', headless_resnet('resnet50'), 224),
+        ('resnet50-trunc', ResNet50Trunc(), 224),
         ('vit-tiny', ViT(192, 12, 3), 224),
         ('vit-tiny@160', ViT(192, 12, 3), 160),
     ]

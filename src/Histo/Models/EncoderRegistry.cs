@@ -74,7 +74,11 @@ public static class EncoderRegistry
             if (!File.Exists(weights)) throw new HistoException($"{weights}: weights file not found (--weights)");
             var given = Checkpoint.Read(weights);
             var network = spec.Create();
-            try { WeightLoading.Load(network, given, weights, strict: true, ignore: n => IsHead(n) || n.EndsWith("num_batches_tracked")); }
+            try
+            {
+                WeightLoading.Load(network, given, weights, strict: true, ignore: n => IsHead(n) || n.EndsWith("num_batches_tracked")
+                    || spec.UnusedWeights.Any(n.StartsWith));
+            }
             catch { network.Dispose(); throw; }
             finally { foreach (var t in given.Values) t.Dispose(); }
             return (spec with { Weights = Path.GetFullPath(weights), InputSize = inputSize ?? spec.InputSize }, network);

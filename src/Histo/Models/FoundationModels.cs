@@ -40,6 +40,14 @@ public static class FoundationModels
             "https://huggingface.co/paige-ai/Virchow", "gated; see the model card's terms"),
         Row(Virchow2, "Virchow2 (Paige), Virchow with 4 registers, mixed magnifications; class token + patch mean",
             "https://huggingface.co/paige-ai/Virchow2", "gated; CC-BY-NC-ND 4.0, non-commercial"),
+        // CLAM's default encoder: torchvision's ImageNet ResNet-50 weights, loaded into the truncated network (layer4 and fc of
+        // the file are not used, as CLAM's load_state_dict(strict=False) leaves them).
+        new("resnet50-trunc", "CLAM's resnet50_trunc: torchvision ResNet-50 through layer3, average pooled (CLAM's default)", 224, 1024,
+            InputNormalization.ImageNet, () => new ResNet(ResNetConfig.ResNet50Trunc), "required")
+        {
+            ModelCard = "https://download.pytorch.org/models/resnet50-19c8e357.pth", Terms = "BSD-3-Clause (torchvision)",
+            UnusedWeights = ["layer4."],
+        },
     ];
 
     static EncoderSpec Row(ViTConfig config, string description, string card, string terms) =>

@@ -28,6 +28,8 @@ public sealed record EncoderSpec(string Name, string Description, int InputSize,
     public string? ModelCard { get; init; }
     /// <summary>The weights' licence or terms of use, as the model card states them.</summary>
     public string? Terms { get; init; }
+    /// <summary>Prefixes of tensors a weights file has that this network does not use (a truncated network's later layers).</summary>
+    public IReadOnlyList<string> UnusedWeights { get; init; } = [];
 }
 
 /// <summary>

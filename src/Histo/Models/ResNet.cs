@@ -9,7 +9,7 @@ namespace Histo.Models;
 /// ResNet-18 shipped with ML.NET) pads "same" with the odd pixel at the start.</summary>
 public enum ResNetPadding { Torchvision, CntkSame }
 
-/// <summary>A ResNet variant: block type, blocks per stage and stage widths.</summary>
+/// <summary>A ResNet variant: block type, blocks per stage and stage widths (three stages: truncated after layer3).</summary>
 public sealed record ResNetConfig(string Name, bool Bottleneck, int[] Layers, int[] Widths,
     ResNetPadding Padding = ResNetPadding.Torchvision)
 {
@@ -19,6 +19,8 @@ public sealed record ResNetConfig(string Name, bool Bottleneck, int[] Layers, in
     public static ResNetConfig ResNet18 => new("resnet18", false, [2, 2, 2, 2], [64, 128, 256, 512]);
     /// <summary>ResNet-50: bottleneck blocks 3-4-6-3, 2048-d features.</summary>
     public static ResNetConfig ResNet50 => new("resnet50", true, [3, 4, 6, 3], [64, 128, 256, 512]);
+    /// <summary>CLAM's resnet50_trunc (Lu et al. 2021, models/resnet_custom.py): ResNet-50 through layer3, 1024-d.</summary>
+    public static ResNetConfig ResNet50Trunc => new("resnet50-trunc", true, [3, 4, 6], [64, 128, 256]);
 }
 
 /// <summary>
@@ -33,7 +35,8 @@ public sealed class ResNet : Module<Tensor, Tensor>
 
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;
-    readonly Sequential layer1, layer2, layer3, layer4;
+    readonly Sequential layer1, layer2, layer3;
+    readonly Sequential? layer4;
     readonly ResNetPadding _padding;
 
     public ResNetConfig Config { get; }
@@ -47,8 +50,8 @@ public sealed class ResNet : Module<Tensor, Tensor>
         conv1 = Conv2d(3, config.Widths[0], 7, stride: 2, padding: stemPad, bias: false);
         bn1 = BatchNorm2d(config.Widths[0]);
         int inChannels = config.Widths[0];
-        var stages = new Sequential[4];
-        for (int s = 0; s < 4; s++)
+        var stages = new Sequential?[4];
+        for (int s = 0; s < config.Layers.Length; s++)
         {
             var blocks = new List<(string, Module<Tensor, Tensor>)>();
             for (int b = 0; b < config.Layers[s]; b++)
@@ -62,7 +65,7 @@ public sealed class ResNet : Module<Tensor, Tensor>
             }
             stages[s] = Sequential(blocks);
         }
-        (layer1, layer2, layer3, layer4) = (stages[0], stages[1], stages[2], stages[3]);
+        (layer1, layer2, layer3, layer4) = (stages[0]!, stages[1]!, stages[2]!, stages[3]);
         RegisterComponents();
         foreach (var (_, m) in named_modules())
             if (m is Conv2d c) init.kaiming_normal_(c.weight, mode: init.FanInOut.FanOut, nonlinearity: init.NonlinearityType.ReLU);
@@ -76,7 +79,8 @@ public sealed class ResNet : Module<Tensor, Tensor>
         x = _padding == ResNetPadding.Torchvision
             ? functional.max_pool2d(x, 3, 2, 1)
             : functional.max_pool2d(functional.pad(x, [1, 0, 1, 0], value: double.NegativeInfinity), 3, 2); // [B, 64, H/4, W/4]
-        x = layer4.forward(layer3.forward(layer2.forward(layer1.forward(x)))); // [B, C, H/32, W/32]
+        x = layer3.forward(layer2.forward(layer1.forward(x)));              // [B, C, H/16, W/16]
+        if (layer4 is not null) x = layer4.forward(x);                      // [B, C, H/32, W/32]
         return x.mean([2, 3]).MoveToOuterDisposeScope();                    // global average pool: [B, C]
     }
 
