@@ -116,4 +116,33 @@ public class FoundationModelCliTests
         Assert.Equal(1, code);
         Assert.Contains("pos_embed: checkpoint has [1, 197, 32], model needs [1, 197, 192]", stderr);
     }
+
+    // A lab's weights configured once (TRIDENT's local_ckpts.json habit): listed by `histo encoders`, used by `histo embed`
+    // when --weights is not given, relative paths taken from the config's folder.
+    [Fact]
+    public void WeightsConfigIsListedAndUsed()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["models"]);
+        File.WriteAllBytes(dir["models/uni.bin"], [1, 2, 3]);
+        File.WriteAllText(dir["models/weights.json"], "{\"uni\": \"uni.bin\"}");
+        var (code, stdout, _) = Cli.Run("encoders", "--weights-config", dir["models/weights.json"]);
+        Assert.Equal(0, code);
+        var cells = stdout.Split('\n').Select(l => l.TrimEnd('\r').Split('\t')).ToList();
+        Assert.Equal(dir["models/uni.bin"], cells.First(c => c[0] == "uni")[4]);
+        Assert.Equal("", cells.First(c => c[0] == "virchow")[4]);
+        File.WriteAllBytes(dir["slide.svs"], []);
+        Directory.CreateDirectory(dir["tiles"]);
+        string stderr;
+        (code, _, stderr) = Cli.Run("embed", dir["slide.svs"], "--coords", dir["tiles"], "-o", dir["emb"], "--encoder", "uni",
+            "--weights-config", dir["models/weights.json"]);
+        Assert.Equal(1, code);
+        Assert.Contains($"{dir["models/uni.bin"]}: not a readable safetensors or PyTorch state dict", stderr);
+        File.WriteAllText(dir["models/weights.json"], "{\"uni\": \"missing.bin\"}");
+        (code, _, stderr) = Cli.Run("embed", dir["slide.svs"], "--coords", dir["tiles"], "-o", dir["emb"], "--encoder", "uni",
+            "--weights-config", dir["models/weights.json"]);
+        Assert.Equal(1, code);
+        Assert.Contains("the weights of uni", stderr);
+        Assert.Contains("missing.bin, do not exist", stderr);
+    }
 }

@@ -22,6 +22,8 @@ static class EmbedCommand
                 EncoderRegistry.Default };
         var weights = new Option<FileInfo?>("--weights") { Description = "Weights file of a registered encoder (pytorch_model.bin or "
             + "model.safetensors); the foundation models (uni, uni2-h, virchow, virchow2) need one: 'histo encoders' lists them." };
+        var weightsConfig = new Option<FileInfo?>("--weights-config") { Description = "JSON of encoder name to weights file "
+            + $"(TRIDENT's local_ckpts.json), used when --weights is not given; default ${WeightsConfig.Variable}." };
         var batchSize = new Option<int>("--batch-size") { Description = "Patches per forward pass.",
             DefaultValueFactory = _ => defaults.BatchSize };
         var threads = new Option<int>("--threads") { Description = "Threads for the network.",
@@ -35,7 +37,7 @@ static class EmbedCommand
             "Turn every tiled patch into a feature vector: features/<slide_id>.h5 with 'features' [N, D] and 'coords' [N, 2] "
                 + "(CLAM/TRIDENT layout).")
         {
-            slides, coords, output, encoder, weights, batchSize, threads, precision, shard, skipErrors, overwrite,
+            slides, coords, output, encoder, weights, weightsConfig, batchSize, threads, precision, shard, skipErrors, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -46,6 +48,7 @@ static class EmbedCommand
                 OutputDir = parse.GetValue(output)!.FullName,
                 Encoder = parse.GetValue(encoder)!,
                 Weights = parse.GetValue(weights)?.FullName,
+                WeightsConfigFile = parse.GetValue(weightsConfig)?.FullName,
                 BatchSize = parse.GetValue(batchSize),
                 Threads = parse.GetValue(threads),
                 Precision = parse.GetValue(precision) switch

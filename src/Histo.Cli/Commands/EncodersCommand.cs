@@ -9,13 +9,17 @@ static class EncodersCommand
 {
     public static Command Create()
     {
-        var command = new Command("encoders", "List the registered patch encoders: feature size, input size, weights and their terms.");
-        command.SetAction(CliRunner.Guard(_ =>
+        var weightsConfig = new Option<FileInfo?>("--weights-config") { Description = "JSON of encoder name to weights file; "
+            + $"default ${WeightsConfig.Variable}." };
+        var command = new Command("encoders", "List the registered patch encoders: feature size, input size, weights, the weights "
+            + "configured on this machine, and their terms.") { weightsConfig };
+        command.SetAction(CliRunner.Guard(parse =>
         {
+            string? config = parse.GetValue(weightsConfig)?.FullName;
             var rows = EncoderRegistry.All.Select(e => new[] { e.Name, $"{e.FeatureDim}", $"{e.InputSize}",
                 e.ModelCard is null ? e.Weights == "none" ? "random unless --weights" : e.Weights : $"--weights FILE from {e.ModelCard}",
-                e.Terms ?? "" }).ToList();
-            string[] header = ["name", "features", "input_px", "weights", "terms"];
+                WeightsConfig.Resolve(e.Name, config) ?? "", e.Terms ?? "" }).ToList();
+            string[] header = ["name", "features", "input_px", "weights", "configured", "terms"];
             // Piped or redirected: tab-separated lines a script can cut, not a table wrapped to a terminal's width.
             if (Console.IsOutputRedirected)
             {

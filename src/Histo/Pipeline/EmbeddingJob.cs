@@ -18,6 +18,8 @@ public sealed record EmbeddingJobOptions
     public string Encoder { get; init; } = EncoderRegistry.Default;
     /// <summary>The weights file of a registered encoder (the foundation models need one: their weights are gated).</summary>
     public string? Weights { get; init; }
+    /// <summary>A JSON map of encoder name to weights file (TRIDENT's local_ckpts.json); default: $HISTO_WEIGHTS_CONFIG.</summary>
+    public string? WeightsConfigFile { get; init; }
     public int BatchSize { get; init; } = 64;
     /// <summary>Threads for the network (TorchSharp's intra-op threads).</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
@@ -64,12 +66,13 @@ public static class EmbeddingJob
         using var folder = JobFolder.Open(options.OutputDir, "histo embed", options.Shard);
         foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
         set_num_threads(options.Threads);
-        using var encoder = EncoderRegistry.Create(options.Encoder, options.Precision, weights: options.Weights);
+        string? weights = options.Weights ?? WeightsConfig.Resolve(options.Encoder, options.WeightsConfigFile);
+        using var encoder = EncoderRegistry.Create(options.Encoder, options.Precision, weights: weights);
         // The encoder's weights and the precision change the features; batch size and threads do not. A weights file is
         // recorded by its SHA-256, so the same weights at another path are the same run and other weights are refused.
-        object settings = options.Weights is null
+        object settings = weights is null
             ? new { Encoder = EncoderLabel(encoder), Precision = options.Precision.ToString() }
-            : new { Encoder = EncoderLabel(encoder), WeightsSha256 = Sha256(options.Weights), Precision = options.Precision.ToString() };
+            : new { Encoder = EncoderLabel(encoder), WeightsSha256 = Sha256(weights), Precision = options.Precision.ToString() };
         folder.RecordOrCheckSettings(SettingsFile, settings, options.Overwrite);
         string featuresDir = Path.Combine(options.OutputDir, "features");
         JobFolder.CreateDirectory(featuresDir);
