@@ -88,9 +88,11 @@ public class FoundationModelCliTests
     {
         var (code, stdout, _) = Cli.Run("encoders");
         Assert.Equal(0, code);
-        // Feature sizes from the model cards: UNI 1024, UNI2-h 1536, Virchow and Virchow2 2560 (class token + patch mean).
+        // Feature sizes from the model cards: UNI 1024, UNI2-h 1536, Virchow and Virchow2 2560 (class token + patch mean),
+        // H-optimus-0 and GigaPath 1536.
         foreach (var (name, dim, card) in new[] { ("uni", 1024, "MahmoodLab/UNI"), ("uni2-h", 1536, "MahmoodLab/UNI2-h"),
-            ("virchow", 2560, "paige-ai/Virchow"), ("virchow2", 2560, "paige-ai/Virchow2") })
+            ("virchow", 2560, "paige-ai/Virchow"), ("virchow2", 2560, "paige-ai/Virchow2"), ("h-optimus-0", 1536, "bioptimus/H-optimus-0"),
+            ("gigapath", 1536, "prov-gigapath/prov-gigapath") })
         {
             var cells = stdout.Split('\n').Select(l => l.TrimEnd('\r').Split('\t')).First(c => c[0] == name);
             Assert.Equal($"{dim}", cells[1]);

@@ -30,6 +30,22 @@ public static class FoundationModels
     /// <summary>Virchow2 (Zimmermann et al. 2024): Virchow with 4 register tokens (left out of the patch mean).</summary>
     public static ViTConfig Virchow2 => Virchow with { Name = "virchow2", RegisterTokens = 4 };
 
+    /// <summary>H-optimus-0 and -1 (Bioptimus): timm's vit_giant_patch14_reg4_dinov2, 1,536 wide, 40 deep, 24 heads, SwiGLUPacked
+    /// (hidden 8,192), 4 registers, no_embed_class; class token, 1,536-d.</summary>
+    public static ViTConfig HOptimus0 => new("h-optimus-0", 1536, 40, 24, PatchSize: 14, ImageSize: 224, MlpRatio: 2.66667 * 2)
+    {
+        Mlp = ViTMlp.SwiGluPacked, LayerScaleInit = LayerScaleInit, RegisterTokens = 4, NoEmbedClass = true, AntialiasPositions = true,
+    };
+
+    /// <summary>Prov-GigaPath's tile encoder (Xu et al., Nature 2024): timm's vit_giant_patch14_dinov2 with 16 px patches, 1,536
+    /// wide, 40 deep, 24 heads, SwiGLUPacked (mlp ratio 5.33334), no registers; class token, 1,536-d.</summary>
+    public static ViTConfig GigaPath => new("gigapath", 1536, 40, 24, PatchSize: 16, ImageSize: 224, MlpRatio: 5.33334)
+    { Mlp = ViTMlp.SwiGluPacked, LayerScaleInit = LayerScaleInit, AntialiasPositions = true };
+
+    /// <summary>H-optimus' channel statistics (its model card).</summary>
+    public static InputNormalization.MeanStd HOptimusNormalization => new([0.707223f, 0.578729f, 0.703617f],
+        [0.211883f, 0.230117f, 0.177517f]);
+
     public static IReadOnlyList<EncoderSpec> All { get; } =
     [
         Row(Uni, "UNI (Mahmood Lab), ViT-L/16 pretrained with DINOv2 on 100M pathology patches", "https://huggingface.co/MahmoodLab/UNI",
@@ -40,6 +56,12 @@ public static class FoundationModels
             "https://huggingface.co/paige-ai/Virchow", "gated; see the model card's terms"),
         Row(Virchow2, "Virchow2 (Paige), Virchow with 4 registers, mixed magnifications; class token + patch mean",
             "https://huggingface.co/paige-ai/Virchow2", "gated; CC-BY-NC-ND 4.0, non-commercial"),
+        Row(HOptimus0, "H-optimus-0 (Bioptimus), ViT-g/14 with registers, pretrained on 500k+ slides",
+            "https://huggingface.co/bioptimus/H-optimus-0", "gated; Apache-2.0", HOptimusNormalization),
+        Row(HOptimus0 with { Name = "h-optimus-1" }, "H-optimus-1 (Bioptimus), H-optimus-0's architecture, 1M+ slides",
+            "https://huggingface.co/bioptimus/H-optimus-1", "gated; non-commercial, see the model card", HOptimusNormalization),
+        Row(GigaPath, "Prov-GigaPath tile encoder (Providence, Microsoft), ViT-g/16 pretrained on 1.3B tiles",
+            "https://huggingface.co/prov-gigapath/prov-gigapath", "gated; Apache-2.0 with the card's research-use terms"),
         // CLAM's default encoder: torchvision's ImageNet ResNet-50 weights, loaded into the truncated network (layer4 and fc of
         // the file are not used, as CLAM's load_state_dict(strict=False) leaves them).
         new("resnet50-trunc", "CLAM's resnet50_trunc: torchvision ResNet-50 through layer3, average pooled (CLAM's default)", 224, 1024,
@@ -50,7 +72,8 @@ public static class FoundationModels
         },
     ];
 
-    static EncoderSpec Row(ViTConfig config, string description, string card, string terms) =>
-        new(config.Name, description, config.ImageSize, config.FeatureDim, InputNormalization.ImageNet,
+    static EncoderSpec Row(ViTConfig config, string description, string card, string terms,
+        InputNormalization? normalization = null) =>
+        new(config.Name, description, config.ImageSize, config.FeatureDim, normalization ?? InputNormalization.ImageNet,
             () => new VisionTransformer(config), "required") { ModelCard = card, Terms = terms };
 }
