@@ -133,10 +133,13 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
     {
         for (int i = 0; i < Count; i++)
             for (int j = 0; j < Dim; j++)
-                if (!float.IsFinite(Features[i, j]))
-                    throw new HistoException($"{path}: feature {j} of patch {i} is {Features[i, j]}; re-run 'histo embed --overwrite' "
-                        + $"for {SlideId}");
+                if (!float.IsFinite(Features[i, j])) throw NonFinite(path, i, j, Features[i, j]);
     }
+
+    /// <summary>The error for a NaN or infinite feature: the file, the patch and the fix (one wording for every reader).</summary>
+    public static HistoException NonFinite(string path, long patch, long feature, float value) =>
+        new($"{path}: feature {feature} of patch {patch} is {value}; re-run 'histo embed --overwrite' for "
+            + $"{Path.GetFileNameWithoutExtension(path)}");
 
     static TOut[,] Convert<TIn, TOut>(TIn[,] source, Func<TIn, TOut> f)
     {

@@ -93,14 +93,19 @@ public sealed class AttentionMil : MilModel
         return h * mask * keepInverse;
     }
 
+    int ChunkCount(Tensor bag) => (int)((bag.shape[0] + _chunk - 1) / _chunk);
+
+    /// <summary>Dropout's 1 / (1 - p) while training (a tensor: no Scalar made on the fly); null when dropout is off.</summary>
+    Tensor? KeepInverse() => training && _dropout > 0 ? tensor(1 / (1 - _dropout)) : null;
+
     MilOutput StreamedForward(Tensor bag)
     {
         using var scope = NewDisposeScope();
-        bool dropout = training && _dropout > 0, recompute = training && is_grad_enabled();
+        bool recompute = training && is_grad_enabled();
         // One draw of the global generator per pass: seeded runs stay reproducible, and each step gets new masks.
         long seed = randint(0, int.MaxValue, [1], dtype: ScalarType.Int64).item<long>();
-        var keepInverse = dropout ? tensor(1 / (1 - _dropout)) : null;
-        int chunks = (int)((bag.shape[0] + _chunk - 1) / _chunk);
+        var keepInverse = KeepInverse();
+        int chunks = ChunkCount(bag);
         var scores = new List<Tensor>();
         Tensor? max = null, sum = null, weighted = null;
         using (no_grad())
@@ -149,8 +154,8 @@ public sealed class AttentionMil : MilModel
         if (streamed is null) return;
         var g = streamed.ZLeaf.grad ?? throw new InvalidOperationException("the loss does not depend on the streamed bag's logits");
         using var zg = streamed.Z.dot(g);
-        using var keepInverse = training && _dropout > 0 ? tensor(1 / (1 - _dropout)) : null;
-        int chunks = (int)((streamed.Bag.shape[0] + _chunk - 1) / _chunk);
+        using var keepInverse = KeepInverse();
+        int chunks = ChunkCount(streamed.Bag);
         for (int c = 0; c < chunks; c++)
         {
             using var scope = NewDisposeScope();

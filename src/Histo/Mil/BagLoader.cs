@@ -138,8 +138,7 @@ public sealed class BagLoader : IDisposable
             long row = first[0].item<long>(), column = first[1].item<long>();
             float value = t[row, column].item<float>();
             t.Dispose();
-            throw new HistoException($"{path}: feature {column} of patch {row} is {value}; re-run 'histo embed --overwrite' for "
-                + $"{Path.GetFileNameWithoutExtension(path)}");
+            throw PatchFeatures.NonFinite(path, row, column, value);
         }
         return t;
     }

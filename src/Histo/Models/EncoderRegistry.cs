@@ -38,6 +38,24 @@ public static class EncoderRegistry
         ?? throw new HistoException($"unknown encoder '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}, or give a "
             + $"checkpoint file");
 
+    /// <summary>
+    /// A weights file loaded strictly into a network <paramref name="create"/> makes (disposed if it does not fit). The file
+    /// is read first, so an unreadable one is reported before a large network is built.
+    /// </summary>
+    static nn.Module<Tensor, Tensor> LoadFile(Func<nn.Module<Tensor, Tensor>> create, string file, Func<string, bool> ignore)
+    {
+        var tensors = Checkpoint.Read(file);
+        nn.Module<Tensor, Tensor>? network = null;
+        try
+        {
+            network = create();
+            WeightLoading.Load(network, tensors, file, strict: true, ignore: ignore);
+        }
+        catch { network?.Dispose(); throw; }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+        return network;
+    }
+
     /// <summary>Names in checkpoints that belong to a classifier head, not to the backbone.</summary>
     static bool IsHead(string name) => name.StartsWith("fc.") || name.StartsWith("head.") || name.StartsWith("head_drop.");
 
@@ -72,15 +90,8 @@ public static class EncoderRegistry
                     + $"and download them at {spec.ModelCard}, then pass --weights FILE (pytorch_model.bin or model.safetensors)");
             if (weights is null) return (spec with { InputSize = inputSize ?? spec.InputSize }, spec.Create());
             if (!File.Exists(weights)) throw new HistoException($"{weights}: weights file not found (--weights)");
-            var given = Checkpoint.Read(weights);
-            var network = spec.Create();
-            try
-            {
-                WeightLoading.Load(network, given, weights, strict: true, ignore: n => IsHead(n) || n.EndsWith("num_batches_tracked")
-                    || spec.UnusedWeights.Any(n.StartsWith));
-            }
-            catch { network.Dispose(); throw; }
-            finally { foreach (var t in given.Values) t.Dispose(); }
+            var network = LoadFile(spec.Create, weights, n => IsHead(n) || n.EndsWith("num_batches_tracked")
+                || spec.UnusedWeights.Any(n.StartsWith));
             return (spec with { Weights = Path.GetFullPath(weights), InputSize = inputSize ?? spec.InputSize }, network);
         }
         if (weights is not null) throw new UsageException($"--weights goes with a registered --encoder name "
@@ -92,10 +103,7 @@ public static class EncoderRegistry
             var info = System.Text.Json.JsonSerializer.Deserialize<SelfSupervised.DinoTraining.EncoderInfo>(
                 File.ReadAllText(Path.Combine(nameOrPath, SelfSupervised.DinoTraining.EncoderFile)))!;
             var spec = Get(info.Arch);
-            var network = spec.Create();
-            var saved = Checkpoint.Read(backbone);
-            try { WeightLoading.Load(network, saved, backbone, ignore: n => n.EndsWith("num_batches_tracked")); }
-            finally { foreach (var t in saved.Values) t.Dispose(); }
+            var network = LoadFile(spec.Create, backbone, n => n.EndsWith("num_batches_tracked"));
             // Patches are embedded at the size the run trained its global crops at.
             return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? info.InputSize }, network);
         }
