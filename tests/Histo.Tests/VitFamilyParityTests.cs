@@ -112,6 +112,7 @@ public class FoundationModelCliTests
         Assert.Contains("--encoder uni needs its weights", stderr);
         Assert.Contains("https://huggingface.co/MahmoodLab/UNI", stderr);
         Assert.DoesNotContain("   at ", stderr);
+        Assert.False(Directory.Exists(dir["emb"]), "a refused encoder leaves no output folder");
         // A weights file that is not the model's: every mis-shaped tensor is named (the reduced test file against ViT-L/16).
         (code, _, stderr) = Cli.Run("embed", dir["slide.svs"], "--coords", dir["tiles"], "-o", dir["emb"], "--encoder", "vit-tiny",
             "--weights", Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", "vit-uni.bin"));

@@ -63,11 +63,12 @@ public static class EmbeddingJob
         options.Validate();
         var files = SlideBatch.Expand(options.Slides);
         if (options.Shard is { } shard) files = files.Where(f => SlideBatch.InShard(WholeSlide.SlideIdOf(f), shard)).ToList();
-        using var folder = JobFolder.Open(options.OutputDir, "histo embed", options.Shard);
-        foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
         set_num_threads(options.Threads);
+        // The encoder first: a missing or unfitting weights file is reported before the output folder is made.
         string? weights = options.Weights ?? WeightsConfig.Resolve(options.Encoder, options.WeightsConfigFile);
         using var encoder = EncoderRegistry.Create(options.Encoder, options.Precision, weights: weights);
+        using var folder = JobFolder.Open(options.OutputDir, "histo embed", options.Shard);
+        foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
         // The encoder's weights and the precision change the features; batch size and threads do not. A weights file is
         // recorded by its SHA-256, so the same weights at another path are the same run and other weights are refused.
         object settings = weights is null
