@@ -90,14 +90,17 @@ public class FoundationModelCliTests
         Assert.Equal(0, code);
         // Feature sizes from the model cards: UNI 1024, UNI2-h 1536, Virchow and Virchow2 2560 (class token + patch mean),
         // H-optimus-0 and GigaPath 1536.
-        foreach (var (name, dim, card) in new[] { ("uni", 1024, "MahmoodLab/UNI"), ("uni2-h", 1536, "MahmoodLab/UNI2-h"),
-            ("virchow", 2560, "paige-ai/Virchow"), ("virchow2", 2560, "paige-ai/Virchow2"), ("h-optimus-0", 1536, "bioptimus/H-optimus-0"),
-            ("gigapath", 1536, "prov-gigapath/prov-gigapath") })
+        // CTransPath 768 (Swin-T's last stage).
+        const string hub = "https://huggingface.co/";
+        foreach (var (name, dim, card) in new[] { ("uni", 1024, hub + "MahmoodLab/UNI"), ("uni2-h", 1536, hub + "MahmoodLab/UNI2-h"),
+            ("virchow", 2560, hub + "paige-ai/Virchow"), ("virchow2", 2560, hub + "paige-ai/Virchow2"),
+            ("h-optimus-0", 1536, hub + "bioptimus/H-optimus-0"), ("gigapath", 1536, hub + "prov-gigapath/prov-gigapath"),
+            ("ctranspath", 768, "https://github.com/Xiyue-Wang/TransPath") })
         {
             var cells = stdout.Split('\n').Select(l => l.TrimEnd('\r').Split('\t')).First(c => c[0] == name);
             Assert.Equal($"{dim}", cells[1]);
             Assert.Equal("224", cells[2]);
-            Assert.Equal($"--weights FILE from https://huggingface.co/{card}", cells[3]);
+            Assert.Equal($"--weights FILE from {card}", cells[3]);
         }
     }
 
@@ -147,5 +150,54 @@ public class FoundationModelCliTests
         Assert.Equal(1, code);
         Assert.Contains("the weights of uni", stderr);
         Assert.Contains("missing.bin, do not exist", stderr);
+    }
+}
+
+/// <summary>
+/// CTransPath's Swin-T with its convolutional stem against PyTorch: tools/reference/swin_ctranspath_reference.py builds it
+/// from timm 0.5.4's swin_transformer.py semantics at reduced width (16, depths 2-2-2-2, heads 1-2-4-8), saves seeded random
+/// weights as CTransPath's file is saved ({'model': state_dict}, relative-position indices and attention masks included, no
+/// head), and its features at 224 px and 448 px (where every shifted block needs a new mask). Loaded through the ctranspath
+/// row's conversion, Histo must agree to 1e-4 of the feature scale.
+/// </summary>
+public class CTransPathParityTests
+{
+    static string Golden(string file) => Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", file);
+
+    [Fact]
+    public void FeaturesMatchTimmSwin()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Golden("ctranspath-golden.json")));
+        var c = doc.RootElement.GetProperty("config");
+        int[] Ints(string key) => c.GetProperty(key).EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        var config = new SwinConfig("ctranspath-mini", c.GetProperty("embed_dim").GetInt32(), Ints("depths"), Ints("num_heads"),
+            c.GetProperty("window_size").GetInt32(), c.GetProperty("img_size").GetInt32(), c.GetProperty("mlp_ratio").GetDouble());
+        Assert.Equal(c.GetProperty("num_features").GetInt32(), config.FeatureDim);
+        using var model = new SwinTransformer(config);
+        var file = Golden(doc.RootElement.GetProperty("file").GetString()!);
+        var read = Checkpoint.Read(file);
+        Assert.Contains(read.Keys, k => k.EndsWith(".attn_mask"));    // the file is as timm saves it, masks and all
+        var weights = FoundationModels.All.Single(e => e.Name == "ctranspath").ConvertWeights(read);
+        try { WeightLoading.Load(model, weights, file, ignore: n => n.EndsWith("num_batches_tracked")); }
+        finally { foreach (var t in read.Values) t.Dispose(); }
+        model.eval();
+        using var _ = no_grad();
+        foreach (var output in doc.RootElement.GetProperty("outputs").EnumerateObject())
+        {
+            int size = int.Parse(output.Name);
+            var expected = output.Value.EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            using var j = arange(2L * 3 * size * size, dtype: ScalarType.Float64);
+            using var input = sin(0.01 * j).reshape(2, 3, size, size).to_type(ScalarType.Float32);
+            using var features = model.forward(input);
+            Assert.Equal(new long[] { 2, config.FeatureDim }, features.shape);
+            var ours = features.data<float>().ToArray();
+            double scale = Math.Max(1, expected.Max(Math.Abs));
+            double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
+            Assert.True(worst <= 1e-4 * scale, $"CTransPath at {size} px: max |difference| {worst:E2} (feature scale {scale:F2})");
+        }
+        // A side that the windows do not tile is refused with what to use instead, not padded silently.
+        using var odd = zeros(1, 3, 256, 256);
+        var message = Assert.Throws<HistoException>(() => model.forward(odd)).Message;
+        Assert.Contains("use a multiple of 224 px", message);
     }
 }

@@ -21,14 +21,30 @@ public static class Checkpoint
         {
             raw = path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
                 ? TorchSharp.PyBridge.Safetensors.LoadStateDict(path, null!)
-                : TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(path).Cast<System.Collections.DictionaryEntry>()
-                    .Where(e => e.Value is Tensor).ToDictionary(e => (string)e.Key, e => (Tensor)e.Value!);
+                : TensorsOf(TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(path));
         }
         catch (Exception e) when (e is not HistoException)
         {
             throw new HistoException($"{path}: not a readable safetensors or PyTorch state dict ({e.Message}); save the state_dict (torch.save(model.state_dict(), path)) or use safetensors", e);
         }
         return StripPrefixes(raw);
+    }
+
+    /// <summary>Keys under which training code saves the state dict in a larger checkpoint (timm, TransPath, DINO).</summary>
+    static readonly string[] StateDictKeys = ["state_dict", "model", "teacher"];
+
+    /// <summary>
+    /// The tensors of an unpickled dict; a checkpoint that holds none at its top level but the state dict under a training
+    /// script's key (<c>torch.save({'model': model.state_dict()})</c>, as CTransPath's) gives that dict's.
+    /// </summary>
+    static Dictionary<string, Tensor> TensorsOf(System.Collections.IDictionary dict)
+    {
+        var tensors = dict.Cast<System.Collections.DictionaryEntry>().Where(e => e.Value is Tensor)
+            .ToDictionary(e => (string)e.Key, e => (Tensor)e.Value!);
+        if (tensors.Count > 0) return tensors;
+        foreach (var key in StateDictKeys)
+            if (dict.Contains(key) && dict[key] is System.Collections.IDictionary inner) return TensorsOf(inner);
+        return tensors;
     }
 
     /// <summary>Removes wrapper prefixes that every key shares, one at a time.</summary>

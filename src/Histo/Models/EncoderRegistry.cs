@@ -42,9 +42,12 @@ public static class EncoderRegistry
     /// A weights file loaded strictly into a network <paramref name="create"/> makes (disposed if it does not fit). The file
     /// is read first, so an unreadable one is reported before a large network is built.
     /// </summary>
-    static nn.Module<Tensor, Tensor> LoadFile(Func<nn.Module<Tensor, Tensor>> create, string file, Func<string, bool> ignore)
+    static nn.Module<Tensor, Tensor> LoadFile(Func<nn.Module<Tensor, Tensor>> create, string file, Func<string, bool> ignore,
+        Func<Dictionary<string, Tensor>, Dictionary<string, Tensor>>? convert = null)
     {
-        var tensors = Checkpoint.Read(file);
+        var read = Checkpoint.Read(file);
+        var tensors = convert is null ? read : convert(read);
+        foreach (var (name, t) in read) if (!tensors.TryGetValue(name, out var kept) || !ReferenceEquals(kept, t)) t.Dispose();
         nn.Module<Tensor, Tensor>? network = null;
         try
         {
@@ -86,12 +89,13 @@ public static class EncoderRegistry
         {
             var spec = Get(nameOrPath);
             if (weights is null && spec.ModelCard is not null)
-                throw new HistoException($"--encoder {spec.Name} needs its weights, which are gated ({spec.Terms}): accept the terms "
-                    + $"and download them at {spec.ModelCard}, then pass --weights FILE (pytorch_model.bin or model.safetensors)");
+                throw new HistoException($"--encoder {spec.Name} needs its weights ({spec.Terms}): accept the terms and download "
+                    + $"them at {spec.ModelCard}, then pass --weights FILE (the checkpoint as published: pytorch_model.bin, "
+                    + "model.safetensors or .pth)");
             if (weights is null) return (spec with { InputSize = inputSize ?? spec.InputSize }, spec.Create());
             if (!File.Exists(weights)) throw new HistoException($"{weights}: weights file not found (--weights)");
             var network = LoadFile(spec.Create, weights, n => IsHead(n) || n.EndsWith("num_batches_tracked")
-                || spec.UnusedWeights.Any(n.StartsWith));
+                || spec.UnusedWeights.Any(n.StartsWith), spec.ConvertWeights);
             return (spec with { Weights = Path.GetFullPath(weights), InputSize = inputSize ?? spec.InputSize }, network);
         }
         if (weights is not null) throw new UsageException($"--weights goes with a registered --encoder name "

@@ -62,6 +62,14 @@ public static class FoundationModels
             "https://huggingface.co/bioptimus/H-optimus-1", "gated; non-commercial, see the model card", HOptimusNormalization),
         Row(GigaPath, "Prov-GigaPath tile encoder (Providence, Microsoft), ViT-g/16 pretrained on 1.3B tiles",
             "https://huggingface.co/prov-gigapath/prov-gigapath", "gated; Apache-2.0 with the card's research-use terms"),
+        new("ctranspath", "CTransPath (Wang et al. 2022), Swin-T behind a convolutional stem, self-supervised on 15M patches",
+            224, SwinConfig.CTransPath.FeatureDim, InputNormalization.ImageNet, () => new SwinTransformer(SwinConfig.CTransPath),
+            "required")
+        {
+            ModelCard = "https://github.com/Xiyue-Wang/TransPath",
+            Terms = "not gated: ctranspath.pth is linked from the README; TRIDENT's CHIEF_CTransPath.pth also loads",
+            ConvertWeights = SwinTransformer.WithoutAttentionMasks,
+        },
         // CLAM's default encoder: torchvision's ImageNet ResNet-50 weights, loaded into the truncated network (layer4 and fc of
         // the file are not used, as CLAM's load_state_dict(strict=False) leaves them).
         new("resnet50-trunc", "CLAM's resnet50_trunc: torchvision ResNet-50 through layer3, average pooled (CLAM's default)", 224, 1024,

@@ -30,6 +30,11 @@ public sealed record EncoderSpec(string Name, string Description, int InputSize,
     public string? Terms { get; init; }
     /// <summary>Prefixes of tensors a weights file has that this network does not use (a truncated network's later layers).</summary>
     public IReadOnlyList<string> UnusedWeights { get; init; } = [];
+    /// <summary>
+    /// How the files users have name their tensors, mapped to this network's names before the strict load (a Hugging Face
+    /// layout to timm's, buffers the network recomputes dropped); the identity for files already in the network's names.
+    /// </summary>
+    public Func<Dictionary<string, Tensor>, Dictionary<string, Tensor>> ConvertWeights { get; init; } = t => t;
 }
 
 /// <summary>
