@@ -1,3 +1,5 @@
+using PureHDF;
+using PureHDF.VOL.Native;
 using Histo.IO;
 using Histo.Models;
 using Histo.Pipeline;
@@ -113,5 +115,47 @@ public class EmbeddingTests(SyntheticSlideFixture fixture) : IClassFixture<Synth
         Assert.Contains("non-finite", nan.Error);
         Assert.Contains("patch 0", nan.Error);
         Assert.False(File.Exists(outDir[$"emb2/features/{fixture.Spec.SlideId}.h5"]));
+    }
+}
+
+/// <summary>
+/// A card row end to end: `histo embed --encoder ctranspath --weights FILE` on 112 px patches, which the row resizes to 224
+/// as its card does; the features file records the weights' SHA-256 (as sha256sum prints it), the precision, the input size
+/// and the transform, and a second run with other weights into the same folder is refused.
+/// </summary>
+public class CardRowEmbeddingTests(SyntheticSlideFixture slide) : IClassFixture<SyntheticSlideFixture>
+{
+    [Fact]
+    public void CTransPathRowEmbedsAndRecordsItsProvenance()
+    {
+        using var dir = new TempDir();
+        var tiled = TilingJob.Run(new TilingJobOptions { Slides = [slide.SlidePath], OutputDir = dir["tiles"],
+            Tiling = new TilingOptions { TargetMpp = 1.0, PatchSize = 112 } }).Single();
+        Assert.InRange(tiled.Patches, 3, 60);
+        using (var network = new SwinTransformer(SwinConfig.CTransPath))
+            TorchSharp.PyBridge.Safetensors.SaveStateDict(dir["ctranspath.safetensors"], network.state_dict());
+        var (code, _, stderr) = Cli.Run("embed", slide.SlidePath, "--coords", dir["tiles"], "-o", dir["emb"], "--encoder", "ctranspath",
+            "--weights", dir["ctranspath.safetensors"], "--batch-size", "4");
+        Assert.True(code == 0, stderr);
+        string file = dir[$"emb/features/{slide.Spec.SlideId}.h5"];
+        var features = PatchFeatures.Read(file);
+        Assert.Equal((tiled.Patches, 768), (features.Count, features.Dim));
+        using var h5 = PureHDF.H5File.OpenRead(file);
+        var attributes = h5.Dataset("features");
+        string Text(string name) => attributes.Attribute(name).Read<string>();
+        var sha = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sha256sum", dir["ctranspath.safetensors"])
+            { RedirectStandardOutput = true })!;
+        Assert.Equal(sha.StandardOutput.ReadToEnd().Split(' ')[0], Text("weights_sha256"));
+        Assert.Equal("fp32", Text("precision"));    // TRIDENT runs CTransPath in fp32
+        Assert.Equal(224L, attributes.Attribute("input_size").Read<long>());
+        Assert.StartsWith("resize 224 bilinear, mean 0.485,0.456,0.406", Text("transform"));
+        Assert.False(string.IsNullOrEmpty(Text("histo_version")));
+        // Other weights into the same folder: refused, not mixed.
+        using (var network = new SwinTransformer(SwinConfig.CTransPath))
+            TorchSharp.PyBridge.Safetensors.SaveStateDict(dir["other.safetensors"], network.state_dict());
+        (code, _, stderr) = Cli.Run("embed", slide.SlidePath, "--coords", dir["tiles"], "-o", dir["emb"], "--encoder", "ctranspath",
+            "--weights", dir["other.safetensors"]);
+        Assert.Equal(1, code);
+        Assert.Contains("WeightsSha256", stderr);
     }
 }

@@ -20,16 +20,16 @@ static class EmbedCommand
         var encoder = new Option<string>("--encoder") { Description = $"Encoder name "
             + $"({string.Join(", ", EncoderRegistry.All.Select(e => e.Name))}) or checkpoint file.", DefaultValueFactory = _ =>
                 EncoderRegistry.Default };
-        var weights = new Option<FileInfo?>("--weights") { Description = "Weights file of a registered encoder (pytorch_model.bin or "
-            + "model.safetensors); the foundation models (uni, uni2-h, virchow, virchow2) need one: 'histo encoders' lists them." };
+        var weights = new Option<FileInfo?>("--weights") { Description = "Weights file of a registered encoder (pytorch_model.bin, "
+            + "model.safetensors or .pth as published); the foundation models need one: 'histo encoders' lists them." };
         var weightsConfig = new Option<FileInfo?>("--weights-config") { Description = "JSON of encoder name to weights file "
             + $"(TRIDENT's local_ckpts.json), used when --weights is not given; default ${WeightsConfig.Variable}." };
         var batchSize = new Option<int>("--batch-size") { Description = "Patches per forward pass.",
             DefaultValueFactory = _ => defaults.BatchSize };
         var threads = new Option<int>("--threads") { Description = "Threads for the network.",
             DefaultValueFactory = _ => defaults.Threads };
-        var precision = new Option<string>("--precision") { Description = "fp32, or bf16 (faster on CPUs with AVX-512-BF16/AMX; "
-            + "features stay float32).", DefaultValueFactory = _ => "fp32" };
+        var precision = new Option<string>("--precision") { Description = "auto: the encoder's default ('histo encoders'), bf16 "
+            + "only on CPUs with AVX-512-BF16 or AMX; or fp32, bf16. Features stay float32.", DefaultValueFactory = _ => "auto" };
         var shard = new Option<string?>("--shard") { Description = "Process shard i of n (0-based, 'i/n'), for array jobs." };
         var skipErrors = new Option<bool>("--skip-errors") { Description = "Go on past slides that fail and list them at the end." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Redo slides that already have features." };
@@ -51,12 +51,7 @@ static class EmbedCommand
                 WeightsConfigFile = parse.GetValue(weightsConfig)?.FullName,
                 BatchSize = parse.GetValue(batchSize),
                 Threads = parse.GetValue(threads),
-                Precision = parse.GetValue(precision) switch
-                {
-                    "fp32" => TorchSharp.torch.ScalarType.Float32,
-                    "bf16" => TorchSharp.torch.ScalarType.BFloat16,
-                    var p => throw new UsageException($"--precision '{p}' must be fp32 or bf16"),
-                },
+                Precision = ComputePrecision.Resolve(parse.GetValue(precision), parse.GetValue(encoder)!),
                 Shard = parse.GetValue(shard) is { } s ? SlideBatch.ParseShard(s) : null,
                 SkipErrors = parse.GetValue(skipErrors),
                 Overwrite = parse.GetValue(overwrite),

@@ -18,8 +18,10 @@ static class EncodersCommand
             string? config = parse.GetValue(weightsConfig)?.FullName;
             var rows = EncoderRegistry.All.Select(e => new[] { e.Name, $"{e.FeatureDim}", $"{e.InputSize}",
                 e.ModelCard is null ? e.Weights == "none" ? "random unless --weights" : e.Weights : $"--weights FILE from {e.ModelCard}",
-                WeightsConfig.Resolve(e.Name, config) ?? "", e.Terms ?? "" }).ToList();
-            string[] header = ["name", "features", "input_px", "weights", "configured", "terms"];
+                WeightsConfig.Resolve(e.Name, config) ?? "", e.Terms ?? "", $"{EncoderRegistry.ParameterCount(e) / 1e6:0.0}M",
+                ComputePrecision.Name(e.DefaultPrecision) + (ComputePrecision.Resolve("auto", e.Name) == e.DefaultPrecision ? ""
+                    : $" (fp32 on this CPU)"), e.Preprocessing }).ToList();
+            string[] header = ["name", "features", "input_px", "weights", "configured", "terms", "parameters", "precision", "transform"];
             // Piped or redirected: tab-separated lines a script can cut, not a table wrapped to a terminal's width.
             if (Console.IsOutputRedirected)
             {

@@ -13,6 +13,18 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
     /// <summary>Tiling settings the coordinates were made with (copied from the coords file), so prediction can tile alike.</summary>
     public int Overlap { get; init; }
     public double MinTissue { get; init; } = double.NaN;
+    /// <summary>The encoder's weights file by its SHA-256 (null: built-in or random weights).</summary>
+    public string? WeightsSha256 { get; init; }
+    /// <summary>The precision the network ran in ("fp32", "bf16"); null when not recorded.</summary>
+    public string? Precision { get; init; }
+    /// <summary>The side the network saw patches at, and what was done to them before it (resize, crop, normalisation).</summary>
+    public int InputSize { get; init; }
+    public string? Transform { get; init; }
+
+    /// <summary>The Histo version that wrote a file (the assembly's informational version).</summary>
+    public static string HistoVersion { get; } = typeof(PatchFeatures).Assembly
+        .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
 
     public int Count => Features.GetLength(0);
     public int Dim => Features.GetLength(1);
@@ -21,7 +33,11 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
     {
         H5Dataset features = Count > 0 ? new H5Dataset(Features) : new H5Dataset<float[,]>(fileDims: [0, (ulong)Dim]);
         H5Dataset coords = Count > 0 ? new H5Dataset(Coords) : new H5Dataset<long[,]>(fileDims: [0, 2]);
-        features.Attributes = new() { ["encoder"] = Encoder, ["feature_dim"] = (long)Dim };
+        features.Attributes = new() { ["encoder"] = Encoder, ["feature_dim"] = (long)Dim, ["histo_version"] = HistoVersion };
+        if (WeightsSha256 is not null) features.Attributes["weights_sha256"] = WeightsSha256;
+        if (Precision is not null) features.Attributes["precision"] = Precision;
+        if (InputSize > 0) features.Attributes["input_size"] = (long)InputSize;
+        if (Transform is not null) features.Attributes["transform"] = Transform;
         coords.Attributes = new()
         {
             ["patch_size"] = (long)PatchSize, ["target_mpp"] = TargetMpp, ["name"] = SlideId,
@@ -100,8 +116,12 @@ public sealed record PatchFeatures(string SlideId, float[,] Features, long[,] Co
                 if (cds.AttributeExists("min_tissue")) minTissue = cds.Attribute("min_tissue").Read<double>();
             }
             string encoder = fds.AttributeExists("encoder") ? fds.Attribute("encoder").Read<string>() : "unknown";
+            string? Text(string attribute) => fds.AttributeExists(attribute) ? fds.Attribute(attribute).Read<string>() : null;
             return new FeatureProvenance(encoder, (int)dims[1], patchSize, targetMpp)
-            { Patches = (long)dims[0], SlideName = name, Overlap = overlap, MinTissue = minTissue };
+            {
+                Patches = (long)dims[0], SlideName = name, Overlap = overlap, MinTissue = minTissue,
+                WeightsSha256 = Text("weights_sha256"), Precision = Text("precision"),
+            };
         });
 
     /// <summary>
@@ -164,6 +184,10 @@ public sealed record FeatureProvenance(string Encoder, int Dim, int PatchSize, d
     public double MinTissue { get; init; } = double.NaN;
     /// <summary>The slide the coordinates belong to (the coords 'name' attribute), when recorded.</summary>
     public string? SlideName { get; init; }
+    /// <summary>The weights file's SHA-256 and the network's precision, when recorded (compared only when both files have them:
+    /// CLAM's and TRIDENT's files do not).</summary>
+    public string? WeightsSha256 { get; init; }
+    public string? Precision { get; init; }
 
     /// <summary>The settings that differ, in words ("encoder resnet18 vs resnet18-imagenet").</summary>
     public List<string> Differences(FeatureProvenance other)
@@ -171,6 +195,10 @@ public sealed record FeatureProvenance(string Encoder, int Dim, int PatchSize, d
         var result = new List<string>();
         if (Encoder != other.Encoder) result.Add($"encoder {Encoder} vs {other.Encoder}");
         if (Dim != other.Dim) result.Add($"{Dim}-d vs {other.Dim}-d features");
+        if (WeightsSha256 is not null && other.WeightsSha256 is not null && WeightsSha256 != other.WeightsSha256)
+            result.Add($"weights {WeightsSha256[..12]}... vs {other.WeightsSha256[..12]}...");
+        if (Precision is not null && other.Precision is not null && Precision != other.Precision)
+            result.Add($"precision {Precision} vs {other.Precision}");
         if (PatchSize != other.PatchSize) result.Add($"patch size {PatchSize} vs {other.PatchSize}");
         // 10%: tiling by magnification resolves "20x" to 0.49-0.52 mpp on different scanners, all the same resolution for a
         // model; a real change of resolution (0.5 vs 1.0 mpp) is a factor of two.

@@ -22,9 +22,9 @@ public static class EncoderRegistry
         new("resnet50", "torchvision ResNet-50, random initialisation unless weights are given", 224, 2048, InputNormalization.ImageNet,
             () => new ResNet(ResNetConfig.ResNet50), "none"),
         new("vit-tiny", "ViT-Tiny/16 (timm names), random initialisation unless weights are given", 224, 192, InputNormalization.ImageNet,
-            () => new VisionTransformer(ViTConfig.Tiny), "none"),
+            () => new VisionTransformer(ViTConfig.Tiny), "none") { Parameters = ViTConfig.Tiny.ParameterCount },
         new("vit-small", "ViT-Small/16 (timm names), random initialisation unless weights are given", 224, 384, InputNormalization.ImageNet,
-            () => new VisionTransformer(ViTConfig.Small), "none"),
+            () => new VisionTransformer(ViTConfig.Small), "none") { Parameters = ViTConfig.Small.ParameterCount },
         new("vit-tiny-32", "ViT-Tiny with 4 px patches for 32 px images (small tiles, Fashion-MNIST), random initialisation", 32, 192,
             InputNormalization.ImageNet,
             () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-tiny-32", PatchSize = 4, ImageSize = 32 }), "none"),
@@ -33,6 +33,14 @@ public static class EncoderRegistry
             () => new VisionTransformer(ViTConfig.Tiny with { Name = "vit-micro-32", Depth = 4, PatchSize = 4, ImageSize = 32 }), "none"),
         .. FoundationModels.All,
     ];
+
+    /// <summary>The parameters of a row's network: from its configuration where the row knows it, else counted on a built one.</summary>
+    public static long ParameterCount(EncoderSpec spec)
+    {
+        if (spec.Parameters is { } known) return known;
+        using var network = spec.Create();
+        return network.parameters().Sum(p => p.numel());
+    }
 
     public static EncoderSpec Get(string name) => All.FirstOrDefault(e => e.Name == name)
         ?? throw new HistoException($"unknown encoder '{name}'; choose one of {string.Join(", ", All.Select(e => e.Name))}, or give a "

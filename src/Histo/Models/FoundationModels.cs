@@ -1,3 +1,5 @@
+using static TorchSharp.torch;
+
 namespace Histo.Models;
 
 /// <summary>
@@ -46,29 +48,39 @@ public static class FoundationModels
     public static InputNormalization.MeanStd HOptimusNormalization => new([0.707223f, 0.578729f, 0.703617f],
         [0.211883f, 0.230117f, 0.177517f]);
 
+    // The cards' transforms, as TRIDENT's load.py applies them (torchvision on PIL images).
+    static readonly CardTransform Resize224 = new(224, 224), Bicubic224 = new(224, 224, InterpolationMode.Bicubic),
+        GigaPathTransform = new(256, 224, InterpolationMode.Bicubic);
+
+    // Default precision: half where TRIDENT runs the model in half precision (bf16 here, on CPUs that have it), fp32 where it
+    // runs fp32 (CTransPath, Phikon, ResNet-50).
+    const ScalarType Half = ScalarType.BFloat16, Full = ScalarType.Float32;
+
     public static IReadOnlyList<EncoderSpec> All { get; } =
     [
         Row(Uni, "UNI (Mahmood Lab), ViT-L/16 pretrained with DINOv2 on 100M pathology patches", "https://huggingface.co/MahmoodLab/UNI",
-            "gated; CC-BY-NC-ND 4.0, non-commercial academic research"),
+            "gated; CC-BY-NC-ND 4.0, non-commercial academic research", Resize224, Half),
         Row(Uni2H, "UNI2-h (Mahmood Lab), ViT-H/14 with registers, pretrained on 200M+ pathology patches",
-            "https://huggingface.co/MahmoodLab/UNI2-h", "gated; CC-BY-NC-ND 4.0, non-commercial academic research"),
+            "https://huggingface.co/MahmoodLab/UNI2-h", "gated; CC-BY-NC-ND 4.0, non-commercial academic research", Resize224, Half),
         Row(Virchow, "Virchow (Paige), ViT-H/14 pretrained with DINOv2 on 1.5M slides; class token + patch mean",
-            "https://huggingface.co/paige-ai/Virchow", "gated; see the model card's terms"),
+            "https://huggingface.co/paige-ai/Virchow", "gated; see the model card's terms", Bicubic224, Half),
         Row(Virchow2, "Virchow2 (Paige), Virchow with 4 registers, mixed magnifications; class token + patch mean",
-            "https://huggingface.co/paige-ai/Virchow2", "gated; CC-BY-NC-ND 4.0, non-commercial"),
+            "https://huggingface.co/paige-ai/Virchow2", "gated; CC-BY-NC-ND 4.0, non-commercial", Bicubic224, Half),
         Row(HOptimus0, "H-optimus-0 (Bioptimus), ViT-g/14 with registers, pretrained on 500k+ slides",
-            "https://huggingface.co/bioptimus/H-optimus-0", "gated; Apache-2.0", HOptimusNormalization),
+            "https://huggingface.co/bioptimus/H-optimus-0", "gated; Apache-2.0", Resize224, Half, HOptimusNormalization),
         Row(HOptimus0 with { Name = "h-optimus-1" }, "H-optimus-1 (Bioptimus), H-optimus-0's architecture, 1M+ slides",
-            "https://huggingface.co/bioptimus/H-optimus-1", "gated; non-commercial, see the model card", HOptimusNormalization),
+            "https://huggingface.co/bioptimus/H-optimus-1", "gated; non-commercial, see the model card", Resize224, Half,
+            HOptimusNormalization),
         Row(GigaPath, "Prov-GigaPath tile encoder (Providence, Microsoft), ViT-g/16 pretrained on 1.3B tiles",
-            "https://huggingface.co/prov-gigapath/prov-gigapath", "gated; Apache-2.0 with the card's research-use terms"),
+            "https://huggingface.co/prov-gigapath/prov-gigapath", "gated; Apache-2.0 with the card's research-use terms",
+            GigaPathTransform, Half),
         new("ctranspath", "CTransPath (Wang et al. 2022), Swin-T behind a convolutional stem, self-supervised on 15M patches",
             224, SwinConfig.CTransPath.FeatureDim, InputNormalization.ImageNet, () => new SwinTransformer(SwinConfig.CTransPath),
             "required")
         {
             ModelCard = "https://github.com/Xiyue-Wang/TransPath",
             Terms = "not gated: ctranspath.pth is linked from the README; TRIDENT's CHIEF_CTransPath.pth also loads",
-            ConvertWeights = SwinTransformer.WithoutAttentionMasks,
+            ConvertWeights = SwinTransformer.WithoutAttentionMasks, Transform = Resize224,
         },
         // CLAM's default encoder: torchvision's ImageNet ResNet-50 weights, loaded into the truncated network (layer4 and fc of
         // the file are not used, as CLAM's load_state_dict(strict=False) leaves them).
@@ -76,12 +88,15 @@ public static class FoundationModels
             InputNormalization.ImageNet, () => new ResNet(ResNetConfig.ResNet50Trunc), "required")
         {
             ModelCard = "https://download.pytorch.org/models/resnet50-19c8e357.pth", Terms = "BSD-3-Clause (torchvision)",
-            UnusedWeights = ["layer4."],
+            UnusedWeights = ["layer4."], Transform = Resize224,
         },
     ];
 
-    static EncoderSpec Row(ViTConfig config, string description, string card, string terms,
-        InputNormalization? normalization = null) =>
+    static EncoderSpec Row(ViTConfig config, string description, string card, string terms, CardTransform transform,
+        ScalarType precision, InputNormalization? normalization = null) =>
         new(config.Name, description, config.ImageSize, config.FeatureDim, normalization ?? InputNormalization.ImageNet,
-            () => new VisionTransformer(config), "required") { ModelCard = card, Terms = terms };
+            () => new VisionTransformer(config), "required")
+        {
+            ModelCard = card, Terms = terms, Transform = transform, DefaultPrecision = precision, Parameters = config.ParameterCount,
+        };
 }

@@ -11,4 +11,7 @@ public static class KeptScalars
 {
     /// <summary>The alpha of a plain addition or subtraction: <c>a.add(b, One)</c> is <c>a + b</c>.</summary>
     public static readonly Scalar One = 1.ToScalar();
+    public static readonly Scalar Zero = 0.ToScalar();
+    /// <summary>The largest byte value, 255, for clamping resampled pixels.</summary>
+    public static readonly Scalar ByteMax = 255.ToScalar();
 }

@@ -16,6 +16,17 @@ public abstract record InputNormalization
     public static MeanStd ImageNet => new([0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f]);
 }
 
+/// <summary>
+/// The resize and crop a model card prescribes before normalisation, as torchvision applies them to a PIL image:
+/// Resize(<see cref="Resize"/>) scales the shorter side with the given filter (antialiased, like PIL), the result is
+/// rounded to bytes as PIL stores it, then CenterCrop(<see cref="Crop"/>). Patches reach it at their tiled size.
+/// </summary>
+public sealed record CardTransform(int Resize, int Crop, InterpolationMode Interpolation = InterpolationMode.Bilinear)
+{
+    public override string ToString() =>
+        $"resize {Resize} {Interpolation.ToString().ToLowerInvariant()}" + (Crop < Resize ? $", center crop {Crop}" : "");
+}
+
 /// <summary>A registered encoder: what it is and how to build it.</summary>
 /// <param name="Weights">"none" (random initialisation), what built-in weights are, or the weights file it was loaded from.</param>
 public sealed record EncoderSpec(string Name, string Description, int InputSize, int FeatureDim, InputNormalization Normalization,
@@ -35,6 +46,29 @@ public sealed record EncoderSpec(string Name, string Description, int InputSize,
     /// layout to timm's, buffers the network recomputes dropped); the identity for files already in the network's names.
     /// </summary>
     public Func<Dictionary<string, Tensor>, Dictionary<string, Tensor>> ConvertWeights { get; init; } = t => t;
+    /// <summary>
+    /// The model card's resize and crop, applied to patches at their tiled size; null: patches are resampled to
+    /// <see cref="InputSize"/> when they are read (the built-in rows, which have no card).
+    /// </summary>
+    public CardTransform? Transform { get; init; }
+    /// <summary>
+    /// The precision the row runs in unless told otherwise: bf16 for the models TRIDENT runs in half precision (used only on
+    /// CPUs with AVX-512-BF16 or AMX, see <see cref="ComputePrecision"/>), fp32 for the rest.
+    /// </summary>
+    public ScalarType DefaultPrecision { get; init; } = ScalarType.Float32;
+    /// <summary>The network's parameter count when known without building it (a ViT's, from its configuration); null: count
+    /// the built network's.</summary>
+    public long? Parameters { get; init; }
+
+    /// <summary>The side patches of <paramref name="tiledSize"/> px are handed to <see cref="PatchEncoder.Embed"/> at.</summary>
+    public int ReadSize(int tiledSize) => Transform is null ? InputSize : tiledSize;
+
+    /// <summary>What is done to a patch before the network, for a features file's attributes.</summary>
+    public string Preprocessing => (Transform is null ? $"resize {InputSize}" : Transform.ToString()) + ", " + Normalization switch
+    {
+        InputNormalization.MeanStd ms => $"mean {string.Join(",", ms.Mean)} std {string.Join(",", ms.Std)}",
+        _ => "BGR minus the CNTK mean image",
+    };
 }
 
 /// <summary>
@@ -61,12 +95,38 @@ public sealed class PatchEncoder : IDisposable
         _normaliser = new InputNormaliser(spec.Normalization);
     }
 
-    /// <summary>RGBA bytes [B, S, S, 4] to the network's input [B, 3, S, S].</summary>
+    /// <summary>RGBA bytes [B, S, S, 4] to the network's input [B, 3, InputSize, InputSize] (the card's transform applied).</summary>
     public Tensor Preprocess(Tensor rgba)
     {
         using var scope = NewDisposeScope();
         var rgb = rgba[.., .., .., ..3].permute(0, 3, 1, 2).to_type(ScalarType.Float32); // [B, 3, S, S], 0-255
+        if (Spec.Transform is { } t) rgb = ApplyCardTransform(rgb, t);
         return _normaliser.FromBytes(rgb).to_type(ComputeType).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>torchvision's Resize(shorter side) on a PIL image, then CenterCrop, on RGB [B, 3, H, W] in 0-255.</summary>
+    public static Tensor ApplyCardTransform(Tensor rgb, CardTransform t)
+    {
+        using var scope = NewDisposeScope();
+        long h = rgb.shape[2], w = rgb.shape[3];
+        // torchvision: the shorter side becomes Resize, the longer keeps the aspect ratio (int() of the product).
+        long newH = h <= w ? t.Resize : (long)(t.Resize * h / (double)w), newW = h <= w ? (long)(t.Resize * w / (double)h) : t.Resize;
+        // PIL resamples in two passes, horizontal then vertical, storing bytes after each: so does this (identical to PIL for
+        // bicubic on the reference images, and within one level for 1% of pixels for bilinear, against 17% in one pass).
+        if (newW != w)
+            rgb = nn.functional.interpolate(rgb, size: [h, newW], mode: t.Interpolation, align_corners: false, antialias: true)
+                .round().clamp(KeptScalars.Zero, KeptScalars.ByteMax);
+        if (newH != h)
+            rgb = nn.functional.interpolate(rgb, size: [newH, newW], mode: t.Interpolation, align_corners: false, antialias: true)
+                .round().clamp(KeptScalars.Zero, KeptScalars.ByteMax);
+        if (t.Crop < newH || t.Crop < newW)
+        {
+            // torchvision's CenterCrop: top = int(round((H - crop) / 2)).
+            long top = (long)Math.Round((newH - t.Crop) / 2.0, MidpointRounding.ToEven), left = (long)Math.Round((newW - t.Crop) / 2.0,
+                MidpointRounding.ToEven);
+            rgb = rgb.narrow(2, top, t.Crop).narrow(3, left, t.Crop);
+        }
+        return rgb.MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -167,8 +167,8 @@ sealed class SwinBlock : Module<Tensor, Tensor>
         using var mask = shift > 0 ? ShiftMask(h, w, _window, shift, x.dtype, x.device) : null;
         y = Merge(attn.forward(windows, mask), _window, b, h, w);
         if (shift > 0) y = roll(y, [shift, shift], [1, 2]);
-        x = x + y;
-        x = x + mlp.forward(norm2.forward(x));
+        x = x.add(y, KeptScalars.One);
+        x = x.add(mlp.forward(norm2.forward(x)), KeptScalars.One);
         return x.MoveToOuterDisposeScope();
     }
 
@@ -184,21 +184,34 @@ sealed class SwinBlock : Module<Tensor, Tensor>
 
     /// <summary>
     /// The shifted windows' mask [nW, w^2, w^2]: after the roll, a window can hold tokens from up to three regions per axis
-    /// ([0, H - w), [H - w, H - s), [H - s, H)); pairs from different regions get -100 (timm's value), others 0.
+    /// ([0, H - w), [H - w, H - s), [H - s, H)); pairs from different regions get -100 (timm's value), others 0. Made once
+    /// per grid, in C# arrays: no tensor arithmetic with numbers here (KeptScalars).
     /// </summary>
     static Tensor ShiftMask(long h, long w, int window, int shift, ScalarType dtype, Device device)
     {
-        using var scope = NewDisposeScope();
-        static Tensor Region(long n, int window, int shift)
+        var values = ShiftMasks.GetOrAdd((h, w, window, shift), key =>
         {
-            var i = arange(n, dtype: ScalarType.Int64);
-            return (i >= n - window).to_type(ScalarType.Int64) + (i >= n - shift).to_type(ScalarType.Int64);
-        }
-        var labels = Region(h, window, shift).unsqueeze(1) * 3 + Region(w, window, shift).unsqueeze(0);   // [H, W]
-        var byWindow = labels.view(h / window, window, w / window, window).permute(0, 2, 1, 3).reshape(-1, window * window);
-        var differs = byWindow.unsqueeze(1).ne(byWindow.unsqueeze(2));
-        return zeros(differs.shape, dtype, device).masked_fill(differs, -100.0).MoveToOuterDisposeScope();
+            var (h, w, window, shift) = key;
+            int Region(long i, long n) => (i >= n - window ? 1 : 0) + (i >= n - shift ? 1 : 0);
+            long across = w / window, windows = h / window * across, n = window * window;
+            var mask = new float[windows * n * n];
+            var label = new int[n];
+            for (long k = 0; k < windows; k++)
+            {
+                long top = k / across * window, left = k % across * window;
+                for (int t = 0; t < n; t++) label[t] = Region(top + t / window, h) * 3 + Region(left + t % window, w);
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < n; j++)
+                        if (label[i] != label[j]) mask[(k * n + i) * n + j] = -100f;
+            }
+            return mask;
+        });
+        long count = window * window;
+        using var cpu = tensor(values, [values.Length / (count * count), count, count]);
+        return cpu.to(dtype, device);
     }
+
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<(long, long, int, int), float[]> ShiftMasks = new();
 }
 
 /// <summary>
@@ -210,13 +223,13 @@ sealed class WindowAttention : Module
     readonly Linear qkv, proj;
     readonly Parameter relative_position_bias_table;
     readonly int _heads, _window;
-    readonly double _scale;
+    readonly Scalar _scale;  // kept for the module's life (KeptScalars)
 
     public WindowAttention(int dim, int heads, int window) : base(nameof(WindowAttention))
     {
         _heads = heads;
         _window = window;
-        _scale = Math.Pow(dim / heads, -0.5);
+        _scale = Math.Pow(dim / heads, -0.5).ToScalar();
         qkv = Linear(dim, dim * 3);
         proj = Linear(dim, dim);
         relative_position_bias_table = Parameter(zeros((2 * window - 1) * (2 * window - 1), heads));
@@ -227,12 +240,15 @@ sealed class WindowAttention : Module
 
     static Tensor RelativePositionIndex(int window)
     {
-        using var scope = NewDisposeScope();
-        var i = arange(window * window, dtype: ScalarType.Int64);
-        var (y, x) = (i.div(window, rounding_mode: RoundingMode.floor), i.remainder(window));
-        var dy = y.unsqueeze(1) - y.unsqueeze(0) + (window - 1);
-        var dx = x.unsqueeze(1) - x.unsqueeze(0) + (window - 1);
-        return (dy * (2 * window - 1) + dx).MoveToOuterDisposeScope();
+        int n = window * window;
+        var index = new long[n * n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+            {
+                int dy = i / window - j / window + window - 1, dx = i % window - j % window + window - 1;
+                index[i * n + j] = dy * (2 * window - 1) + dx;
+            }
+        return tensor(index, [n, n]);
     }
 
     /// <param name="windows">[B * nW, N, C] tokens of each window.</param>
@@ -245,11 +261,11 @@ sealed class WindowAttention : Module
         var attn = (parts[0] * _scale).matmul(parts[1].transpose(-2, -1));                               // [B*nW, heads, N, N]
         var index = get_buffer("relative_position_index")!.view(-1);
         var bias = relative_position_bias_table.index_select(0, index).view(n, n, _heads).permute(2, 0, 1);
-        attn = attn + bias.unsqueeze(0);
+        attn = attn.add(bias.unsqueeze(0), KeptScalars.One);
         if (mask is not null)
         {
             long nw = mask.shape[0];
-            attn = (attn.view(bw / nw, nw, _heads, n, n) + mask.unsqueeze(1).unsqueeze(0)).view(bw, _heads, n, n);
+            attn = attn.view(bw / nw, nw, _heads, n, n).add(mask.unsqueeze(1).unsqueeze(0), KeptScalars.One).view(bw, _heads, n, n);
         }
         var y = attn.softmax(-1).matmul(parts[2]).transpose(1, 2).reshape(bw, n, c);
         return proj.forward(y).MoveToOuterDisposeScope();

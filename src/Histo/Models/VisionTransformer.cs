@@ -56,6 +56,20 @@ public sealed record ViTConfig(string Name, int EmbedDim, int Depth, int Heads, 
     /// <summary>Class token plus registers, before the patch tokens.</summary>
     public int PrefixTokens => 1 + RegisterTokens;
 
+    /// <summary>Parameters of the network this configuration builds (no head), counted from the layout, not by building it
+    /// (a ViT-g has 1.1 billion).</summary>
+    public long ParameterCount
+    {
+        get
+        {
+            long d = EmbedDim, h = MlpHidden, grid = ImageSize / PatchSize;
+            long tokens = d * (1 + RegisterTokens) + d * ((NoEmbedClass ? 0 : PrefixTokens) + grid * grid);
+            long mlp = d * h + h + (Mlp == ViTMlp.SwiGluPacked ? h / 2 : h) * d + d;
+            long block = 4 * d + 3 * d * d + (QkvBias ? 3 * d : 0) + d * d + d + mlp + (LayerScaleInit is null ? 0 : 2 * d);
+            return 3L * PatchSize * PatchSize * d + d + tokens + Depth * block + 2 * d;
+        }
+    }
+
     /// <summary>ViT-Tiny/16 (DeiT-Ti, Touvron et al. 2021): 192-d, 12 blocks, 3 heads.</summary>
     public static ViTConfig Tiny => new("vit-tiny", 192, 12, 3);
     /// <summary>ViT-Small/16 (DeiT-S; DINO's ViT-S/16): 384-d, 12 blocks, 6 heads.</summary>

@@ -25,8 +25,9 @@ public sealed record EmbeddingJobOptions
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Threads reading and resizing patches, overlapped with the network.</summary>
     public int ReaderThreads { get; init; } = Math.Max(1, Environment.ProcessorCount / 2);
-    /// <summary>bfloat16 runs the network in bf16 (AVX-512-BF16/AMX on this CPU); features are returned as float32.</summary>
-    public ScalarType Precision { get; init; } = ScalarType.Float32;
+    /// <summary>bfloat16 runs the network in bf16 (fast with AVX-512-BF16/AMX); features are returned as float32. Null: the
+    /// row's default where the CPU has bf16 instructions (<see cref="ComputePrecision"/>).</summary>
+    public ScalarType? Precision { get; init; }
     public (int Index, int Count)? Shard { get; init; }
     public bool SkipErrors { get; init; }
     public bool Overwrite { get; init; }
@@ -66,14 +67,16 @@ public static class EmbeddingJob
         set_num_threads(options.Threads);
         // The encoder first: a missing or unfitting weights file is reported before the output folder is made.
         string? weights = options.Weights ?? WeightsConfig.Resolve(options.Encoder, options.WeightsConfigFile);
-        using var encoder = EncoderRegistry.Create(options.Encoder, options.Precision, weights: weights);
+        var precision = options.Precision ?? ComputePrecision.Resolve(null, options.Encoder);
+        using var encoder = EncoderRegistry.Create(options.Encoder, precision, weights: weights);
         using var folder = JobFolder.Open(options.OutputDir, "histo embed", options.Shard);
         foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
         // The encoder's weights and the precision change the features; batch size and threads do not. A weights file is
         // recorded by its SHA-256, so the same weights at another path are the same run and other weights are refused.
+        string? weightsSha256 = weights is null ? null : Sha256(weights);
         object settings = weights is null
-            ? new { Encoder = EncoderLabel(encoder), Precision = options.Precision.ToString() }
-            : new { Encoder = EncoderLabel(encoder), WeightsSha256 = Sha256(weights), Precision = options.Precision.ToString() };
+            ? new { Encoder = EncoderLabel(encoder), Precision = precision.ToString() }
+            : new { Encoder = EncoderLabel(encoder), WeightsSha256 = weightsSha256, Precision = precision.ToString() };
         folder.RecordOrCheckSettings(SettingsFile, settings, options.Overwrite);
         string featuresDir = Path.Combine(options.OutputDir, "features");
         JobFolder.CreateDirectory(featuresDir);
@@ -105,7 +108,12 @@ public static class EmbeddingJob
                 using var slide = WholeSlide.Open(file);
                 var features = EmbedSlide(slide, coords, encoder, options, onPatches, out _);
                 new PatchFeatures(slideId, features, coords.Coords, EncoderLabel(encoder), coords.PatchSize, coords.TargetMpp,
-                    coords.PatchSizeLevel0, coords.PatchLevel) { Overlap = coords.Overlap, MinTissue = coords.MinTissue }.Write(output);
+                    coords.PatchSizeLevel0, coords.PatchLevel)
+                {
+                    Overlap = coords.Overlap, MinTissue = coords.MinTissue, WeightsSha256 = weightsSha256,
+                    Precision = ComputePrecision.Name(precision), InputSize = encoder.InputSize,
+                    Transform = encoder.Spec.Preprocessing,
+                }.Write(output);
                 return new SlideOutcome(slideId, file, SlideStatus.Done, coords.Count, clock.Elapsed.TotalSeconds, null);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
@@ -136,7 +144,8 @@ public static class EmbeddingJob
     public static float[,] EmbedSlide(WholeSlide slide, PatchCoordinates coords, PatchEncoder encoder, EmbeddingJobOptions options,
         Action<int>? onPatches, out EmbeddingTimings timings)
     {
-        int n = coords.Count, size = encoder.InputSize, dim = encoder.FeatureDim, batch = options.BatchSize;
+        // Rows with a card transform get patches at their tiled size and resize them as the card does; others at the input size.
+        int n = coords.Count, size = encoder.Spec.ReadSize(coords.PatchSize), dim = encoder.FeatureDim, batch = options.BatchSize;
         var result = new float[n, dim];
         var queue = new BlockingCollection<(int Start, byte[] Pixels, int Count)>(BatchesAhead);
         double readSeconds = 0;
