@@ -201,3 +201,75 @@ public class CTransPathParityTests
         Assert.Contains("use a multiple of 224 px", message);
     }
 }
+
+/// <summary>
+/// The other ways ViT weights are published, against PyTorch modules written from transformers' and DINOv2's code
+/// (tools/reference/hf_vit_reference.py, width 32, depth 2): Phikon's Hugging Face ViTModel safetensors (separate q, k, v,
+/// LayerNorm eps 1e-12, a pooler that is not used), Phikon-v2's Dinov2Model (layer_scale lambda1, mask token), a raw DINOv2
+/// hub checkpoint (w12/w3 SwiGLU, register_tokens, the class position inside pos_embed) and H0-mini's timm file. Each is
+/// loaded through the layout conversion every ViT row uses and must agree to 1e-4 of the feature scale at 224 px and one
+/// other size. At the other size the Hugging Face rows follow current transformers (positions resized to the grid,
+/// 'outputs_size'), not the +0.1 scale-factor rule of transformers 4.4x and older.
+/// </summary>
+public class PublishedVitLayoutTests
+{
+    static string Golden(string file) => Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", file);
+
+    public static TheoryData<string, string, bool> Rows => new()
+    {
+        { "phikon", "outputs_size", false }, { "phikon-v2", "outputs_size", false }, { "dinov2-raw", "outputs", false },
+        { "h0-mini", "outputs", true }, { "h0-mini", "outputs_cls", false },
+    };
+
+    static ViTConfig Config(JsonElement row, bool clsAndMean)
+    {
+        int dim = row.GetProperty("dim").GetInt32(), hidden = row.GetProperty("hidden").GetInt32();
+        string mlp = row.GetProperty("mlp").GetString()!;
+        // The fused DINOv2 SwiGLU's gated width is 'hidden'; fc1 holds both halves.
+        int fc1 = mlp == "swiglu-fused" ? 2 * hidden : hidden;
+        bool registers = row.GetProperty("registers").GetInt32() > 0;
+        return new ViTConfig(row.GetProperty("layout").GetString()!, dim, row.GetProperty("depth").GetInt32(),
+            row.GetProperty("heads").GetInt32(), row.GetProperty("patch").GetInt32(), row.GetProperty("img").GetInt32(),
+            fc1 / (double)dim)
+        {
+            Mlp = mlp.StartsWith("swiglu") ? ViTMlp.SwiGluPacked : ViTMlp.Gelu,
+            LayerScaleInit = row.GetProperty("layer_scale").ValueKind == JsonValueKind.Null ? null : 1e-5,
+            LayerNormEps = row.GetProperty("eps").GetDouble(),
+            RegisterTokens = row.GetProperty("registers").GetInt32(),
+            NoEmbedClass = registers,                       // timm's reg4 models; raw DINOv2 is converted to that
+            AntialiasPositions = registers,                 // timm and DINOv2's _reg hub models antialias; transformers does not
+            Pooling = clsAndMean ? ViTPooling.ClsAndPatchMean : ViTPooling.Cls,
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(Rows))]
+    public void FeaturesMatchThePublishedCode(string name, string outputs, bool clsAndMean)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Golden("hf-vit-golden.json")));
+        var row = doc.RootElement.GetProperty(name);
+        var config = Config(row, clsAndMean);
+        using var model = new VisionTransformer(config);
+        var file = Golden(row.GetProperty("file").GetString()!);
+        var read = Checkpoint.Read(file);
+        var weights = ViTLayouts.ToTimm(read, config);
+        try { WeightLoading.Load(model, weights, file); }
+        finally { foreach (var t in read.Values.Concat(weights.Values)) t.Dispose(); }
+        model.eval();
+        using var _ = no_grad();
+        var sizes = new[] { row.GetProperty("img").GetInt32(), row.GetProperty("other").GetInt32() };
+        var expectedBySize = row.GetProperty(outputs);
+        foreach (int size in sizes)
+        {
+            var expected = expectedBySize.GetProperty($"{size}").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            using var j = arange(2L * 3 * size * size, dtype: ScalarType.Float64);
+            using var input = sin(0.01 * j).reshape(2, 3, size, size).to_type(ScalarType.Float32);
+            using var features = model.forward(input);
+            var ours = features.data<float>().ToArray();
+            Assert.Equal(expected.Length, ours.Length);
+            double scale = Math.Max(1, expected.Max(Math.Abs));
+            double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
+            Assert.True(worst <= 1e-4 * scale, $"{name} at {size} px: max |difference| {worst:E2} (feature scale {scale:F2})");
+        }
+    }
+}

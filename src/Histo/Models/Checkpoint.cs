@@ -11,7 +11,7 @@ namespace Histo.Models;
 /// </summary>
 public static class Checkpoint
 {
-    static readonly string[] WrapperPrefixes = ["module.", "model.", "teacher.", "student.", "backbone.", "encoder."];
+    static readonly string[] WrapperPrefixes = ["module.", "model.", "teacher.", "student.", "backbone.", "encoder.", "vit."];
 
     public static Dictionary<string, Tensor> Read(string path)
     {

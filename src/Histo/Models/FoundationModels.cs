@@ -44,6 +44,23 @@ public static class FoundationModels
     public static ViTConfig GigaPath => new("gigapath", 1536, 40, 24, PatchSize: 16, ImageSize: 224, MlpRatio: 5.33334)
     { Mlp = ViTMlp.SwiGluPacked, LayerScaleInit = LayerScaleInit, AntialiasPositions = true };
 
+    /// <summary>Phikon (Filiot et al. 2023, Owkin): Hugging Face ViTModel ViT-B/16 trained with iBOT on 40M TCGA patches;
+    /// LayerNorm eps 1e-12 (transformers' ViT default); class token, 768-d. Positions resampled as current transformers does
+    /// (bicubic to the grid's size, no antialiasing).</summary>
+    public static ViTConfig Phikon => new("phikon", 768, 12, 12, PatchSize: 16, ImageSize: 224, MlpRatio: 4) { LayerNormEps = 1e-12 };
+
+    /// <summary>Phikon-v2 (Filiot et al. 2024): Hugging Face Dinov2Model ViT-L/16 with LayerScale, DINOv2 on 460M patches;
+    /// class token, 1,024-d.</summary>
+    public static ViTConfig PhikonV2 => new("phikon-v2", 1024, 24, 16, PatchSize: 16, ImageSize: 224, MlpRatio: 4)
+    { LayerScaleInit = LayerScaleInit };
+
+    /// <summary>H0-mini (Bioptimus, distilled from H-optimus-0): timm's vit_base_patch14_reg4_dinov2 with SwiGLUPacked (fc1 4,096),
+    /// LayerScale, 4 registers, no_embed_class; class token, 768-d (TRIDENT's default; the card also shows class + patch mean).</summary>
+    public static ViTConfig H0Mini => new("h0-mini", 768, 12, 12, PatchSize: 14, ImageSize: 224, MlpRatio: 5.33334)
+    {
+        Mlp = ViTMlp.SwiGluPacked, LayerScaleInit = LayerScaleInit, RegisterTokens = 4, NoEmbedClass = true, AntialiasPositions = true,
+    };
+
     /// <summary>H-optimus' channel statistics (its model card).</summary>
     public static InputNormalization.MeanStd HOptimusNormalization => new([0.707223f, 0.578729f, 0.703617f],
         [0.211883f, 0.230117f, 0.177517f]);
@@ -74,6 +91,13 @@ public static class FoundationModels
         Row(GigaPath, "Prov-GigaPath tile encoder (Providence, Microsoft), ViT-g/16 pretrained on 1.3B tiles",
             "https://huggingface.co/prov-gigapath/prov-gigapath", "gated; Apache-2.0 with the card's research-use terms",
             GigaPathTransform, Half),
+        Row(Phikon, "Phikon (Owkin), ViT-B/16 pretrained with iBOT on 40M TCGA patches (Hugging Face ViTModel weights)",
+            "https://huggingface.co/owkin/phikon", "not gated; Owkin non-commercial licence, see the model card", Resize224, Full),
+        Row(PhikonV2, "Phikon-v2 (Owkin), ViT-L/16 pretrained with DINOv2 on 460M patches (Hugging Face Dinov2Model weights)",
+            "https://huggingface.co/owkin/phikon-v2", "not gated; Owkin non-commercial licence, see the model card", Resize224, Full),
+        Row(H0Mini, "H0-mini (Bioptimus), ViT-B/14 with registers distilled from H-optimus-0",
+            "https://huggingface.co/bioptimus/H0-mini", "gated; non-commercial, see the model card", Bicubic224, Half,
+            HOptimusNormalization),
         new("ctranspath", "CTransPath (Wang et al. 2022), Swin-T behind a convolutional stem, self-supervised on 15M patches",
             224, SwinConfig.CTransPath.FeatureDim, InputNormalization.ImageNet, () => new SwinTransformer(SwinConfig.CTransPath),
             "required")
@@ -98,5 +122,6 @@ public static class FoundationModels
             () => new VisionTransformer(config), "required")
         {
             ModelCard = card, Terms = terms, Transform = transform, DefaultPrecision = precision, Parameters = config.ParameterCount,
+            ConvertWeights = tensors => ViTLayouts.ToTimm(tensors, config),
         };
 }

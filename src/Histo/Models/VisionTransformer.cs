@@ -152,11 +152,22 @@ public sealed class VisionTransformer : Module<Tensor, Tensor>
         long stored = pos_embed.shape[1] - prefix;
         int storedGrid = (int)Math.Round(Math.Sqrt(stored));
         if (storedGrid == gridH && storedGrid == gridW) return pos_embed;
-        var gridPos = pos_embed[.., prefix..].reshape(1, storedGrid, storedGrid, -1).permute(0, 3, 1, 2); // [1, D, g, g]
+        return ResamplePositions(pos_embed, prefix, gridH, gridW, Config.AntialiasPositions);
+    }
+
+    /// <summary>
+    /// Position embeddings [1, prefix + g * g, D] of a square grid resampled bicubically to gridH x gridW (prefix positions
+    /// kept): timm's resample_abs_pos_embed with antialiasing, DINO's interpolation without.
+    /// </summary>
+    internal static Tensor ResamplePositions(Tensor positions, int prefix, int gridH, int gridW, bool antialias)
+    {
+        using var scope = NewDisposeScope();
+        int storedGrid = (int)Math.Round(Math.Sqrt(positions.shape[1] - prefix));
+        var gridPos = positions[.., prefix..].reshape(1, storedGrid, storedGrid, -1).permute(0, 3, 1, 2); // [1, D, g, g]
         gridPos = functional.interpolate(gridPos, size: [gridH, gridW], mode: InterpolationMode.Bicubic, align_corners: false,
-            antialias: Config.AntialiasPositions);
+            antialias: antialias);
         var resampled = gridPos.permute(0, 2, 3, 1).reshape(1, gridH * gridW, -1);
-        return prefix == 0 ? resampled : cat([pos_embed[.., ..prefix], resampled], 1);
+        return (prefix == 0 ? resampled : cat([positions[.., ..prefix], resampled], 1)).MoveToOuterDisposeScope();
     }
 }
 
