@@ -112,7 +112,7 @@ static class EmbeddingBenchmark
         return 0;
     }
 
-    static double ImagesPerSecond(nn.Module<Tensor, Tensor> model, Tensor input, int iterations, int chunk, out float[][] features)
+    internal static double ImagesPerSecond(nn.Module<Tensor, Tensor> model, Tensor input, int iterations, int chunk, out float[][] features)
     {
         using var _ = inference_mode();
         Tensor Forward() => cat(Enumerable.Range(0, (int)((input.shape[0] + chunk - 1) / chunk))
@@ -130,7 +130,7 @@ static class EmbeddingBenchmark
         return ips;
     }
 
-    static double Cosine(float[] a, float[] b)
+    internal static double Cosine(float[] a, float[] b)
     {
         double dot = 0, na = 0, nb = 0;
         for (int i = 0; i < a.Length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }

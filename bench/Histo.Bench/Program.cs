@@ -9,6 +9,7 @@ return mode switch
     "tiling" => TilingBenchmark.Run(quick),
     "profile-tiling" => ProfileTiling.Run(args[1]),
     "embedding" => EmbeddingBenchmark.Run(quick),
+    "encoders" => EncodersBenchmark.Run(quick),
     "profile-encoder" => ProfileEncoder.Run(),
     "features-knn" => FeatureKnnBenchmark.Run(quick),
     "mil" => MilBenchmark.Run(quick),
@@ -30,7 +31,7 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|embedding|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
+        + "tiling|embedding|encoders|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
         + "dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race "
             + "[--quick]");
     return 2;

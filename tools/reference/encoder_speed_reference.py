@@ -4,7 +4,7 @@ its classifier, or UNI's ViT-L/16 (timm layout, vit_family_reference.VisionTrans
 the state dict Histo saved, on the same input batch. MODE picks PyTorch's configuration: fp32, fp32-cl (channels-last
 memory format), bf16 (CPU autocast to bfloat16), bf16-cl. Prints one JSON line: images/s and the features of the first
 image for an agreement check.
-Usage: encoder_speed_reference.py WEIGHTS INPUT.npy THREADS ITERATIONS [CHUNK [ARCH [MODE]]]   (ARCH resnet18|uni)"""
+Usage: encoder_speed_reference.py WEIGHTS INPUT.npy THREADS ITERATIONS [CHUNK [ARCH [MODE]]]   (ARCH resnet18|uni|uni2-h)"""
 import json, os, sys, time
 import numpy as np, torch, torchvision
 
@@ -19,7 +19,9 @@ if arch == 'resnet18':
 else:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from vit_family_reference import VisionTransformer
-    model = VisionTransformer(1024, 24, 16, patch=16, img=224, mlp_ratio=4.0, init_values=1e-5, pool='token')
+    model = (VisionTransformer(1024, 24, 16, patch=16, img=224, mlp_ratio=4.0, init_values=1e-5, pool='token') if arch == 'uni'
+             else VisionTransformer(1536, 24, 24, patch=14, img=224, mlp_ratio=2.66667 * 2, mlp='swiglu-packed', init_values=1e-5,
+                                    reg_tokens=8, no_embed_class=True, pool='token'))
 state = torch.load(weights)
 missing, unexpected = model.load_state_dict(state, strict=False)
 assert not [m for m in missing if not m.startswith('fc.')] and not unexpected, (missing, unexpected)
