@@ -15,8 +15,19 @@ namespace Histo.Bench;
 /// </summary>
 static class EncodersBenchmark
 {
-    /// <summary>Multiply-accumulates at 224 px as FLOPs (x2): torchvision ResNet-18 1.814 G; ViT-L/16 61.6 G (timm's GMACs).</summary>
-    const double ResNet18Flops = 2 * 1.814e9, VitLargeFlops = 2 * 61.6e9;
+    /// <summary>Multiply-accumulates of torchvision's ResNet-18 at 224 px as FLOPs (x2): 1.814 G.</summary>
+    const double ResNet18Flops = 2 * 1.814e9;
+
+    /// <summary>A ViT's FLOPs per image at its input size, from its configuration: per token and block the qkv and output
+    /// projections (4 D^2), the MLP (D H + H' D) and the attention products (2 N D), plus the patch projection. ViT-L/16 at
+    /// 224 px gives 61.5 GMACs (timm lists 61.6).</summary>
+    static double VitFlops(ViTConfig c)
+    {
+        double d = c.EmbedDim, h = c.MlpHidden, grid = c.ImageSize / c.PatchSize, patches = grid * grid;
+        double tokens = patches + c.PrefixTokens;
+        double mlp = d * h + (c.Mlp == ViTMlp.SwiGluPacked ? h / 2 : h) * d;
+        return 2 * (tokens * c.Depth * (4 * d * d + mlp + 2 * tokens * d) + patches * 3 * c.PatchSize * c.PatchSize * d);
+    }
 
     public static int Run(bool quick)
     {
@@ -25,43 +36,50 @@ static class EncodersBenchmark
         int threads = Environment.ProcessorCount;
         set_num_threads(threads);
         Console.WriteLine($"CPU bf16 instructions (AVX-512-BF16 or AMX): {(ComputePrecision.CpuHasBf16 ? "yes" : "no, bf16 is emulated")}");
-        double gemm32 = Gemm(ScalarType.Float32), gemm16 = Gemm(ScalarType.BFloat16);
-        Console.WriteLine($"GEMM 2048^3 (TorchSharp, {threads} threads): fp32 {gemm32:0} GFLOP/s, bf16 {gemm16:0} GFLOP/s");
+        // Without bf16 instructions a bf16 GEMM is emulated (measured here: under 1 GFLOP/s), and bf16 networks would take hours:
+        // the bf16 rows run only where the CPU has them, which is also when `--precision auto` picks bf16.
+        bool bf16 = ComputePrecision.CpuHasBf16 || Environment.GetEnvironmentVariable("HISTO_BENCH_BF16") == "1";
+        double gemm32 = Gemm(ScalarType.Float32), gemm16 = Gemm(ScalarType.BFloat16, bf16 ? 2048 : 256);
+        Console.WriteLine($"GEMM (TorchSharp, {threads} threads): fp32 2048^3 {gemm32:0} GFLOP/s, bf16 {(bf16 ? 2048 : 256)}^3 {gemm16:0.0} GFLOP/s");
 
         manual_seed(0);
         using (var resnet = new ResNet(ResNetConfig.ResNet18))
             Compare("ResNet-18", "resnet18", resnet, batch: 16, iterations: quick ? 1 : 3, ResNet18Flops, gemm32, gemm16, threads,
-                ["fp32", "fp32-cl", "bf16", "bf16-cl"]);
+                bf16 ? ["fp32", "fp32-cl", "bf16", "bf16-cl"] : ["fp32", "fp32-cl"], fp32Only: !bf16);
         using (var uni = new VisionTransformer(FoundationModels.Uni))
-            Compare("UNI ViT-L/16", "uni", uni, batch: 4, iterations: quick ? 1 : 2, VitLargeFlops, gemm32, gemm16, threads,
-                ["fp32", "bf16"]);
+            Compare("UNI ViT-L/16", "uni", uni, batch: 4, iterations: quick ? 1 : 2, VitFlops(FoundationModels.Uni), gemm32, gemm16, threads,
+                bf16 ? ["fp32", "bf16"] : ["fp32"], fp32Only: !bf16);
         if (!quick)
             using (var uni2 = new VisionTransformer(FoundationModels.Uni2H))
-                Compare("UNI2-h ViT-H/14", "uni2-h", uni2, batch: 2, iterations: 1, 0, gemm32, gemm16, threads, ["fp32"], fp32Only: true);
+                Compare("UNI2-h ViT-H/14", "uni2-h", uni2, batch: 2, iterations: 1, VitFlops(FoundationModels.Uni2H), gemm32, gemm16, threads, ["fp32"],
+                    fp32Only: true);
         return 0;
     }
 
-    static double Gemm(ScalarType type)
+    static double Gemm(ScalarType type, int n = 2048)
     {
-        using var a = randn(2048, 2048).to_type(type);
-        using var b = randn(2048, 2048).to_type(type);
+        using var a = randn(n, n).to_type(type);
+        using var b = randn(n, n).to_type(type);
         using (var warm = matmul(a, b)) { }
         var clock = Stopwatch.StartNew();
         int reps = 0;
         while (clock.Elapsed.TotalSeconds < 2) { using var r = matmul(a, b); reps++; }
-        return reps * 2.0 * 2048 * 2048 * 2048 / clock.Elapsed.TotalSeconds / 1e9;
+        return reps * 2.0 * n * n * n / clock.Elapsed.TotalSeconds / 1e9;
     }
 
     static void Compare(string title, string arch, nn.Module<Tensor, Tensor> model, int batch, int iterations, double flops,
         double gemm32, double gemm16, int threads, string[] pytorchModes, bool fp32Only = false)
     {
         model.eval();
-        string weights = Path.Combine(BenchEnvironment.WorkDir, $"{arch}-bench.pt");
-        TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(weights, model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value));
+        // safetensors, written tensor by tensor: PyBridge's pickler held about 20 GB for UNI's 1.2 GB and was killed for memory.
+        string weights = Path.Combine(BenchEnvironment.WorkDir, $"{arch}-bench.safetensors");
+        TorchSharp.PyBridge.Safetensors.SaveStateDict(weights, model.state_dict());
+        Console.WriteLine($"  ({title}: {Process.GetCurrentProcess().WorkingSet64 / 1e9:0.0} GB resident after saving the weights)");
         using var input = randn(batch, 3, 224, 224);
         string npy = Path.Combine(BenchEnvironment.WorkDir, $"{arch}-bench-input.npy");
         Npy.WriteFloat32(npy, input.data<float>().ToArray(), [batch, 3, 224, 224]);
 
+        (model as ResNet)?.FuseBatchNorm();   // as PatchEncoder runs it
         double histo32 = EmbeddingBenchmark.ImagesPerSecond(model, input, iterations, 16, out var fp32Features);
         var peer = pytorchModes.ToDictionary(m => m, m =>
         {
@@ -79,12 +97,13 @@ static class EncodersBenchmark
             + $"max |difference| {maxDiff:E2} of feature scale {scale:F2}");
         foreach (var (mode, result) in peer)
             Console.WriteLine($"  PyTorch {result.GetProperty("torch").GetString()} {mode,-8} {result.GetProperty("images_per_second").GetDouble(),8:0.00} images/s");
-        if (fp32Only) return;
         double best32 = peer.Where(p => p.Key.StartsWith("fp32")).Max(p => p.Value.GetProperty("images_per_second").GetDouble());
+        Console.WriteLine($"  Histo fp32         {histo32,8:0.00} images/s   ratio to PyTorch's best fp32 {histo32 / best32:0.00}x"
+            + (flops > 0 ? $"; {histo32 * flops / 1e9:0} GFLOP/s = {histo32 * flops / 1e9 / gemm32:P0} of the fp32 GEMM peak" : ""));
+        if (fp32Only) return;
         double best16 = peer.Where(p => p.Key.StartsWith("bf16")).Max(p => p.Value.GetProperty("images_per_second").GetDouble());
-        Console.WriteLine($"  Histo fp32         {histo32,8:0.00} images/s   ratio to PyTorch's best fp32 {histo32 / best32:0.00}x; "
-            + $"{histo32 * flops / 1e9:0} GFLOP/s = {histo32 * flops / 1e9 / gemm32:P0} of the fp32 GEMM peak");
         model.to(ScalarType.BFloat16);
+        (model as ResNet)?.FuseBatchNorm();
         using var input16 = input.to_type(ScalarType.BFloat16);
         double histo16 = EmbeddingBenchmark.ImagesPerSecond(model, input16, iterations, 16, out var bf16Features);
         model.to(ScalarType.Float32);

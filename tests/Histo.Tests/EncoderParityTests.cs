@@ -73,6 +73,13 @@ public class EncoderParityTests
         using var output = model.forward(input);
         Assert.Equal(entry.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()), output.shape);
         AssertClose(expected, output, name);
+        // As PatchEncoder runs a ResNet: batch norms folded into the convolutions, the same features.
+        if (model is ResNet resnet)
+        {
+            resnet.FuseBatchNorm();
+            using var fused = resnet.forward(input);
+            AssertClose(expected, fused, name + " with batch norms folded");
+        }
     }
 
     [Fact]

@@ -38,6 +38,7 @@ public sealed class ResNet : Module<Tensor, Tensor>
     readonly Sequential layer1, layer2, layer3;
     readonly Sequential? layer4;
     readonly ResNetPadding _padding;
+    FusedConvBn? _stem;
 
     public ResNetConfig Config { get; }
     public int FeatureDim => Config.FeatureDim;
@@ -74,14 +75,29 @@ public sealed class ResNet : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        x = conv1.forward(CntkPad(x, 7, 2));                     // [B, 64, H/2, W/2]
-        x = functional.relu(bn1.forward(x));
+        x = functional.relu(FusedConvBn.Apply(conv1, bn1, _stem, CntkPad(x, 7, 2)));   // [B, 64, H/2, W/2]
         x = _padding == ResNetPadding.Torchvision
             ? functional.max_pool2d(x, 3, 2, 1)
             : functional.max_pool2d(functional.pad(x, [1, 0, 1, 0], value: double.NegativeInfinity), 3, 2); // [B, 64, H/4, W/4]
         x = layer3.forward(layer2.forward(layer1.forward(x)));              // [B, C, H/16, W/16]
         if (layer4 is not null) x = layer4.forward(x);                      // [B, C, H/32, W/32]
         return x.mean([2, 3]).MoveToOuterDisposeScope();                    // global average pool: [B, C]
+    }
+
+    /// <summary>
+    /// Folds every batch norm into the convolution before it, for inference (w' = w gamma / sqrt(var + eps), b' = beta - mean
+    /// gamma / sqrt(var + eps)): one pass over the activations fewer per layer. Used while the module is in eval mode; the
+    /// caller must not change the weights afterwards (<see cref="PatchEncoder"/> fuses the network it owns).
+    /// </summary>
+    public void FuseBatchNorm()
+    {
+        _stem = FusedConvBn.Of(conv1, bn1, Config.Padding == ResNetPadding.Torchvision ? 3 : 0, stride: 2);
+        foreach (var (_, m) in named_modules())
+            switch (m)
+            {
+                case BasicBlock basic: basic.FuseBatchNorm(); break;
+                case BottleneckBlock bottleneck: bottleneck.FuseBatchNorm(); break;
+            }
     }
 
     /// <summary>CNTK's "same" padding for a k x k, stride-s window: k - s pixels, the odd one at the start.</summary>
@@ -103,6 +119,7 @@ sealed class BasicBlock : Module<Tensor, Tensor>
     readonly Sequential? downsample;
     readonly int _stride;
     readonly ResNetPadding _padding;
+    FusedConvBn? _fused1, _fused2, _fusedDown;
 
     public BasicBlock(int inChannels, int channels, int stride, ResNetPadding padding) : base(nameof(BasicBlock))
     {
@@ -122,10 +139,18 @@ sealed class BasicBlock : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var input = _stride > 1 ? ResNet.CntkPad(x, 3, _stride, _padding) : x;
-        var y = functional.relu(bn1.forward(conv1.forward(input)));
-        y = bn2.forward(conv2.forward(y));
-        var identity = downsample is null ? x : downsample.forward(x);
+        var y = functional.relu(FusedConvBn.Apply(conv1, bn1, _fused1, input));
+        y = FusedConvBn.Apply(conv2, bn2, _fused2, y);
+        var identity = downsample is null ? x : _fusedDown is not null && !training ? _fusedDown.Forward(x) : downsample.forward(x);
         return functional.relu(y.add(identity, KeptScalars.One)).MoveToOuterDisposeScope(); // y + identity
+    }
+
+    internal void FuseBatchNorm()
+    {
+        bool cntkStrided = _padding == ResNetPadding.CntkSame && _stride > 1;
+        _fused1 = FusedConvBn.Of(conv1, bn1, cntkStrided ? 0 : 1, _stride);
+        _fused2 = FusedConvBn.Of(conv2, bn2, 1);
+        if (downsample is not null) _fusedDown = FusedConvBn.Of((Conv2d)downsample[0], (BatchNorm2d)downsample[1], 0, _stride);
     }
 }
 
@@ -137,6 +162,7 @@ sealed class BottleneckBlock : Module<Tensor, Tensor>
     readonly Sequential? downsample;
     readonly int _stride;
     readonly ResNetPadding _padding;
+    FusedConvBn? _fused1, _fused2, _fused3, _fusedDown;
 
     public BottleneckBlock(int inChannels, int channels, int stride, ResNetPadding padding) : base(nameof(BottleneckBlock))
     {
@@ -159,11 +185,43 @@ sealed class BottleneckBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = functional.relu(bn1.forward(conv1.forward(x)));
+        var y = functional.relu(FusedConvBn.Apply(conv1, bn1, _fused1, x));
         var padded = _stride > 1 ? ResNet.CntkPad(y, 3, _stride, _padding) : y;
-        y = functional.relu(bn2.forward(conv2.forward(padded)));
-        y = bn3.forward(conv3.forward(y));
-        var identity = downsample is null ? x : downsample.forward(x);
+        y = functional.relu(FusedConvBn.Apply(conv2, bn2, _fused2, padded));
+        y = FusedConvBn.Apply(conv3, bn3, _fused3, y);
+        var identity = downsample is null ? x : _fusedDown is not null && !training ? _fusedDown.Forward(x) : downsample.forward(x);
         return functional.relu(y.add(identity, KeptScalars.One)).MoveToOuterDisposeScope(); // y + identity
     }
+
+    internal void FuseBatchNorm()
+    {
+        bool cntkStrided = _padding == ResNetPadding.CntkSame && _stride > 1;
+        _fused1 = FusedConvBn.Of(conv1, bn1, 0);
+        _fused2 = FusedConvBn.Of(conv2, bn2, cntkStrided ? 0 : 1, _stride);
+        _fused3 = FusedConvBn.Of(conv3, bn3, 0);
+        if (downsample is not null) _fusedDown = FusedConvBn.Of((Conv2d)downsample[0], (BatchNorm2d)downsample[1], 0, _stride);
+    }
+}
+
+/// <summary>A convolution with the batch norm after it folded in (inference only): conv2d(x, w', b').</summary>
+sealed class FusedConvBn(Tensor weight, Tensor bias, long stride, long padding)
+{
+    /// <summary>PyTorch's BatchNorm2d eps, which every batch norm here is built with.</summary>
+    const double BatchNormEps = 1e-5;
+
+    public static FusedConvBn Of(Conv2d conv, BatchNorm2d bn, long padding, long stride = 1)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var scale = bn.weight! / (bn.running_var! + BatchNormEps).sqrt();
+        var weight = conv.weight * scale.reshape(-1, 1, 1, 1);
+        var bias = bn.bias! - bn.running_mean! * scale;
+        return new FusedConvBn(weight.DetachFromDisposeScope(), bias.DetachFromDisposeScope(), stride, padding);
+    }
+
+    public Tensor Forward(Tensor x) => functional.conv2d(x, weight, bias, strides: [stride, stride], padding: [padding, padding]);
+
+    /// <summary>bn(conv(x)), from the folded weights when they exist and the module is in eval mode.</summary>
+    public static Tensor Apply(Conv2d conv, BatchNorm2d bn, FusedConvBn? fused, Tensor x) =>
+        fused is not null && !conv.training ? fused.Forward(x) : bn.forward(conv.forward(x));
 }

@@ -16,9 +16,11 @@ public static class TruncatedNormal
         tensor.normal_(mean, std);
         for (int round = 0; round < 100; round++)
         {
-            using var outside = (tensor - mean).abs().gt(2 * std);
+            // Each round's temporaries are the size of the tensor: freed at once, or building UNI (ViT-L) held 22 GB of them.
+            using var scope = NewDisposeScope();
+            var outside = (tensor - mean).abs().gt(2 * std);
             if (!outside.any().item<bool>()) return;
-            using var redraw = empty_like(tensor).normal_(mean, std);
+            var redraw = empty_like(tensor).normal_(mean, std);
             tensor.copy_(where(outside, redraw, tensor));
         }
         tensor.clamp_(mean - 2 * std, mean + 2 * std);
