@@ -27,7 +27,7 @@ FORMULA = (
     "t = 0.5 + 0.5*cos(0.23*x + 0.09*y), cH = 1.1*s^2, cE = 1.2*t^2 + 0.08. "
     "Background (x >= 51, 13 of 64 columns, both images): cH = 0.015*(1 + sin(0.9*x + 0.4*y)), "
     "cE = 0.01*(1 + cos(0.7*y)). I_c = 240*exp(-(cH*h_c + cE*e_c)), then np.rint (half to even), "
-    "clip to [0, 255], uint8.")
+    "clip to [0, 255], uint8; finally a glare patch, y < 3 and x >= 58 (18 px, both images), is set to 255.")
 
 
 def unit(v):
@@ -44,11 +44,14 @@ def formula_images():
             ((unit([0.650, 0.704, 0.286]), unit([0.072, 0.990, 0.105])),
              (0.5 + 0.5 * np.sin(0.21 * x + 0.13 * y), 0.5 + 0.5 * np.cos(0.17 * x - 0.23 * y + 0.5), 1.5, 0.8, 0.05)),
             ((unit([0.600, 0.760, 0.250]), unit([0.150, 0.950, 0.270])),
-             (0.5 + 0.5 * np.sin(0.15 * x - 0.19 * y + 1.0), 0.5 + 0.5 * np.cos(0.23 * x + 0.09 * y), 1.1, 1.2, 0.08))]:
+             (0.5 + 0.5 * np.sin(0.15 * x - 0.19 * y + 1.0), 0.5 + 0.5 * np.cos(0.23 * x + 0.09 * y),
+              1.1, 1.2, 0.08))]:
         cH = np.where(bg, cH_bg, kh * s * s)
         cE = np.where(bg, cE_bg, ke * t * t + ce0)
         od = cH[..., None] * h + cE[..., None] * e
-        out.append(np.clip(np.rint(IO * np.exp(-od)), 0, 255).astype(np.uint8))
+        img = np.clip(np.rint(IO * np.exp(-od)), 0, 255).astype(np.uint8)
+        img[(y < 3) & (x >= 58)] = 255                # glare: OD < 0, so Macenko's output can pass 255
+        out.append(img)
     return out[0], out[1], int(bg.sum())
 
 
@@ -164,12 +167,14 @@ def reinhard_normalize(I, t_means, t_stds):
 
 
 def cast_margin(f):
-    """How close float values (about to be truncated to uint8) come to an integer, clipped 255s left out."""
+    """How close float values (about to be truncated to uint8) come to an integer (255s and exact 240s left out)."""
     f = np.asarray(f, dtype=np.float64).ravel()
-    f = f[f < 255]
+    clipped = int((f >= 255).sum())
+    f = f[(f < 255) & (f != 240)]                     # 240.0 exactly: input 239 -> OD 0 -> C 0, exact anywhere
     frac = f - np.floor(f)
     d = np.minimum(frac, 1 - frac)
-    return dict(min_distance=float(d.min()), within_1e_6=int((d < 1e-6).sum()), within_1e_4=int((d < 1e-4).sum()))
+    return dict(values_at_or_over_255=clipped, min_distance=float(d.min()), within_1e_6=int((d < 1e-6).sum()),
+                within_1e_4=int((d < 1e-4).sum()))
 
 
 def fl(a):
@@ -179,7 +184,7 @@ def fl(a):
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else 'golden'
     src, tgt, n_bg = formula_images()
-    pix = [0, 777, 1234, 2000, 2345, 3071]             # p = y*64 + x; 3071 (x=63) is background
+    pix = [0, 777, 1234, 2000, 2345, 3071, 380, 63]   # p = y*64 + x; 3071, 380 (input 239) background; 63 glare
 
     fitted = macenko_matrices(tgt)
     ms = macenko_normalize(src, fitted['HE'], fitted['maxC'])
@@ -232,7 +237,7 @@ def main():
             HERef=fl(fitted['HE']), maxCRef=fl(fitted['maxC']), target_fit=mac_summary(fitted),
             source=mac_summary(ms), HE=fl(ms['HE']), maxC=fl(ms['maxC']),
             normalised=ms['Inorm'].ravel().tolist(), normalised_default_ref=md['Inorm'].ravel().tolist(),
-            pixels=[mac_px(ms, p) for p in pix], pixels_default_ref=[mac_px(md, p) for p in pix[:3]],
+            pixels=[mac_px(ms, p) for p in pix], pixels_default_ref=[mac_px(md, p) for p in pix],
             cast_margin=cast_margin(ms['Inorm_f']), cast_margin_default_ref=cast_margin(md['Inorm_f']),
             eigvec_sign_checks=flips),
         reinhard=dict(
@@ -286,10 +291,11 @@ def pictures(src, tgt, mac, rein):
         _, tm, ts = lab_stats(t)
         r = reinhard_normalize(s, tm, ts)['out']
         hgt = 300
-        panels = [np.asarray(Image.fromarray(p).resize((round(p.shape[1] * hgt / p.shape[0]), hgt), Image.BILINEAR))
-                  for p in (s, t, m, r)]
+        panels = [np.asarray(Image.fromarray(p).resize((round(p.shape[1] * hgt / p.shape[0]), hgt),
+                                                       Image.BILINEAR)) for p in (s, t, m, r)]
         rows.append(row(panels))
-        print(f'real {s_rel} -> {t_rel}: target HE {fit["HE"].round(4).tolist()}, maxC {fit["maxC"].round(4).tolist()}')
+        print(f'real {s_rel} -> {t_rel}: target HE {fit["HE"].round(4).tolist()}, '
+              f'maxC {fit["maxC"].round(4).tolist()}')
     if rows:
         w = max(r.shape[1] for r in rows)
         canvas = np.full((sum(r.shape[0] for r in rows) + 4 * (len(rows) - 1), w, 3), 255, np.uint8)
