@@ -13,6 +13,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     PredictCommand.Create(),
     HeatmapCommand.Create(),
     AugmentCommand.Create(),
+    StainCommand.Create(),
     PretrainCommand.Create(),
     EvaluateCommands.Knn(),
     EvaluateCommands.Probe(),

@@ -159,3 +159,42 @@ public class CardRowEmbeddingTests(SyntheticSlideFixture slide) : IClassFixture<
         Assert.Contains("WeightsSha256", stderr);
     }
 }
+
+/// <summary>`histo embed --stain-norm`: the patches are normalised before the encoder, the method and target are recorded,
+/// a different normalisation into the same folder is refused, and bad option pairs are refused before anything is written.</summary>
+public class StainNormEmbeddingTests(SyntheticSlideFixture slide) : IClassFixture<SyntheticSlideFixture>
+{
+    [Fact]
+    public void EmbedWithStainNormalisationRecordsItAndRefusesAnother()
+    {
+        using var dir = new TempDir();
+        TilingJob.Run(new TilingJobOptions { Slides = [slide.SlidePath], OutputDir = dir["tiles"],
+            Tiling = new TilingOptions { TargetMpp = 1.0, PatchSize = 112 } }).Single();
+        var coords = PatchCoordinates.Read(dir[$"tiles/coords/{slide.Spec.SlideId}.h5"]);
+        using (var wsi = WholeSlide.Open(slide.SlidePath))
+            Tiler.ReadPatch(wsi, coords, coords.Coords[0, 0], coords.Coords[0, 1], 224).Save(dir["target.png"]);
+        var (code, _, stderr) = Cli.Run("embed", slide.SlidePath, "--coords", dir["tiles"], "-o", dir["emb"], "--stain-norm", "macenko",
+            "--stain-target", dir["target.png"]);
+        Assert.True(code == 0, stderr);
+        var plain = PatchFeatures.Read(dir[$"emb/features/{slide.Spec.SlideId}.h5"]);
+        using (var h5 = PureHDF.H5File.OpenRead(dir[$"emb/features/{slide.Spec.SlideId}.h5"]))
+            Assert.StartsWith("stain normalisation macenko to target.png", h5.Dataset("features").Attribute("transform").Read<string>());
+        (code, _, stderr) = Cli.Run("embed", slide.SlidePath, "--coords", dir["tiles"], "-o", dir["emb"], "--stain-norm", "reinhard",
+            "--stain-target", dir["target.png"]);
+        Assert.Equal(1, code);
+        Assert.Contains("StainNorm", stderr);
+        // Without normalisation the features differ (the patches were changed before the encoder).
+        (code, _, stderr) = Cli.Run("embed", slide.SlidePath, "--coords", dir["tiles"], "-o", dir["plain"]);
+        Assert.True(code == 0, stderr);
+        var unnormalised = PatchFeatures.Read(dir[$"plain/features/{slide.Spec.SlideId}.h5"]);
+        Assert.NotEqual(plain.Features[0, 0], unnormalised.Features[0, 0]);
+        // A missing target: one line naming it, no output folder; a method without a target: a usage error.
+        (code, _, stderr) = Cli.Run("embed", slide.SlidePath, "--coords", dir["tiles"], "-o", dir["none"], "--stain-norm", "macenko",
+            "--stain-target", dir["missing.png"]);
+        Assert.Equal(1, code);
+        Assert.Contains("missing.png: image not found", stderr);
+        Assert.False(Directory.Exists(dir["none"]));
+        (code, _, _) = Cli.Run("embed", slide.SlidePath, "--coords", dir["tiles"], "-o", dir["none"], "--stain-norm", "macenko");
+        Assert.Equal(2, code);
+    }
+}

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Histo.Imaging;
 using Histo.Models;
 using Histo.Pipeline;
 using Histo.Slides;
@@ -30,6 +31,9 @@ static class EmbedCommand
             DefaultValueFactory = _ => defaults.Threads };
         var precision = new Option<string>("--precision") { Description = "auto: the encoder's default ('histo encoders'), bf16 "
             + "only on CPUs with AVX-512-BF16 or AMX; or fp32, bf16. Features stay float32.", DefaultValueFactory = _ => "auto" };
+        var stainNorm = new Option<string?>("--stain-norm") { Description = "Normalise every patch's staining before the encoder: "
+            + "macenko or reinhard (torchstain's methods); needs --stain-target." };
+        var stainTarget = new Option<FileInfo?>("--stain-target") { Description = "The image whose staining patches are mapped to." };
         var shard = new Option<string?>("--shard") { Description = "Process shard i of n (0-based, 'i/n'), for array jobs." };
         var skipErrors = new Option<bool>("--skip-errors") { Description = "Go on past slides that fail and list them at the end." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Redo slides that already have features." };
@@ -37,7 +41,8 @@ static class EmbedCommand
             "Turn every tiled patch into a feature vector: features/<slide_id>.h5 with 'features' [N, D] and 'coords' [N, 2] "
                 + "(CLAM/TRIDENT layout).")
         {
-            slides, coords, output, encoder, weights, weightsConfig, batchSize, threads, precision, shard, skipErrors, overwrite,
+            slides, coords, output, encoder, weights, weightsConfig, batchSize, threads, precision, stainNorm, stainTarget, shard,
+            skipErrors, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -52,6 +57,14 @@ static class EmbedCommand
                 BatchSize = parse.GetValue(batchSize),
                 Threads = parse.GetValue(threads),
                 Precision = ComputePrecision.Resolve(parse.GetValue(precision), parse.GetValue(encoder)!),
+                StainNorm = parse.GetValue(stainNorm) switch
+                {
+                    null => null,
+                    "macenko" => StainMethod.Macenko,
+                    "reinhard" => StainMethod.Reinhard,
+                    var m => throw new UsageException($"--stain-norm '{m}' must be macenko or reinhard"),
+                },
+                StainTarget = parse.GetValue(stainTarget)?.FullName,
                 Shard = parse.GetValue(shard) is { } s ? SlideBatch.ParseShard(s) : null,
                 SkipErrors = parse.GetValue(skipErrors),
                 Overwrite = parse.GetValue(overwrite),

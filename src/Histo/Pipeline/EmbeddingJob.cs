@@ -29,6 +29,9 @@ public sealed record EmbeddingJobOptions
     /// row's default where the CPU has bf16 instructions (<see cref="ComputePrecision"/>).</summary>
     public ScalarType? Precision { get; init; }
     public (int Index, int Count)? Shard { get; init; }
+    /// <summary>Stain normalisation of every patch onto <see cref="StainTarget"/>'s staining before the encoder; null: none.</summary>
+    public StainMethod? StainNorm { get; init; }
+    public string? StainTarget { get; init; }
     public bool SkipErrors { get; init; }
     public bool Overwrite { get; init; }
 
@@ -38,6 +41,8 @@ public sealed record EmbeddingJobOptions
         Require.AtLeast("--threads", Math.Min(Threads, ReaderThreads), 1);
         if (!Directory.Exists(CoordsDir)) throw new HistoException($"{CoordsDir}: coordinates folder not found; run 'histo tile' "
             + $"first and pass its -o folder");
+        if ((StainNorm is null) != (StainTarget is null))
+            throw new UsageException("--stain-norm and --stain-target go together: the method and the image whose staining to match");
     }
 }
 
@@ -68,15 +73,24 @@ public static class EmbeddingJob
         // The encoder first: a missing or unfitting weights file is reported before the output folder is made.
         string? weights = options.Weights ?? WeightsConfig.Resolve(options.Encoder, options.WeightsConfigFile);
         var precision = options.Precision ?? ComputePrecision.Resolve(null, options.Encoder);
+        using var stain = options.StainNorm is { } method ? StainNormaliser.Fit(method, options.StainTarget!, "--stain-target") : null;
         using var encoder = EncoderRegistry.Create(options.Encoder, precision, weights: weights);
         using var folder = JobFolder.Open(options.OutputDir, "histo embed", options.Shard);
         foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
         // The encoder's weights and the precision change the features; batch size and threads do not. A weights file is
         // recorded by its SHA-256, so the same weights at another path are the same run and other weights are refused.
         string? weightsSha256 = weights is null ? null : Sha256(weights);
-        object settings = weights is null
-            ? new { Encoder = EncoderLabel(encoder), Precision = precision.ToString() }
-            : new { Encoder = EncoderLabel(encoder), WeightsSha256 = weightsSha256, Precision = precision.ToString() };
+        // Stain normalisation changes the features too: its method and target (by content) are part of the settings.
+        string? stainLabel = stain is null ? null
+            : $"{stain.Method.ToString().ToLowerInvariant()} to {Path.GetFileName(options.StainTarget)} (sha256 {Sha256(options.StainTarget!)[..16]})";
+        object settings = (weights, stainLabel) switch
+        {
+            (null, null) => new { Encoder = EncoderLabel(encoder), Precision = precision.ToString() },
+            (null, _) => new { Encoder = EncoderLabel(encoder), Precision = precision.ToString(), StainNorm = stainLabel },
+            (_, null) => new { Encoder = EncoderLabel(encoder), WeightsSha256 = weightsSha256, Precision = precision.ToString() },
+            _ => new { Encoder = EncoderLabel(encoder), WeightsSha256 = weightsSha256, Precision = precision.ToString(),
+                StainNorm = stainLabel },
+        };
         folder.RecordOrCheckSettings(SettingsFile, settings, options.Overwrite);
         string featuresDir = Path.Combine(options.OutputDir, "features");
         JobFolder.CreateDirectory(featuresDir);
@@ -106,13 +120,13 @@ public static class EmbeddingJob
                 }
                 var coords = PatchCoordinates.Read(CoordsPath(options.CoordsDir, slideId));
                 using var slide = WholeSlide.Open(file);
-                var features = EmbedSlide(slide, coords, encoder, options, onPatches, out _);
+                var features = EmbedSlide(slide, coords, encoder, options, onPatches, out _, stain);
                 new PatchFeatures(slideId, features, coords.Coords, EncoderLabel(encoder), coords.PatchSize, coords.TargetMpp,
                     coords.PatchSizeLevel0, coords.PatchLevel)
                 {
                     Overlap = coords.Overlap, MinTissue = coords.MinTissue, WeightsSha256 = weightsSha256,
                     Precision = ComputePrecision.Name(precision), InputSize = encoder.InputSize,
-                    Transform = encoder.Spec.Preprocessing,
+                    Transform = (stainLabel is null ? "" : $"stain normalisation {stainLabel}, ") + encoder.Spec.Preprocessing,
                 }.Write(output);
                 return new SlideOutcome(slideId, file, SlideStatus.Done, coords.Count, clock.Elapsed.TotalSeconds, null);
             }
@@ -142,7 +156,7 @@ public static class EmbeddingJob
 
     /// <summary>Features [N, D] of every patch of a slide.</summary>
     public static float[,] EmbedSlide(WholeSlide slide, PatchCoordinates coords, PatchEncoder encoder, EmbeddingJobOptions options,
-        Action<int>? onPatches, out EmbeddingTimings timings)
+        Action<int>? onPatches, out EmbeddingTimings timings, StainNormaliser? stain = null)
     {
         // Rows with a card transform get patches at their tiled size and resize them as the card does; others at the input size.
         int n = coords.Count, size = encoder.Spec.ReadSize(coords.PatchSize), dim = encoder.FeatureDim, batch = options.BatchSize;
@@ -177,6 +191,7 @@ public static class EmbeddingJob
                 var clock = Stopwatch.StartNew();
                 using var scope = NewDisposeScope();
                 var input = tensor(pixels, [count, size, size, 4]);
+                if (stain is not null) input = stain.NormaliseBatch(input);
                 var features = encoder.Embed(input).contiguous();
                 var values = features.data<float>().ToArray();
                 for (int k = 0; k < count; k++)
