@@ -102,6 +102,17 @@ public class FoundationModelCliTests
             Assert.Equal("224", cells[2]);
             Assert.Equal($"--weights FILE from {card}", cells[3]);
         }
+        // Parameter counts against published ones: timm lists vit_large_patch16_224 at 304.33M with its 1,000-class head
+        // (1.03M), so UNI (plus LayerScale, 0.05M) has 303.35M; torchvision's ResNet-50 has 25.56M with its 2.05M head and CLAM's
+        // truncated one 8.54M; CTransPath's paper gives 27.5M.
+        var rows = stdout.Split('\n').Select(l => l.TrimEnd('\r').Split('\t')).ToList();
+        string Column(string name, string column) => rows.First(c => c[0] == name)[Array.IndexOf(rows[0], column)];
+        Assert.Equal("303.4M", Column("uni", "parameters"));
+        Assert.Equal("23.5M", Column("resnet50", "parameters"));
+        Assert.Equal("27.5M", Column("ctranspath", "parameters"));
+        Assert.Equal("resize 256 bicubic, center crop 224, mean 0.485,0.456,0.406 std 0.229,0.224,0.225", Column("gigapath", "transform"));
+        Assert.StartsWith("bf16", Column("uni", "precision"));
+        Assert.Equal("fp32", Column("phikon", "precision"));
     }
 
     [Fact]
