@@ -29,4 +29,28 @@ static class ParityFormulas
         double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
         Assert.True(worst <= tolerance, $"{what}: max |difference| {worst:E2}");
     }
+
+    /// <summary>
+    /// The encoder references' check: features of formula_input(2, S) (sin(0.01 j) over the flat index) at each size of
+    /// <paramref name="outputs"/> ({"224": [...], ...}) agree to 1e-4 of the feature scale.
+    /// </summary>
+    public static void AssertFormulaFeatures(nn.Module<Tensor, Tensor> model, System.Text.Json.JsonElement outputs, string what)
+    {
+        model.eval();
+        using var _ = no_grad();
+        foreach (var output in outputs.EnumerateObject())
+        {
+            int size = int.Parse(output.Name);
+            var expected = output.Value.EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            using var j = arange(2L * 3 * size * size, dtype: ScalarType.Float64);
+            using var input = sin(0.01 * j).reshape(2, 3, size, size).to_type(ScalarType.Float32);
+            using var features = model.forward(input);
+            Assert.Equal(2, features.shape[0]);
+            var ours = features.data<float>().ToArray();
+            Assert.Equal(expected.Length, ours.Length);
+            double scale = Math.Max(1, expected.Max(Math.Abs));
+            double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
+            Assert.True(worst <= 1e-4 * scale, $"{what} at {size} px: max |difference| {worst:E2} (feature scale {scale:F2})");
+        }
+    }
 }

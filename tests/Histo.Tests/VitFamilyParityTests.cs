@@ -39,21 +39,7 @@ public class VitFamilyParityTests
         var weights = Checkpoint.Read(Golden(row.GetProperty("file").GetString()!));
         try { WeightLoading.Load(model, weights, name); }
         finally { foreach (var t in weights.Values) t.Dispose(); }
-        model.eval();
-        using var _ = no_grad();
-        foreach (var output in row.GetProperty("outputs").EnumerateObject())
-        {
-            int size = int.Parse(output.Name);
-            var expected = output.Value.EnumerateArray().Select(e => e.GetSingle()).ToArray();
-            using var j = arange(2L * 3 * size * size, dtype: ScalarType.Float64);
-            using var input = sin(0.01 * j).reshape(2, 3, size, size).to_type(ScalarType.Float32);
-            using var features = model.forward(input);
-            Assert.Equal(new long[] { 2, model.FeatureDim }, features.shape);
-            var ours = features.data<float>().ToArray();
-            double scale = Math.Max(1, expected.Max(Math.Abs));
-            double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
-            Assert.True(worst <= 1e-4 * scale, $"{name} at {size} px: max |difference| {worst:E2} (feature scale {scale:F2})");
-        }
+        ParityFormulas.AssertFormulaFeatures(model, row.GetProperty("outputs"), name);
     }
 
     // A checkpoint with one tensor renamed or reshaped is refused, naming that tensor and its shapes.
@@ -191,23 +177,10 @@ public class CTransPathParityTests
         var weights = FoundationModels.All.Single(e => e.Name == "ctranspath").ConvertWeights(read);
         try { WeightLoading.Load(model, weights, file, ignore: n => n.EndsWith("num_batches_tracked")); }
         finally { foreach (var t in read.Values) t.Dispose(); }
-        model.eval();
-        using var _ = no_grad();
-        foreach (var output in doc.RootElement.GetProperty("outputs").EnumerateObject())
-        {
-            int size = int.Parse(output.Name);
-            var expected = output.Value.EnumerateArray().Select(e => e.GetSingle()).ToArray();
-            using var j = arange(2L * 3 * size * size, dtype: ScalarType.Float64);
-            using var input = sin(0.01 * j).reshape(2, 3, size, size).to_type(ScalarType.Float32);
-            using var features = model.forward(input);
-            Assert.Equal(new long[] { 2, config.FeatureDim }, features.shape);
-            var ours = features.data<float>().ToArray();
-            double scale = Math.Max(1, expected.Max(Math.Abs));
-            double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
-            Assert.True(worst <= 1e-4 * scale, $"CTransPath at {size} px: max |difference| {worst:E2} (feature scale {scale:F2})");
-        }
+        ParityFormulas.AssertFormulaFeatures(model, doc.RootElement.GetProperty("outputs"), "CTransPath");
         // A side that the windows do not tile is refused with what to use instead, not padded silently.
         using var odd = zeros(1, 3, 256, 256);
+        using var _ = no_grad();
         var message = Assert.Throws<HistoException>(() => model.forward(odd)).Message;
         Assert.Contains("use a multiple of 224 px", message);
     }
@@ -266,22 +239,7 @@ public class PublishedVitLayoutTests
         var weights = ViTLayouts.ToTimm(read, config);
         try { WeightLoading.Load(model, weights, file); }
         finally { foreach (var t in read.Values.Concat(weights.Values)) t.Dispose(); }
-        model.eval();
-        using var _ = no_grad();
-        var sizes = new[] { row.GetProperty("img").GetInt32(), row.GetProperty("other").GetInt32() };
-        var expectedBySize = row.GetProperty(outputs);
-        foreach (int size in sizes)
-        {
-            var expected = expectedBySize.GetProperty($"{size}").EnumerateArray().Select(e => e.GetSingle()).ToArray();
-            using var j = arange(2L * 3 * size * size, dtype: ScalarType.Float64);
-            using var input = sin(0.01 * j).reshape(2, 3, size, size).to_type(ScalarType.Float32);
-            using var features = model.forward(input);
-            var ours = features.data<float>().ToArray();
-            Assert.Equal(expected.Length, ours.Length);
-            double scale = Math.Max(1, expected.Max(Math.Abs));
-            double worst = expected.Zip(ours).Max(p => Math.Abs(p.First - p.Second));
-            Assert.True(worst <= 1e-4 * scale, $"{name} at {size} px: max |difference| {worst:E2} (feature scale {scale:F2})");
-        }
+        ParityFormulas.AssertFormulaFeatures(model, row.GetProperty(outputs), name);
     }
 }
 
