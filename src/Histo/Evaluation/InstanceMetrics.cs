@@ -1,0 +1,239 @@
+using TorchSharp;
+using Histo.IO;
+using static TorchSharp.torch;
+
+namespace Histo.Evaluation;
+
+/// <summary>
+/// Truth and prediction instances of one image, renumbered 1..N in id order (HoVer-Net's remap_label), with their areas,
+/// pixel-count intersections and centroids. Built from the joint histogram of (truth, prediction) ids, so a 1000 x 1000
+/// tile with hundreds of nuclei costs one pass, not one mask per pair.
+/// </summary>
+public sealed class InstancePairs
+{
+    /// <summary>The original ids of instances 1..N (index 0 is instance 1).</summary>
+    public int[] TruthIds { get; }
+    public int[] PredictionIds { get; }
+    public long[] TruthAreas { get; }
+    public long[] PredictionAreas { get; }
+    /// <summary>Intersections [truth, prediction], zero-based instance indices.</summary>
+    public long[,] Intersections { get; }
+    /// <summary>Centroids (x, y): the mean pixel position (HoVer-Net's moments m10/m00, m01/m00).</summary>
+    public (double X, double Y)[] TruthCentroids { get; }
+    public (double X, double Y)[] PredictionCentroids { get; }
+
+    public int TruthCount => TruthIds.Length;
+    public int PredictionCount => PredictionIds.Length;
+
+    public InstancePairs(LabelMap truth, LabelMap prediction)
+    {
+        if (truth.Width != prediction.Width || truth.Height != prediction.Height)
+            throw new HistoException($"truth is {truth.Width} x {truth.Height} px but the prediction {prediction.Width} x "
+                + $"{prediction.Height}; label maps must be the same size");
+        using var scope = NewDisposeScope();
+        var (truthIds, truthIndex) = Renumber(truth);
+        var (predIds, predIndex) = Renumber(prediction);
+        TruthIds = truthIds;
+        PredictionIds = predIds;
+        long nt = truthIds.Length + 1, np = predIds.Length + 1;
+        using var stride = np.ToScalar();   // kept alive through the call (KeptScalars)
+        var joint = truthIndex.mul(stride).add(predIndex, KeptOne).bincount(null, nt * np);   // [Nt + 1, Np + 1], 0 = background
+        var counts = joint.data<long>().ToArray();
+        Intersections = new long[nt - 1, np - 1];
+        TruthAreas = new long[nt - 1];
+        PredictionAreas = new long[np - 1];
+        for (long t = 0; t < nt; t++)
+            for (long p = 0; p < np; p++)
+            {
+                long c = counts[t * np + p];
+                if (t > 0) TruthAreas[t - 1] += c;
+                if (p > 0) PredictionAreas[p - 1] += c;
+                if (t > 0 && p > 0) Intersections[t - 1, p - 1] = c;
+            }
+        TruthCentroids = Centroids(truthIndex, truth.Width, truthIds.Length);
+        PredictionCentroids = Centroids(predIndex, prediction.Width, predIds.Length);
+    }
+
+    /// <summary>Sorted distinct nonzero ids, and each pixel's instance number (0 background, 1..N).</summary>
+    static (int[] Ids, Tensor Index) Renumber(LabelMap map)
+    {
+        var labels = tensor(map.Labels);
+        var (values, inverse, _) = unique(labels, sorted: true, return_inverse: true);
+        var ids = values.data<int>().ToArray();
+        bool hasBackground = ids.Length > 0 && ids[0] == 0;
+        // unique's inverse counts the background as instance 0 when present; otherwise shift every instance up by one.
+        var index = hasBackground ? inverse : inverse.add(KeptOne);
+        return (hasBackground ? ids[1..] : ids, index.to_type(ScalarType.Int64).MoveToOuterDisposeScope());
+    }
+
+    static readonly TorchSharp.Scalar KeptOne = 1.ToScalar();
+
+    static (double X, double Y)[] Centroids(Tensor index, int width, int count)
+    {
+        using var scope = NewDisposeScope();
+        var pixel = arange(index.shape[0], dtype: ScalarType.Int64);
+        var x = pixel.remainder(width).to_type(ScalarType.Float64);
+        var y = pixel.div(width, rounding_mode: RoundingMode.floor).to_type(ScalarType.Float64);
+        var area = index.bincount(null, count + 1).to_type(ScalarType.Float64);
+        var sx = index.bincount(x, count + 1).div(area).data<double>().ToArray();
+        var sy = index.bincount(y, count + 1).div(area).data<double>().ToArray();
+        return Enumerable.Range(1, count).Select(i => (sx[i], sy[i])).ToArray();
+    }
+
+    public double Union(int t, int p) => TruthAreas[t] + PredictionAreas[p] - Intersections[t, p];
+}
+
+/// <summary>One image's instance scores.</summary>
+public sealed record InstanceScores(int TruePositives, int FalsePositives, int FalseNegatives, double DetectionQuality,
+    double SegmentationQuality, double PanopticQuality, double Dice1, double Dice2, double Aji, double AjiPlus,
+    int DetectedPairs, int MissedTruth, int FalseDetections, double F1);
+
+/// <summary>
+/// Nuclei instance metrics as HoVer-Net computes them (Graham et al., Medical Image Analysis 2019; metrics/stats_utils.py and
+/// compute_stats.py): panoptic quality with pairs at IoU > 0.5, Dice 1 and the ensemble Dice 2, AJI and AJI+, and detection
+/// F1 by Hungarian matching of centroids within a radius. Each takes the renumbered pairs of one image.
+/// </summary>
+public static class InstanceMetrics
+{
+    /// <summary>HoVer-Net's matching threshold: a pair is a true positive when IoU &gt; 0.5, which makes the matching unique.</summary>
+    public const double MatchIou = 0.5;
+    /// <summary>HoVer-Net's epsilon in SQ's and AJI's IoU denominators.</summary>
+    const double Epsilon = 1e-6;
+
+    public static InstanceScores Compute(LabelMap truth, LabelMap prediction, double radius)
+    {
+        var pairs = new InstancePairs(truth, prediction);
+        var (tp, fp, fn, dq, sq, pq) = PanopticQuality(pairs);
+        var (dTp, dFn, dFp, f1) = DetectionF1(pairs.TruthCentroids, pairs.PredictionCentroids, radius);
+        return new InstanceScores(tp, fp, fn, dq, sq, pq, Dice1(truth, prediction), Dice2(pairs), Aji(pairs), AjiPlus(pairs),
+            dTp, dFn, dFp, f1);
+    }
+
+    /// <summary>get_fast_pq: DQ = TP / (TP + FP/2 + FN/2), SQ = sum of matched IoU / (TP + 1e-6), PQ = DQ SQ.</summary>
+    public static (int Tp, int Fp, int Fn, double Dq, double Sq, double Pq) PanopticQuality(InstancePairs pairs)
+    {
+        var pairedTruth = new HashSet<int>();
+        var pairedPrediction = new HashSet<int>();
+        double iouSum = 0;
+        for (int t = 0; t < pairs.TruthCount; t++)
+            for (int p = 0; p < pairs.PredictionCount; p++)
+            {
+                if (pairs.Intersections[t, p] == 0) continue;
+                double iou = pairs.Intersections[t, p] / pairs.Union(t, p);
+                if (iou <= MatchIou) continue;
+                pairedTruth.Add(t);
+                pairedPrediction.Add(p);
+                iouSum += iou;
+            }
+        int tp = pairedTruth.Count, fp = pairs.PredictionCount - pairedPrediction.Count, fn = pairs.TruthCount - pairedTruth.Count;
+        double dq = tp / (tp + 0.5 * fp + 0.5 * fn);
+        double sq = iouSum / (tp + Epsilon);
+        return (tp, fp, fn, dq, sq, dq * sq);
+    }
+
+    /// <summary>get_dice_1: binary Dice 2 |A n B| / (|A| + |B|) of the foregrounds.</summary>
+    public static double Dice1(LabelMap truth, LabelMap prediction)
+    {
+        using var scope = NewDisposeScope();
+        var a = tensor(truth.Labels).gt(0);
+        var b = tensor(prediction.Labels).gt(0);
+        double inter = a.logical_and(b).sum().item<long>();
+        double total = a.sum().item<long>() + b.sum().item<long>();
+        return 2 * inter / total;
+    }
+
+    /// <summary>get_dice_2, the "ensemble" Dice: 2 sum inter / sum (|g| + |p|) over every overlapping (g, p) pair.</summary>
+    public static double Dice2(InstancePairs pairs)
+    {
+        double inter = 0, markup = 0;
+        for (int t = 0; t < pairs.TruthCount; t++)
+            for (int p = 0; p < pairs.PredictionCount; p++)
+                if (pairs.Intersections[t, p] > 0)
+                {
+                    inter += pairs.Intersections[t, p];
+                    markup += pairs.TruthAreas[t] + pairs.PredictionAreas[p];
+                }
+        return 2 * inter / markup;
+    }
+
+    /// <summary>IoU as AJI's code computes it: inter / (union + 1e-6), 0 for pairs that do not overlap.</summary>
+    static double AjiIou(InstancePairs pairs, int t, int p) =>
+        pairs.Intersections[t, p] == 0 ? 0 : pairs.Intersections[t, p] / (pairs.Union(t, p) + Epsilon);
+
+    /// <summary>
+    /// get_fast_aji (Kumar et al. 2017): each truth takes its highest-IoU prediction (the first on ties; reuse allowed), truths
+    /// overlapping nothing stay unpaired; AJI = sum inter / (sum union + areas of unpaired truths + areas of predictions never
+    /// chosen).
+    /// </summary>
+    public static double Aji(InstancePairs pairs)
+    {
+        var chosen = new HashSet<int>();
+        var pairedTruth = new HashSet<int>();
+        double inter = 0, union = 0;
+        for (int t = 0; t < pairs.TruthCount; t++)
+        {
+            int best = 0;
+            double bestIou = pairs.PredictionCount > 0 ? AjiIou(pairs, t, 0) : 0;
+            for (int p = 1; p < pairs.PredictionCount; p++)
+            {
+                double iou = AjiIou(pairs, t, p);
+                if (iou > bestIou) (best, bestIou) = (p, iou);
+            }
+            if (bestIou <= 0) continue;
+            pairedTruth.Add(t);
+            chosen.Add(best);
+            inter += pairs.Intersections[t, best];
+            union += pairs.Union(t, best);
+        }
+        return inter / (union + UnpairedAreas(pairs, pairedTruth, chosen));
+    }
+
+    /// <summary>get_fast_aji_plus: one-to-one pairs by Hungarian matching on IoU, pairs with IoU 0 dropped; then as AJI.</summary>
+    public static double AjiPlus(InstancePairs pairs)
+    {
+        var cost = new double[pairs.TruthCount, pairs.PredictionCount];
+        for (int t = 0; t < pairs.TruthCount; t++)
+            for (int p = 0; p < pairs.PredictionCount; p++) cost[t, p] = -AjiIou(pairs, t, p);
+        var (rows, columns) = LinearAssignment.Solve(cost);
+        var pairedTruth = new HashSet<int>();
+        var pairedPrediction = new HashSet<int>();
+        double inter = 0, union = 0;
+        for (int k = 0; k < rows.Length; k++)
+        {
+            if (-cost[rows[k], columns[k]] <= 0) continue;
+            pairedTruth.Add(rows[k]);
+            pairedPrediction.Add(columns[k]);
+            inter += pairs.Intersections[rows[k], columns[k]];
+            union += pairs.Union(rows[k], columns[k]);
+        }
+        return inter / (union + UnpairedAreas(pairs, pairedTruth, pairedPrediction));
+    }
+
+    static double UnpairedAreas(InstancePairs pairs, HashSet<int> pairedTruth, HashSet<int> pairedPrediction) =>
+        Enumerable.Range(0, pairs.TruthCount).Where(t => !pairedTruth.Contains(t)).Sum(t => (double)pairs.TruthAreas[t])
+        + Enumerable.Range(0, pairs.PredictionCount).Where(p => !pairedPrediction.Contains(p)).Sum(p => (double)pairs.PredictionAreas[p]);
+
+    /// <summary>
+    /// Detection by centroids (HoVer-Net's pair_coordinates): Hungarian matching on Euclidean distances first, then pairs
+    /// farther apart than <paramref name="radius"/> dropped; F1 = 2 TP / (2 TP + FP + FN).
+    /// </summary>
+    public static (int Tp, int Fn, int Fp, double F1) DetectionF1(IReadOnlyList<(double X, double Y)> truth,
+        IReadOnlyList<(double X, double Y)> prediction, double radius)
+    {
+        var matched = MatchCentroids(truth, prediction, radius);
+        int tp = matched.Count, fn = truth.Count - tp, fp = prediction.Count - tp;
+        return (tp, fn, fp, 2.0 * tp / (2.0 * tp + fp + fn));
+    }
+
+    /// <summary>The (truth, prediction) centroid pairs within the radius after Hungarian matching on distance.</summary>
+    public static List<(int Truth, int Prediction)> MatchCentroids(IReadOnlyList<(double X, double Y)> truth,
+        IReadOnlyList<(double X, double Y)> prediction, double radius)
+    {
+        var distance = new double[truth.Count, prediction.Count];
+        for (int i = 0; i < truth.Count; i++)
+            for (int j = 0; j < prediction.Count; j++)
+                distance[i, j] = Math.Sqrt(Math.Pow(truth[i].X - prediction[j].X, 2) + Math.Pow(truth[i].Y - prediction[j].Y, 2));
+        var (rows, columns) = LinearAssignment.Solve(distance);
+        return rows.Zip(columns).Where(p => distance[p.First, p.Second] <= radius).ToList();
+    }
+}

@@ -1,0 +1,48 @@
+using Histo.Evaluation;
+using Histo.IO;
+
+namespace Histo.Tests;
+
+/// <summary>Nuclei instance metrics on hand-computed cases (the reference parity is in InstanceMetricsParityTests).</summary>
+public class InstanceMetricsTests
+{
+    static LabelMap Map(int width, int height, params (int Id, int X0, int Y0, int X1, int Y1)[] boxes)
+    {
+        var labels = new int[width * height];
+        foreach (var (id, x0, y0, x1, y1) in boxes)
+            for (int y = y0; y < y1; y++) for (int x = x0; x < x1; x++) labels[y * width + x] = id;
+        return new LabelMap(width, height, labels);
+    }
+
+    // Truth: A and B, 10 x 10 each. Prediction: A exactly, B shifted 5 px (IoU 50 / 150 = 1/3, not a PQ match), and a 5 x 5
+    // false positive C. By hand: TP 1, FP 2, FN 1, DQ = 1 / 2.5, SQ = 1 / (1 + 1e-6); Dice1 = 2 * 150 / (200 + 225);
+    // Dice2 = 2 * 150 / (200 + 200); AJI = AJI+ = (100 + 50) / (100 + 150 + 25); centroids (4.5, 4.5) and (24.5, 4.5) meet
+    // (4.5, 4.5) and (29.5, 4.5) within 12 px, C is extra: F1 = 4 / 5.
+    [Fact]
+    public void ShiftedNucleusAndFalsePositiveGiveTheHandComputedScores()
+    {
+        var truth = Map(60, 40, (3, 0, 0, 10, 10), (9, 20, 0, 30, 10));
+        var prediction = Map(60, 40, (1, 0, 0, 10, 10), (2, 25, 0, 35, 10), (7, 50, 30, 55, 35));
+        var s = InstanceMetrics.Compute(truth, prediction, radius: 12);
+        Assert.Equal((1, 2, 1), (s.TruePositives, s.FalsePositives, s.FalseNegatives));
+        Assert.Equal(0.4, s.DetectionQuality, 12);
+        Assert.Equal(1 / (1 + 1e-6), s.SegmentationQuality, 12);
+        Assert.Equal(0.4 / (1 + 1e-6), s.PanopticQuality, 12);
+        Assert.Equal(300.0 / 425, s.Dice1, 12);
+        Assert.Equal(0.75, s.Dice2, 12);
+        Assert.Equal(150.0 / 275, s.Aji, 5);        // AJI's IoU carries HoVer-Net's 1e-6 only in the argmax, not in the sums
+        Assert.Equal(150.0 / 275, s.AjiPlus, 12);
+        Assert.Equal((2, 0, 1), (s.DetectedPairs, s.MissedTruth, s.FalseDetections));
+        Assert.Equal(0.8, s.F1, 12);
+    }
+
+    [Fact]
+    public void PerfectPredictionScoresOneEverywhere()
+    {
+        var truth = Map(40, 40, (4, 0, 0, 10, 10), (5, 10, 0, 20, 10), (6, 5, 20, 30, 35));   // two touching nuclei
+        var s = InstanceMetrics.Compute(truth, truth, radius: 12);
+        Assert.Equal((3, 0, 0), (s.TruePositives, s.FalsePositives, s.FalseNegatives));
+        foreach (var v in new[] { s.DetectionQuality, s.Dice1, s.Dice2, s.Aji, s.AjiPlus, s.F1 }) Assert.Equal(1.0, v, 12);
+        Assert.Equal(1.0, s.PanopticQuality, 5);
+    }
+}
