@@ -225,6 +225,63 @@ public static class InstanceMetrics
         return (tp, fn, fp, 2.0 * tp / (2.0 * tp + fp + fn));
     }
 
+    /// <summary>HoVer-Net's compute_stats.py weights of a type's false positives and negatives, paired (w0, w1) and unpaired
+    /// (w2, w3).</summary>
+    static readonly double[] TypeWeights = [2, 2, 1, 1];
+
+    /// <summary>
+    /// Typed detection (compute_stats.py's run_nuclei_type_stat on one image): centroid pairs as <see cref="DetectionF1"/>; type
+    /// accuracy over the pairs; per type c, F_c = 2 (TP_c + TN_c) / (2 (TP_c + TN_c) + 2 FP_c + 2 FN_c + FP_d,c + FN_d,c) with
+    /// TP/TN/FP/FN_c over the pairs where either side is c and FP_d,c / FN_d,c the unpaired predictions / truths of type c.
+    /// </summary>
+    /// <param name="truthTypes">Type of each truth instance by its original id (absent: 0).</param>
+    public static (double TypeAccuracy, IReadOnlyDictionary<int, double> F1ByType) TypedDetection(InstancePairs pairs,
+        IReadOnlyDictionary<int, int> truthTypes, IReadOnlyDictionary<int, int> predictionTypes, double radius, IEnumerable<int> types)
+    {
+        var matched = MatchCentroids(pairs.TruthCentroids, pairs.PredictionCentroids, radius);
+        int TruthType(int t) => truthTypes.GetValueOrDefault(pairs.TruthIds[t]);
+        int PredType(int p) => predictionTypes.GetValueOrDefault(pairs.PredictionIds[p]);
+        var pairedTruth = matched.Select(m => TruthType(m.Truth)).ToArray();
+        var pairedPred = matched.Select(m => PredType(m.Prediction)).ToArray();
+        var unpairedTruth = Enumerable.Range(0, pairs.TruthCount).Except(matched.Select(m => m.Truth)).Select(TruthType).ToArray();
+        var unpairedPred = Enumerable.Range(0, pairs.PredictionCount).Except(matched.Select(m => m.Prediction)).Select(PredType).ToArray();
+        int same = pairedTruth.Zip(pairedPred).Count(p => p.First == p.Second);
+        double accuracy = same / (double)pairedTruth.Length;
+        var f1 = new Dictionary<int, double>();
+        foreach (int c in types)
+        {
+            var chosen = pairedTruth.Zip(pairedPred).Where(p => p.First == c || p.Second == c).ToArray();
+            int tp = chosen.Count(p => p.First == c && p.Second == c), tn = chosen.Count(p => p.First != c && p.Second != c);
+            int fp = chosen.Count(p => p.First != c && p.Second == c), fn = chosen.Count(p => p.First == c && p.Second != c);
+            int fpD = unpairedPred.Count(t => t == c), fnD = unpairedTruth.Count(t => t == c);
+            f1[c] = 2.0 * (tp + tn) / (2.0 * (tp + tn) + TypeWeights[0] * fp + TypeWeights[1] * fn + TypeWeights[2] * fpD
+                + TypeWeights[3] * fnD);
+        }
+        return (accuracy, f1);
+    }
+
+    /// <summary>
+    /// PanNuke's multi-class PQ of one image: PQ of the instances of each type c (NaN when the truth has none of type c), and
+    /// their NaN-ignoring mean, mPQ; bPQ is PQ with types ignored.
+    /// </summary>
+    public static (double MultiClass, double Binary, IReadOnlyDictionary<int, double> ByType) PanNukePq(LabelMap truth,
+        LabelMap prediction, IReadOnlyDictionary<int, int> truthTypes, IReadOnlyDictionary<int, int> predictionTypes, IEnumerable<int> types)
+    {
+        var byType = new Dictionary<int, double>();
+        foreach (int c in types)
+        {
+            var t = OfType(truth, truthTypes, c);
+            if (!t.Labels.Any(v => v != 0)) { byType[c] = double.NaN; continue; }
+            byType[c] = PanopticQuality(new InstancePairs(t, OfType(prediction, predictionTypes, c))).Pq;
+        }
+        var present = byType.Values.Where(v => !double.IsNaN(v)).ToList();
+        double binary = PanopticQuality(new InstancePairs(truth, prediction)).Pq;
+        return (present.Count == 0 ? double.NaN : present.Average(), binary, byType);
+    }
+
+    static LabelMap OfType(LabelMap map, IReadOnlyDictionary<int, int> types, int type) =>
+        map with { Labels = map.Labels.Select(id => id != 0 && types.GetValueOrDefault(id) == type ? id : 0).ToArray() };
+
     /// <summary>The (truth, prediction) centroid pairs within the radius after Hungarian matching on distance.</summary>
     public static List<(int Truth, int Prediction)> MatchCentroids(IReadOnlyList<(double X, double Y)> truth,
         IReadOnlyList<(double X, double Y)> prediction, double radius)
