@@ -45,4 +45,29 @@ public class InstanceMetricsTests
         foreach (var v in new[] { s.DetectionQuality, s.Dice1, s.Dice2, s.Aji, s.AjiPlus, s.F1 }) Assert.Equal(1.0, v, 12);
         Assert.Equal(1.0, s.PanopticQuality, 5);
     }
+
+    // Truth: A (type 1), B (type 2). Prediction: A' = A (type 1), B' = B (type 1, wrong), C far away (type 2). By hand
+    // (compute_stats.py): type accuracy 1/2; F_1 = 2 * 1 / (2 * 1 + 2 * 1) = 0.5 (pair B-B' is a false type-1 positive);
+    // F_2 = 0 / (2 * 1 + 1 * 1) = 0. PanNuke: type 1 has A matched and B' extra, PQ = (1 / 1.5) / (1 + 1e-6); type 2 has B
+    // unmatched, PQ 0; types 3, 4 absent (NaN, left out): mPQ = their mean; bPQ = (2 / 2.5) 2 / (2 + 1e-6).
+    [Fact]
+    public void TypedDetectionAndPanNukePqGiveTheHandComputedScores()
+    {
+        var truth = Map(80, 40, (1, 0, 0, 10, 10), (2, 20, 0, 30, 10));
+        var prediction = Map(80, 40, (5, 0, 0, 10, 10), (6, 20, 0, 30, 10), (7, 60, 30, 66, 36));
+        var truthTypes = new Dictionary<int, int> { [1] = 1, [2] = 2 };
+        var predTypes = new Dictionary<int, int> { [5] = 1, [6] = 1, [7] = 2 };
+        int[] types = [1, 2, 3, 4];
+        var (accuracy, f1) = InstanceMetrics.TypedDetection(new InstancePairs(truth, prediction), truthTypes, predTypes, 12, types);
+        Assert.Equal(0.5, accuracy, 12);
+        Assert.Equal(0.5, f1[1], 12);
+        Assert.Equal(0.0, f1[2], 12);
+        var (mpq, bpq, byType) = InstanceMetrics.PanNukePq(truth, prediction, truthTypes, predTypes, types);
+        double pq1 = 1 / 1.5 / (1 + 1e-6);
+        Assert.Equal(pq1, byType[1], 12);
+        Assert.Equal(0.0, byType[2], 12);
+        Assert.True(double.IsNaN(byType[3]) && double.IsNaN(byType[4]));
+        Assert.Equal(pq1 / 2, mpq, 12);
+        Assert.Equal(0.8 * 2 / (2 + 1e-6), bpq, 12);
+    }
 }
