@@ -70,4 +70,40 @@ public class InstanceMetricsTests
         Assert.Equal(pq1 / 2, mpq, 12);
         Assert.Equal(0.8 * 2 / (2 + 1e-6), bpq, 12);
     }
+
+    /// <summary>A 2-D uint16 .npy file as NumPy writes it (format 1.0, header padded to 64 bytes).</summary>
+    static void WriteNpy(string path, LabelMap map)
+    {
+        string header = $"{{'descr': '<u2', 'fortran_order': False, 'shape': ({map.Height}, {map.Width}), }}";
+        header = header.PadRight(64 - 10 - 1) + "\n";
+        using var f = File.Create(path);
+        f.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
+        f.Write(BitConverter.GetBytes((ushort)header.Length));
+        f.Write(System.Text.Encoding.ASCII.GetBytes(header));
+        foreach (int v in map.Labels) f.Write(BitConverter.GetBytes((ushort)v));
+    }
+
+    [Fact]
+    public void NucleiEvalCommandWritesTheTableAndRefusesMissingPredictions()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["truth"]);
+        Directory.CreateDirectory(dir["pred"]);
+        WriteNpy(dir["truth/tile1.npy"], Map(60, 40, (3, 0, 0, 10, 10), (9, 20, 0, 30, 10)));
+        WriteNpy(dir["pred/tile1.npy"], Map(60, 40, (1, 0, 0, 10, 10), (2, 25, 0, 35, 10), (7, 50, 30, 55, 35)));
+        var (code, stdout, stderr) = Cli.Run("nuclei-eval", "--pred", dir["pred"], "--truth", dir["truth"], "-o", dir["out"]);
+        Assert.True(code == 0, stderr);
+        var rows = File.ReadAllLines(dir["out/nuclei-metrics.csv"]).Select(l => l.Split(',')).ToList();
+        var header = rows[0].ToList();
+        // The hand case above: PQ = 0.4 / (1 + 1e-6), F1 0.8.
+        Assert.Equal(0.4 / (1 + 1e-6), double.Parse(rows[1][header.IndexOf("pq")], System.Globalization.CultureInfo.InvariantCulture), 12);
+        Assert.Equal("0.8", rows[^1][header.IndexOf("f1_detection")]);
+        Assert.Contains("tile1", stdout);
+        WriteNpy(dir["truth/tile2.npy"], Map(60, 40, (1, 0, 0, 5, 5)));
+        (code, _, stderr) = Cli.Run("nuclei-eval", "--pred", dir["pred"], "--truth", dir["truth"]);
+        Assert.Equal(1, code);
+        Assert.Contains("no prediction for 1 truth image(s) (tile2)", stderr);
+        (code, _, _) = Cli.Run("nuclei-eval", "--pred", dir["pred"], "--truth", dir["truth"], "--radius", "0");
+        Assert.Equal(2, code);
+    }
 }
