@@ -142,7 +142,11 @@ public static class InstanceMetrics
         return 2 * inter / total;
     }
 
-    /// <summary>get_dice_2, the "ensemble" Dice: 2 sum inter / sum (|g| + |p|) over every overlapping (g, p) pair.</summary>
+    /// <summary>
+    /// get_dice_2, the "ensemble" Dice: 2 sum inter / sum (|g| + |p|) over every overlapping (g, p) pair. HoVer-Net divides 0
+    /// by 0 when no pair overlaps; that is a complete miss, so 0 here (NaN only when both maps are empty), which keeps a
+    /// cohort mean from silently dropping the worst images.
+    /// </summary>
     public static double Dice2(InstancePairs pairs)
     {
         double inter = 0, markup = 0;
@@ -153,6 +157,7 @@ public static class InstanceMetrics
                     inter += pairs.Intersections[t, p];
                     markup += pairs.TruthAreas[t] + pairs.PredictionAreas[p];
                 }
+        if (markup == 0) return pairs.TruthCount + pairs.PredictionCount == 0 ? double.NaN : 0;
         return 2 * inter / markup;
     }
 
