@@ -14,7 +14,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     HeatmapCommand.Create(),
     AugmentCommand.Create(),
     StainCommand.Create(),
-    NucleiEvalCommand.Create(),
+    NucleiEvalCommand.Create(), NucleiCommand.Create(),
     PretrainCommand.Create(),
     EvaluateCommands.Knn(),
     EvaluateCommands.Probe(),

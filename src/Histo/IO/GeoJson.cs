@@ -15,12 +15,30 @@ public static class GeoJson
 
     public static string FeatureCollection(IEnumerable<Feature> features)
     {
-        var sb = new StringBuilder("{\"type\":\"FeatureCollection\",\"features\":[");
-        bool first = true;
-        foreach (var f in features)
+        using var text = new StringWriter(CultureInfo.InvariantCulture);
+        var writer = new Writer(text);
+        foreach (var f in features) writer.Add(f);
+        writer.Close();
+        return text.ToString();
+    }
+
+    /// <summary>A FeatureCollection written feature by feature, so a slide's million nuclei never sit in memory together.</summary>
+    public sealed class Writer
+    {
+        readonly TextWriter _out;
+        bool _first = true, _closed;
+
+        public Writer(TextWriter output)
         {
-            if (!first) sb.Append(',');
-            first = false;
+            _out = output;
+            _out.Write("{\"type\":\"FeatureCollection\",\"features\":[");
+        }
+
+        public void Add(Feature f)
+        {
+            var sb = new StringBuilder();
+            if (!_first) sb.Append(',');
+            _first = false;
             sb.Append("{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[");
             for (int r = 0; r < f.Rings.Count; r++)
             {
@@ -40,13 +58,24 @@ public static class GeoJson
             if (f.Measurements is { Count: > 0 })
             {
                 sb.Append(",\"measurements\":{");
-                sb.AppendJoin(',', f.Measurements.Select(m => $"\"{m.Key}\":{Num(m.Value)}"));
+                sb.AppendJoin(',', f.Measurements.Select(m => $"{System.Text.Json.JsonSerializer.Serialize(m.Key)}:{Measurement(m.Value)}"));
                 sb.Append('}');
             }
             sb.Append("}}");
+            _out.Write(sb);
         }
-        return sb.Append("]}").ToString();
+
+        /// <summary>Ends the collection (the writer itself is the caller's to flush and close).</summary>
+        public void Close()
+        {
+            if (_closed) return;
+            _out.Write("]}");
+            _closed = true;
+        }
     }
+
+    /// <summary>Measurements to 4 decimals; NaN (not JSON) as null, as QuPath writes a missing value.</summary>
+    static string Measurement(double v) => double.IsFinite(v) ? Math.Round(v, 4).ToString("0.####", CultureInfo.InvariantCulture) : "null";
 
     static string Num(double v) => Math.Round(v, 2).ToString("0.##", CultureInfo.InvariantCulture);
 }

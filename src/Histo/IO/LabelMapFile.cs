@@ -37,6 +37,61 @@ public static class LabelMapFile
         }
     }
 
+    /// <summary>
+    /// Writes ids as a 16-bit grey PNG (what MoNuSeg/CoNSeP exports and <see cref="Read"/> take), atomically. Ids above 65535
+    /// cannot be stored and are refused.
+    /// </summary>
+    public static void WritePng(string path, LabelMap map)
+    {
+        int max = map.Labels.Length == 0 ? 0 : map.Labels.Max();
+        if (max > ushort.MaxValue) throw new HistoException($"{path}: {max} nuclei do not fit a 16-bit label map; write smaller regions");
+        var raw = new byte[map.Height * (1 + 2 * map.Width)];
+        for (int y = 0, o = 0; y < map.Height; y++)
+        {
+            raw[o++] = 0; // filter: none
+            for (int x = 0; x < map.Width; x++, o += 2) BinaryPrimitives.WriteUInt16BigEndian(raw.AsSpan(o), (ushort)map.Labels[y * map.Width + x]);
+        }
+        var header = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(header, map.Width);
+        BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4), map.Height);
+        header[8] = 16; // bit depth; colour type 0 (grey), compression, filter and interlace 0
+        using var compressed = new MemoryStream();
+        using (var deflate = new ZLibStream(compressed, CompressionLevel.Fastest, leaveOpen: true)) deflate.Write(raw);
+        AtomicFile.Write(path, tmp =>
+        {
+            using var file = File.Create(tmp);
+            file.Write(PngSignature);
+            WriteChunk(file, "IHDR", header);
+            WriteChunk(file, "IDAT", compressed.ToArray());
+            WriteChunk(file, "IEND", []);
+        });
+    }
+
+    static void WriteChunk(Stream stream, string type, byte[] data)
+    {
+        Span<byte> word = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(word, data.Length);
+        stream.Write(word);
+        var typed = new byte[4 + data.Length];
+        Encoding.ASCII.GetBytes(type, typed);
+        data.CopyTo(typed, 4);
+        stream.Write(typed);
+        BinaryPrimitives.WriteUInt32BigEndian(word, Crc32(typed));
+        stream.Write(word);
+    }
+
+    /// <summary>The CRC-32 of PNG chunks (ISO 3309, polynomial 0xEDB88320, reflected).</summary>
+    static uint Crc32(byte[] data)
+    {
+        uint crc = 0xFFFFFFFF;
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? 0xEDB88320 ^ (crc >> 1) : crc >> 1;
+        }
+        return ~crc;
+    }
+
     static readonly byte[] PngSignature = [137, 80, 78, 71, 13, 10, 26, 10];
 
     /// <summary>Grey PNG (colour type 0), 8 or 16 bits, not interlaced: IDAT inflated, scanline filters undone (PNG spec 9).</summary>

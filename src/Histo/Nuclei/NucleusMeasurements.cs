@@ -1,0 +1,104 @@
+using Histo.Imaging;
+using Histo.IO;
+
+namespace Histo.Nuclei;
+
+/// <summary>
+/// One nucleus, in level-0 pixels of its slide (or image): its outline, centroid, and QuPath's nucleus measurements.
+/// </summary>
+/// <param name="Outline">The outer boundary along pixel edges, corners cut (each vertex the middle of a boundary edge).</param>
+/// <param name="AreaMicrons">Pixel count times the pixel area (um^2).</param>
+/// <param name="PerimeterMicrons">Length of <paramref name="Outline"/> (um).</param>
+/// <param name="Circularity">4 pi area / perimeter^2: 1 for a disc, lower for elongated or ragged shapes.</param>
+/// <param name="Eccentricity">sqrt(1 - l2 / l1) of the pixel coordinates' covariance eigenvalues l1 &gt;= l2 (scikit-image's
+/// regionprops): 0 for a disc, towards 1 for a line.</param>
+/// <param name="MeanHaematoxylin">Mean haematoxylin OD over the nucleus' pixels (<see cref="ColourDeconvolution"/>).</param>
+public sealed record Nucleus(double CentroidX, double CentroidY, (double X, double Y)[] Outline, double AreaMicrons,
+    double PerimeterMicrons, double Circularity, double Eccentricity, double MeanHaematoxylin)
+{
+    /// <summary>The measurement names, as QuPath shows them, with their values.</summary>
+    public IReadOnlyDictionary<string, double> Measurements() => new Dictionary<string, double>
+    {
+        ["Nucleus: Area µm^2"] = AreaMicrons,
+        ["Nucleus: Perimeter µm"] = PerimeterMicrons,
+        ["Nucleus: Circularity"] = Circularity,
+        ["Nucleus: Eccentricity"] = Eccentricity,
+        ["Nucleus: Hematoxylin OD mean"] = MeanHaematoxylin,
+    };
+}
+
+public static class NucleusMeasurements
+{
+    /// <summary>
+    /// The nuclei of a segmentation of a region read at <paramref name="downsample"/> from level-0 position
+    /// (<paramref name="originX"/>, <paramref name="originY"/>); <paramref name="mpp"/> is the region's pixel size. Nuclei whose
+    /// <paramref name="keep"/> (centroid in region pixels) is false are skipped.
+    /// </summary>
+    public static List<Nucleus> Measure(NucleusSegmentation segmentation, double mpp, double originX = 0, double originY = 0,
+        double downsample = 1, Func<double, double, bool>? keep = null)
+    {
+        var labels = segmentation.Labels;
+        int w = labels.Width, h = labels.Height, n = segmentation.Count;
+        var count = new long[n + 1];
+        var sx = new double[n + 1]; var sy = new double[n + 1];
+        var sxx = new double[n + 1]; var syy = new double[n + 1]; var sxy = new double[n + 1];
+        var od = new double[n + 1];
+        var x0 = Enumerable.Repeat(int.MaxValue, n + 1).ToArray(); var y0 = Enumerable.Repeat(int.MaxValue, n + 1).ToArray();
+        var x1 = new int[n + 1]; var y1 = new int[n + 1];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int l = labels.Labels[y * w + x];
+                if (l == 0) continue;
+                count[l]++; sx[l] += x; sy[l] += y; sxx[l] += (double)x * x; syy[l] += (double)y * y; sxy[l] += (double)x * y;
+                od[l] += segmentation.Haematoxylin[y * w + x];
+                x0[l] = Math.Min(x0[l], x); y0[l] = Math.Min(y0[l], y); x1[l] = Math.Max(x1[l], x); y1[l] = Math.Max(y1[l], y);
+            }
+        var nuclei = new List<Nucleus>(n);
+        for (int l = 1; l <= n; l++)
+        {
+            if (count[l] == 0) continue;
+            double cx = sx[l] / count[l], cy = sy[l] / count[l];
+            if (keep != null && !keep(cx, cy)) continue;
+            // Covariance of the pixel coordinates; its eigenvalues are the inertia ellipse's squared half-axes / 4.
+            double vxx = sxx[l] / count[l] - cx * cx, vyy = syy[l] / count[l] - cy * cy, vxy = sxy[l] / count[l] - cx * cy;
+            double mean = (vxx + vyy) / 2, spread = Math.Sqrt((vxx - vyy) * (vxx - vyy) / 4 + vxy * vxy);
+            double l1 = mean + spread, l2 = mean - spread;
+            double eccentricity = l1 > 0 ? Math.Sqrt(Math.Max(0, 1 - l2 / l1)) : 0;
+
+            int bw = x1[l] - x0[l] + 1, bh = y1[l] - y0[l] + 1;
+            var mask = new byte[bw * bh];
+            for (int y = 0; y < bh; y++)
+                for (int x = 0; x < bw; x++)
+                    if (labels.Labels[(y0[l] + y) * w + x0[l] + x] == l) mask[y * bw + x] = 1;
+            var rings = MaskContours.Trace(mask, bw, bh);
+            // A watershed basin is 4-connected, so it has one outer ring; holes are not part of a nucleus outline.
+            var outer = rings.Select(r => r[0]).MaxBy(r => Math.Abs(MaskContours.SignedArea(r)))!;
+            var cut = CutCorners(outer);
+            double perimeter = 0;
+            for (int i = 0; i < cut.Length; i++)
+            {
+                var (ax, ay) = cut[i]; var (bx, by) = cut[(i + 1) % cut.Length];
+                perimeter += Math.Sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay));
+            }
+            double areaMicrons = count[l] * mpp * mpp, perimeterMicrons = perimeter * mpp;
+            var outline = cut.Select(p => (originX + (x0[l] + p.X) * downsample, originY + (y0[l] + p.Y) * downsample)).ToArray();
+            nuclei.Add(new Nucleus(originX + (cx + 0.5) * downsample, originY + (cy + 0.5) * downsample, outline, areaMicrons,
+                perimeterMicrons, 4 * Math.PI * areaMicrons / (perimeterMicrons * perimeterMicrons), eccentricity, od[l] / count[l]));
+        }
+        return nuclei;
+    }
+
+    /// <summary>The ring through the middles of its edges, which removes the pixel staircase's extra length along
+    /// diagonals (a disc's perimeter comes out near 2 pi r instead of 8 r).</summary>
+    static (double X, double Y)[] CutCorners((double X, double Y)[] ring)
+    {
+        var cut = new (double X, double Y)[ring.Length];
+        for (int i = 0; i < ring.Length; i++)
+        {
+            var a = ring[i]; var b = ring[(i + 1) % ring.Length];
+            cut[i] = ((a.X + b.X) / 2, (a.Y + b.Y) / 2);
+        }
+        return cut;
+    }
+}
