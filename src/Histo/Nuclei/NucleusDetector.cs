@@ -94,16 +94,37 @@ public static class NucleusDetector
         return new NucleusSegmentation(new LabelMap(w, h, labels), haematoxylin, count);
     }
 
-    /// <summary>Otsu's threshold of the values, on a 256-bin histogram between their minimum and maximum (the upper edge of
-    /// the best lower class).</summary>
-    static double OtsuThreshold(float[] values)
+    /// <summary>
+    /// Otsu's threshold as scikit-image's <c>threshold_otsu(values, nbins=256)</c> computes it for floating-point images: a
+    /// histogram of 256 equal bins between the minimum and the maximum, the split between bins i and i + 1 that maximises
+    /// w1 w2 (m1 - m2)^2, and the centre of bin i returned; foreground is what lies above it.
+    /// </summary>
+    public static double OtsuThreshold(float[] values)
     {
-        float min = values.Min(), max = values.Max();
-        if (!(max > min)) return max;
-        var histogram = new long[256];
-        double scale = 256 / ((double)max - min);
-        foreach (float v in values) histogram[Math.Min(255, (int)((v - min) * scale))]++;
-        int bin = BinaryMorphology.OtsuThreshold(histogram);
-        return min + (bin + 1) / scale;
+        const int bins = 256;
+        double min = values.Min(), max = values.Max();
+        if (!(max > min)) return min;
+        var counts = new long[bins];
+        double scale = bins / (max - min);
+        foreach (float v in values) counts[Math.Min(bins - 1, (int)((v - min) * scale))]++;
+        double total = values.Length, sumAll = 0;
+        var centre = new double[bins];
+        for (int i = 0; i < bins; i++)
+        {
+            centre[i] = min + (i + 0.5) / scale;
+            sumAll += counts[i] * centre[i];
+        }
+        double weightBelow = 0, sumBelow = 0, best = double.NegativeInfinity;
+        int split = 0;
+        for (int i = 0; i < bins - 1; i++)
+        {
+            weightBelow += counts[i];
+            sumBelow += counts[i] * centre[i];
+            double weightAbove = total - weightBelow;
+            double gap = sumBelow / weightBelow - (sumAll - sumBelow) / weightAbove;
+            double between = weightBelow * weightAbove * gap * gap;
+            if (between > best) { best = between; split = i; }
+        }
+        return centre[split];
     }
 }
