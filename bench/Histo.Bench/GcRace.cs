@@ -16,6 +16,7 @@ static class GcRace
     public static int Run(BenchArgs args)
     {
         if (args.String("--encoder") is { } encoder) return Encoder(encoder, args.Number("--seconds", 30));
+        if (args.String("--chained") is not null) return Chained(args.Number("--seconds", 30), args.String("--scoped") is not null);
         bool guarded = args.String("--guarded") is not null;
         using var a = randn(64, 65, 192);
         using var b = randn(1, 65, 192);
@@ -27,11 +28,40 @@ static class GcRace
         long n = 0;
         while (clock.Elapsed.TotalSeconds < args.Number("--seconds", 30))
         {
+            using var scope = args.String("--scoped") is not null ? NewDisposeScope() : null;
             using var c = guarded ? a.add(b, one) : a + b;
             n++;
         }
         Volatile.Write(ref stop, true);
         Console.WriteLine($"{(guarded ? "guarded" : "plain")}: {n} additions under forced collections, no crash");
+        return 0;
+    }
+
+    /// <summary>
+    /// The other half of the race: in <c>x.sum(1, keepdim: true).expand(-1, 3, -1)</c> the sum's result is referenced only as
+    /// <c>this</c> of expand, so once expand has read its handle the wrapper is unreachable, and a collection on another thread
+    /// can finalize (free) the native tensor while expand still reads its sizes. With --scoped the loop runs inside a
+    /// dispose scope, which holds every temporary until the scope ends.
+    /// </summary>
+    static int Chained(double seconds, bool scoped)
+    {
+        using var a = randn(8, 3, 32, 32);
+        using TorchSharp.Scalar half = 0.5;
+        bool stop = false;
+        var collector = new Thread(() => { while (!Volatile.Read(ref stop)) { GC.Collect(); GC.WaitForPendingFinalizers(); } }) { IsBackground = true };
+        collector.Start();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long n = 0;
+        while (clock.Elapsed.TotalSeconds < seconds)
+        {
+            using var scope = scoped ? NewDisposeScope() : null;
+            var c = a.mul(half).sum(1, keepdim: true).expand(-1, 3, -1, -1).contiguous();
+            if (c.shape[1] != 3 || c.shape[3] != 32) throw new InvalidOperationException($"garbage shape [{string.Join(", ", c.shape)}]");
+            if (!scoped) c.Dispose();
+            n++;
+        }
+        Volatile.Write(ref stop, true);
+        Console.WriteLine($"chained{(scoped ? ", scoped" : "")}: {n} chained calls under forced collections, no crash");
         return 0;
     }
 

@@ -62,7 +62,7 @@ public sealed class InstancePairs
         var ids = values.data<int>().ToArray();
         bool hasBackground = ids.Length > 0 && ids[0] == 0;
         // unique's inverse counts the background as instance 0 when present; otherwise shift every instance up by one.
-        var index = hasBackground ? inverse : inverse.add(KeptOne);
+        var index = hasBackground ? inverse : inverse.add(KeptOne, KeptOne);
         return (hasBackground ? ids[1..] : ids, index.to_type(ScalarType.Int64).MoveToOuterDisposeScope());
     }
 
@@ -71,9 +71,10 @@ public sealed class InstancePairs
     static (double X, double Y)[] Centroids(Tensor index, int width, int count)
     {
         using var scope = NewDisposeScope();
-        var pixel = arange(index.shape[0], dtype: ScalarType.Int64);
-        var x = pixel.remainder(width).to_type(ScalarType.Float64);
-        var y = pixel.div(width, rounding_mode: RoundingMode.floor).to_type(ScalarType.Float64);
+        using TorchSharp.Scalar pixels = index.shape[0].ToScalar(), columns = width.ToScalar();
+        var pixel = arange(Histo.Models.KeptScalars.Zero, pixels, KeptOne, ScalarType.Int64);
+        var x = pixel.remainder(columns).to_type(ScalarType.Float64);
+        var y = pixel.div(columns, rounding_mode: RoundingMode.floor).to_type(ScalarType.Float64);
         var area = index.bincount(null, count + 1).to_type(ScalarType.Float64);
         var sx = index.bincount(x, count + 1).div(area).data<double>().ToArray();
         var sy = index.bincount(y, count + 1).div(area).data<double>().ToArray();
@@ -135,8 +136,8 @@ public static class InstanceMetrics
     public static double Dice1(LabelMap truth, LabelMap prediction)
     {
         using var scope = NewDisposeScope();
-        var a = tensor(truth.Labels).gt(0);
-        var b = tensor(prediction.Labels).gt(0);
+        var a = tensor(truth.Labels).gt(Histo.Models.KeptScalars.Zero);
+        var b = tensor(prediction.Labels).gt(Histo.Models.KeptScalars.Zero);
         double inter = a.logical_and(b).sum().item<long>();
         double total = a.sum().item<long>() + b.sum().item<long>();
         return 2 * inter / total;

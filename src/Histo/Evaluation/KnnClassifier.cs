@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Histo.Evaluation;
@@ -67,7 +68,8 @@ public sealed class KnnClassifier : IDisposable
             var q = Normalise(all.narrow(0, start, count));
             var (topValues, topIndices) = NearestNeighbours(q, k);               // [Q, k] over the whole training set
             var neighbourLabels = labels.index_select(0, topIndices.flatten()).reshape(count, k); // [Q, k]
-            var weights = vote == KnnVote.Weighted ? (topValues / temperature).exp() : ones_like(topValues);
+            using TorchSharp.Scalar temperatureScalar = temperature.ToScalar();
+            var weights = vote == KnnVote.Weighted ? topValues.div(temperatureScalar).exp() : ones_like(topValues);
             var votes = zeros(count, Classes, dtype: ScalarType.Float64)
                 .scatter_add_(1, neighbourLabels, weights.to_type(ScalarType.Float64));  // [Q, C]
             var shares = (votes / votes.sum(1, keepdim: true)).data<double>().ToArray();
@@ -90,7 +92,8 @@ public sealed class KnnClassifier : IDisposable
             long count = Math.Min(TrainChunk, n - start);
             var similarity = q.matmul(_train.narrow(0, start, count).T);           // [Q, chunk]
             var (values, indices) = similarity.topk((int)Math.Min(k, count), dim: 1, largest: true, sorted: true);
-            indices = indices + start;
+            using TorchSharp.Scalar offset = start.ToScalar();
+            indices = indices.add(offset, Models.KeptScalars.One);
             if (bestValues is not null)
             {
                 // Earlier chunks first, so equal similarities keep the lower training index, as one topk over all rows.

@@ -1,3 +1,5 @@
+using TorchSharp;
+using static Histo.Models.KeptScalars;
 using static TorchSharp.torch;
 
 namespace Histo.Evaluation;
@@ -23,17 +25,17 @@ public static class Probes
         using var scope = NewDisposeScope();
         var x = tensor(train);
         var mean = x.mean([0], keepdim: true);
-        var std = x.std(0, unbiased: false, keepdim: true).clamp_min(1e-6);
+        var std = x.std(0, unbiased: false, keepdim: true).clamp_min(Of(1e-6));
         x = (x - mean) / std;
         var y = tensor(labels.Select(l => (long)l).ToArray());
         var w = new TorchSharp.Modules.Parameter(zeros(x.shape[1], classes));
         var b = new TorchSharp.Modules.Parameter(zeros(classes));
         using var optimizer = optim.LBFGS(new[] { w, b }, lr: 1, max_iter: iterations, history_size: 20);
-        double penalty = 1.0 / (2 * c * labels.Length);
+        using Scalar penalty = (1.0 / (2 * c * labels.Length)).ToScalar();
         Tensor Closure()
         {
             optimizer.zero_grad();
-            var loss = nn.functional.cross_entropy(x.matmul(w) + b, y) + penalty * w.pow(2).sum();
+            var loss = nn.functional.cross_entropy(x.matmul(w) + b, y) + w.pow(Of(2L)).sum().mul(penalty);
             loss.backward();
             return loss;
         }
@@ -71,18 +73,20 @@ public static class Probes
         using var scope = NewDisposeScope();
         var x = tensor(train).to_type(ScalarType.Float64);
         var y = tensor(labels.Select(l => (long)l).ToArray());
-        double epsilon = 1e-9 * x.var(0, unbiased: false).max().item<double>();
+        using Scalar epsilon = (1e-9 * x.var(0, unbiased: false).max().item<double>()).ToScalar();
         var xt = tensor(test).to_type(ScalarType.Float64);
         var scores = new List<Tensor>();
         for (int k = 0; k < classes; k++)
         {
-            var rows = x.index_select(0, nonzero(y.eq(k)).squeeze(1));
+            var rows = x.index_select(0, nonzero(y.eq(Of((long)k))).squeeze(1));
             long n = rows.shape[0];
-            if (n == 0) { scores.Add(full(xt.shape[0], double.NegativeInfinity, dtype: ScalarType.Float64)); continue; }
+            if (n == 0) { scores.Add(full(xt.shape[0], Of(double.NegativeInfinity), dtype: ScalarType.Float64)); continue; }
             var mu = rows.mean([0]);
-            var variance = rows.var(0, unbiased: false) + epsilon;
-            var logLikelihood = -0.5 * (2 * Math.PI * variance).log().sum() - 0.5 * ((xt - mu).pow(2) / variance).sum(1);
-            scores.Add(logLikelihood + Math.Log(n / (double)labels.Length));
+            var variance = rows.var(0, unbiased: false).add(epsilon, One);
+            var logLikelihood = variance.mul(Of(2 * Math.PI)).log().sum().mul(Of(-0.5))
+                - ((xt - mu).pow(Of(2L)) / variance).sum(1).mul(Of(0.5));
+            using Scalar logPrior = Math.Log(n / (double)labels.Length).ToScalar();
+            scores.Add(logLikelihood.add(logPrior, One));
         }
         return Rows(nn.functional.softmax(stack(scores, 1), 1));
     }
@@ -97,7 +101,7 @@ public static class Probes
         var centres = new List<Tensor> { x[random.Next((int)n)] };
         while (centres.Count < k)
         {
-            var d = cdist(x, stack(centres)).pow(2).amin([1]);                   // squared distance to the nearest centre
+            var d = cdist(x, stack(centres)).pow(Of(2L)).amin([1]);                   // squared distance to the nearest centre
             var p = (d / d.sum()).data<float>().ToArray();
             double u = random.NextDouble(), acc = 0;
             int pick = (int)n - 1;
@@ -114,7 +118,7 @@ public static class Probes
             var updated = new List<Tensor>();
             for (int j = 0; j < k; j++)
             {
-                var members = nonzero(assignment.eq(j)).squeeze(1);
+                var members = nonzero(assignment.eq(Of((long)j))).squeeze(1);
                 updated.Add(members.shape[0] == 0 ? c[j] : x.index_select(0, members).mean([0]));
             }
             c = stack(updated);

@@ -1,3 +1,5 @@
+using TorchSharp;
+using static Histo.Models.KeptScalars;
 using static TorchSharp.torch;
 
 namespace Histo.Imaging;
@@ -10,10 +12,19 @@ namespace Histo.Imaging;
 public static class Augmentations
 {
     /// <summary>ITU-R 601-2 luma as torchvision computes it: 0.2989 R + 0.587 G + 0.114 B.</summary>
-    public static Tensor Grayscale(Tensor x) =>
-        (0.2989 * x.select(-3, 0) + 0.587 * x.select(-3, 1) + 0.114 * x.select(-3, 2)).unsqueeze(-3);
+    public static Tensor Grayscale(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var luma = x.select(-3, 0).mul(Of(0.2989)) + x.select(-3, 1).mul(Of(0.587)) + x.select(-3, 2).mul(Of(0.114));
+        return luma.unsqueeze(-3).MoveToOuterDisposeScope();
+    }
 
-    static Tensor Blend(Tensor a, Tensor b, double ratio) => (ratio * a + (1 - ratio) * b).clamp(0, 1);
+    static Tensor Blend(Tensor a, Tensor b, double ratio)
+    {
+        using var scope = NewDisposeScope();
+        using Scalar weight = ratio.ToScalar(), rest = (1 - ratio).ToScalar();
+        return (a.mul(weight) + b.mul(rest)).clamp(Zero, One).MoveToOuterDisposeScope();
+    }
 
     /// <summary>x * factor, clamped.</summary>
     public static Tensor Brightness(Tensor x, double factor) => Blend(x, zeros_like(x), factor);
@@ -45,21 +56,23 @@ public static class Augmentations
         var crDivisor = where(eqc, ones, cr);
         var rc = (maxc - r) / crDivisor; var gc = (maxc - g) / crDivisor; var bc = (maxc - b) / crDivisor;
         var hr = maxc.eq(r).to_type(x.dtype) * (bc - gc);
-        var hg = (maxc.eq(g) & maxc.ne(r)).to_type(x.dtype) * (2.0 + rc - bc);
-        var hb = (maxc.ne(g) & maxc.ne(r)).to_type(x.dtype) * (4.0 + gc - rc);
-        var h = ((hr + hg + hb) / 6.0 + 1.0).fmod(1.0);
-        h = (h + shift).fmod(1.0);
-        h = where(h.lt(0), h + 1, h);
+        var hg = (maxc.eq(g) & maxc.ne(r)).to_type(x.dtype) * (rc.add(Of(2.0), One) - bc);
+        var hb = (maxc.ne(g) & maxc.ne(r)).to_type(x.dtype) * (gc.add(Of(4.0), One) - rc);
+        var h = (hr + hg + hb).div(Of(6.0)).add(Of(1.0), One).fmod(Of(1.0));
+        using Scalar hueShift = shift.ToScalar();
+        h = h.add(hueShift, One).fmod(Of(1.0));
+        h = where(h.lt(Zero), h.add(One, One), h);
         // HSV back to RGB (torchvision's _hsv2rgb).
         var v = maxc;
-        var i = (h * 6.0).floor();
-        var f = h * 6.0 - i;
-        var iInt = i.to_type(ScalarType.Int32).remainder(6);
-        var p = (v * (1.0 - s)).clamp(0, 1); var q = (v * (1.0 - s * f)).clamp(0, 1); var t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1);
+        var i = h.mul(Of(6.0)).floor();
+        var f = h.mul(Of(6.0)) - i;
+        var iInt = i.to_type(ScalarType.Int32).remainder(Of(6L));
+        var p = (v * OneMinus(s)).clamp(Zero, One); var q = (v * OneMinus(s * f)).clamp(Zero, One);
+        var t = (v * OneMinus(s * OneMinus(f))).clamp(Zero, One);
         Tensor Pick(params Tensor[] options)
         {
             var result = zeros_like(v);
-            for (int k = 0; k < 6; k++) result = where(iInt.eq(k), options[k], result);
+            for (int k = 0; k < 6; k++) result = where(iInt.eq(Of((long)k)), options[k], result);
             return result;
         }
         var rgb = stack([Pick(v, q, p, p, t, v), Pick(t, v, v, q, p, p), Pick(p, p, t, v, v, q)], -3);
@@ -67,7 +80,15 @@ public static class Augmentations
     }
 
     /// <summary>Invert pixels at or above the threshold (DINO: 0.5 on [0, 1] images).</summary>
-    public static Tensor Solarize(Tensor x, double threshold = 0.5) => where(x.ge(threshold), 1.0 - x, x);
+    public static Tensor Solarize(Tensor x, double threshold = 0.5)
+    {
+        using var scope = NewDisposeScope();
+        using Scalar limit = threshold.ToScalar();
+        return where(x.ge(limit), OneMinus(x), x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>1 - x (exactly: -x + 1 rounds as 1 - x).</summary>
+    static Tensor OneMinus(Tensor x) => x.neg().add(Of(1.0), One);
 
     /// <summary>Flip along the width (horizontal) or height (vertical).</summary>
     public static Tensor Flip(Tensor x, bool horizontal) => x.flip(horizontal ? -1 : -2);
@@ -105,7 +126,7 @@ public static class FeatureNormalisation
     {
         using var min = x.amin([0], keepdim: true);
         using var max = x.amax([0], keepdim: true);
-        return (x - min) / (max - min).clamp_min(1e-12);
+        return (x - min) / (max - min).clamp_min(Of(1e-12));
     }
 
     /// <summary>(x - mean) / std per feature (population std).</summary>
@@ -113,7 +134,7 @@ public static class FeatureNormalisation
     {
         using var mean = x.mean([0], keepdim: true);
         using var std = x.std(0, unbiased: false, keepdim: true);
-        return (x - mean) / std.clamp_min(1e-12);
+        return (x - mean) / std.clamp_min(Of(1e-12));
     }
 
     /// <summary>log10(x) / log10(max) per feature, for x &gt;= 1.</summary>
@@ -124,7 +145,7 @@ public static class FeatureNormalisation
     }
 
     /// <summary>atan(x) * 2 / pi, into (-1, 1).</summary>
-    public static Tensor Atan(Tensor x) => x.atan() * (2 / Math.PI);
+    public static Tensor Atan(Tensor x) => x.atan().mul(Of(2 / Math.PI));
 
     /// <summary>x / |x| per row (sample).</summary>
     public static Tensor L2(Tensor x) => nn.functional.normalize(x, p: 2, dim: 1);

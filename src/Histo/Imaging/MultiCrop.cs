@@ -1,3 +1,4 @@
+using static Histo.Models.KeptScalars;
 using static TorchSharp.torch;
 
 namespace Histo.Imaging;
@@ -41,7 +42,7 @@ public static class MultiCrop
         {
             var (top, left, ch, cw) = SampleCrop(random, h, w, scaleMin, scaleMax);
             var crop = images[b].narrow(1, top, ch).narrow(2, left, cw).unsqueeze(0);
-            crops.Add(nn.functional.interpolate(crop, [size, size], mode: InterpolationMode.Bicubic, align_corners: false).clamp(0, 1));
+            crops.Add(nn.functional.interpolate(crop, [size, size], mode: InterpolationMode.Bicubic, align_corners: false).clamp(Zero, One));
         }
         return cat(crops, 0).MoveToOuterDisposeScope();
     }
@@ -65,7 +66,7 @@ public static class MultiCrop
         var stains = tensor(HeStains);
         stains = stains / stains.norm(1, keepdim: true);                     // unit rows
         var inverse = linalg.inv(stains);                                      // OD = C S  ->  C = OD S^-1
-        var od = -(images.clamp_min(1.0 / 255)).log();                          // [B, 3, H, W]
+        var od = -(images.clamp_min(Of(1.0 / 255))).log();                         // [B, 3, H, W]
         var outputs = new List<Tensor>();
         for (int b = 0; b < images.shape[0]; b++)
         {
@@ -74,7 +75,7 @@ public static class MultiCrop
             var alpha = tensor(new float[] { (float)(1 + (2 * random.NextDouble() - 1) * sigma), (float)(1 + (2 * random.NextDouble() - 1) * sigma), 1f });
             var beta = tensor(new float[] { (float)((2 * random.NextDouble() - 1) * sigma), (float)((2 * random.NextDouble() - 1) * sigma), 0f });
             var jittered = (c * alpha + beta).matmul(stains);                  // back to optical density
-            outputs.Add((-jittered).exp().T.reshape(3, images.shape[2], images.shape[3]).clamp(0, 1));
+            outputs.Add((-jittered).exp().T.reshape(3, images.shape[2], images.shape[3]).clamp(Zero, One));
         }
         return stack(outputs).MoveToOuterDisposeScope();
     }

@@ -29,17 +29,28 @@ public sealed class RgbaImage
         return image;
     }
 
-    /// <summary>Wraps the pixels as a SkiaSharp bitmap view (no copy); the bitmap must not outlive this image.</summary>
+    /// <summary>
+    /// A SkiaSharp bitmap holding a copy of the pixels. A copy, not a view: a view needs the managed array pinned until Skia's
+    /// release callback runs, and a bitmap view was the prime suspect in a managed-heap corruption seen under parallel
+    /// resizing (issue 10); the copy costs one memcpy per call.
+    /// </summary>
     internal SKBitmap AsBitmap()
     {
-        var bitmap = new SKBitmap();
-        var info = new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        unsafe
-        {
-            var handle = System.Runtime.InteropServices.GCHandle.Alloc(Pixels, System.Runtime.InteropServices.GCHandleType.Pinned);
-            bitmap.InstallPixels(info, handle.AddrOfPinnedObject(), info.RowBytes, (addr, ctx) => handle.Free());
-        }
+        var bitmap = new SKBitmap(new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        System.Runtime.InteropServices.Marshal.Copy(Pixels, 0, bitmap.GetPixels(), Pixels.Length);
         return bitmap;
+    }
+
+    /// <summary>Draws on the image with a SkiaSharp canvas (on a copy, written back when the drawing is done).</summary>
+    internal void Draw(Action<SKCanvas> draw)
+    {
+        using var bitmap = AsBitmap();
+        using (var canvas = new SKCanvas(bitmap))
+        {
+            draw(canvas);
+            canvas.Flush();
+        }
+        System.Runtime.InteropServices.Marshal.Copy(bitmap.GetPixels(), Pixels, 0, Pixels.Length);
     }
 
     public static RgbaImage FromBitmap(SKBitmap bitmap)
@@ -56,16 +67,19 @@ public sealed class RgbaImage
     {
         if (width == Width && height == Height) return new RgbaImage(Width, Height, (byte[])Pixels.Clone());
         using var source = AsBitmap();
-        var target = new RgbaImage(width, height);
-        using var targetBitmap = target.AsBitmap();
+        using var targetBitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
         var sampling = width < Width || height < Height
             ? new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear)
             : new SKSamplingOptions(SKCubicResampler.Mitchell);
         using var sourceImage = SKImage.FromBitmap(source);
-        using var canvas = new SKCanvas(targetBitmap);
-        using var paint = new SKPaint();
-        canvas.DrawImage(sourceImage, new SKRect(0, 0, width, height), sampling, paint);
-        canvas.Flush();
+        using (var canvas = new SKCanvas(targetBitmap))
+        using (var paint = new SKPaint())
+        {
+            canvas.DrawImage(sourceImage, new SKRect(0, 0, width, height), sampling, paint);
+            canvas.Flush();
+        }
+        var target = new RgbaImage(width, height);
+        System.Runtime.InteropServices.Marshal.Copy(targetBitmap.GetPixels(), target.Pixels, 0, target.Pixels.Length);
         return target;
     }
 

@@ -115,7 +115,7 @@ public sealed class MacenkoNormaliser : StainNormaliser
     }
 
     /// <summary>OD [N, 3] of RGB bytes, float64.</summary>
-    static Tensor OpticalDensity(Tensor rgb) => rgb.to_type(ScalarType.Float64).add(One).div(IoScalar).log().neg();
+    static Tensor OpticalDensity(Tensor rgb) => rgb.to_type(ScalarType.Float64).add(One, One).div(IoScalar).log().neg();
 
     /// <summary>Stain vectors, concentrations [2, N] and their 99th percentiles; null when too few pixels are stained.</summary>
     public static (Tensor HE, Tensor C, Tensor MaxC)? Decompose(Tensor rgb)
@@ -128,7 +128,7 @@ public sealed class MacenkoNormaliser : StainNormaliser
         var plane = vectors.narrow(1, 1, 2);                              // second-largest, largest
         // LAPACK picks the signs; with both columns pointing into the positive octant the angles stay away from the cut at
         // +-pi (torchstain's result does not depend on the signs otherwise: tools/reference checks all four).
-        plane = plane * plane.sum(0, keepdim: true).sign().add(HalfScalar).sign();
+        plane = plane * plane.sum(0, keepdim: true).sign().add(HalfScalar, One).sign();
         var projected = stained.mm(plane);
         var phi = projected[.., 1].atan2(projected[.., 0]);
         using var q = tensor(new[] { Alpha / 100, 1 - Alpha / 100 }, ScalarType.Float64);
@@ -193,11 +193,11 @@ public sealed class ReinhardNormaliser : StainNormaliser
     {
         using var scope = NewDisposeScope();
         var x = rgb.to_type(ScalarType.Float32).div(ByteMax);
-        var linear = where(x.gt(Threshold), x.add(Offset).div(Scale).pow(Gamma), x.div(Linear));
+        var linear = where(x.gt(Threshold), x.add(Offset, One).div(Scale).pow(Gamma), x.div(Linear));
         using var matrix = tensor(RgbToXyz, [3, 3]).to_type(ScalarType.Float32);
         using var white = tensor(White).to_type(ScalarType.Float32);
         var xyz = linear.mm(matrix.T).div(white);
-        var f = where(xyz.gt(Epsilon), xyz.pow(Third), xyz.mul(Kappa).add(FOffset));
+        var f = where(xyz.gt(Epsilon), xyz.pow(Third), xyz.mul(Kappa).add(FOffset, One));
         var (fx, fy, fz) = (f[.., 0], f[.., 1], f[.., 2]);
         var lab = stack([fy.mul(L116).sub(L16), fx.sub(fy).mul(A500), fy.sub(fz).mul(B200)], 1);
         return lab.MoveToOuterDisposeScope();
@@ -212,7 +212,7 @@ public sealed class ReinhardNormaliser : StainNormaliser
         var mapped = lab.sub(mean).div(std).mul(_targetStd).add(_targetMean, One);
         // L*a*b* to XYZ (float32), then to linear RGB with the inverse matrix in float64, as torchstain's lab2rgb.
         var (l, a, b) = (mapped[.., 0], mapped[.., 1], mapped[.., 2]);
-        var fy = l.add(L16).div(L116);
+        var fy = l.add(L16, One).div(L116);
         var f = stack([a.div(A500).add(fy, One), fy, fy.sub(b.div(B200))], 1);
         using var white = tensor(White).to_type(ScalarType.Float32);
         var xyz = where(f.gt(Delta), f.pow(Cube), f.sub(FOffset).div(Kappa)).mul(white);

@@ -59,7 +59,7 @@ public sealed class DsMil : MilModel
         var critical = instanceLogits.argmax(0);                              // [C] index of each class's critical instance
         var queries = q.forward(bag);                                         // [N, 128]
         var criticalQueries = q.forward(bag.index_select(0, critical));       // [C, 128]
-        var a = functional.softmax(queries.matmul(criticalQueries.T) / Math.Sqrt(QueryDim), 0); // [N, C]
+        var a = functional.softmax(queries.matmul(criticalQueries.T).div(Models.KeptScalars.Of(Math.Sqrt(QueryDim))), 0); // [N, C]
         var values = v is null ? bag : v.forward(bag);                        // [N, D]
         var b = a.T.matmul(values);                                           // [C, D]
         var bagLogits = fcc.forward(b.unsqueeze(0)).reshape(_classes);        // [C]

@@ -140,7 +140,7 @@ public sealed class CoralHead : OrdinalHead
     public CoralHead(int classes) : base("coral", classes)
     {
         // Initialised decreasing so the thresholds start ordered.
-        bias = new TorchSharp.Modules.Parameter(arange(classes - 1, 0, -1, dtype: ScalarType.Float32) / (classes - 1));
+        bias = new TorchSharp.Modules.Parameter(tensor(Enumerable.Range(1, classes - 1).Select(k => (float)(classes - k) / (classes - 1)).ToArray()));
         RegisterComponents();
     }
 
@@ -159,7 +159,7 @@ public sealed class CoralHead : OrdinalHead
     {
         using var scope = NewDisposeScope();
         var g = TaskLogits(modelLogits);
-        var targets = arange(Classes - 1).lt(tensor(label)).to_type(ScalarType.Float32);  // y_k = [y > k] (no Scalar on the fly)
+        var targets = TaskIndices(Classes - 1).lt(tensor(label)).to_type(ScalarType.Float32);  // y_k = [y > k]
         var loss = nn.functional.binary_cross_entropy_with_logits(g, targets, reduction: nn.Reduction.Sum);
         return loss.MoveToOuterDisposeScope();
     }
@@ -175,9 +175,12 @@ public sealed class CoralHead : OrdinalHead
     {
         using var scope = NewDisposeScope();
         var cumulative = cat([ones(1), greater, zeros(1)]);                      // P(y > k-1) for k = 0..K
-        var p = (cumulative.narrow(0, 0, cumulative.shape[0] - 1) - cumulative.narrow(0, 1, cumulative.shape[0] - 1)).clamp_min(0);
-        return (p / p.sum().clamp_min(1e-12)).MoveToOuterDisposeScope();
+        var p = (cumulative.narrow(0, 0, cumulative.shape[0] - 1) - cumulative.narrow(0, 1, cumulative.shape[0] - 1)).clamp_min(Models.KeptScalars.Zero);
+        return (p / p.sum().clamp_min(Models.KeptScalars.Of(1e-12))).MoveToOuterDisposeScope();
     }
+
+    /// <summary>0, 1, ..., n-1 as int64, built from an array: arange(n) converts its start and step to Scalars on the fly.</summary>
+    internal static Tensor TaskIndices(int n) => tensor(Enumerable.Range(0, n).Select(k => (long)k).ToArray());
 }
 
 /// <summary>
@@ -196,7 +199,7 @@ public sealed class CornHead(int classes) : OrdinalHead("corn", classes)
         // Tasks k = 0..min(label, K-2) see this bag (its y > k-1); their targets are [y > k].
         int tasks = (int)Math.Min(label + 1, Classes - 1);
         var g = modelLogits.narrow(0, 0, tasks);
-        var targets = arange(tasks).lt(tensor(label)).to_type(ScalarType.Float32);
+        var targets = CoralHead.TaskIndices(tasks).lt(tensor(label)).to_type(ScalarType.Float32);
         var loss = nn.functional.binary_cross_entropy_with_logits(g, targets, reduction: nn.Reduction.Sum);
         return loss.MoveToOuterDisposeScope();
     }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -37,12 +38,13 @@ public sealed class PoolingMil : MilModel
             // Instance score: the share of pooled dimensions where the instance attains the maximum (ties
             // count for every tied instance, so the score follows the instance, not its position).
             var attains = h.eq(z.unsqueeze(0)).to_type(ScalarType.Float32); // [N, L]
-            scores = attains.sum(1) / attains.sum().clamp_min(1);
+            scores = attains.sum(1) / attains.sum().clamp_min(Models.KeptScalars.One);
         }
         else
         {
             z = h.mean([0]);                                        // [L]
-            scores = full(bag.shape[0], 1.0 / bag.shape[0]);
+            using TorchSharp.Scalar share = (1.0 / bag.shape[0]).ToScalar();
+            scores = full(bag.shape[0], share);
         }
         var logits = classifier.forward(z);                          // [C]
         return new MilOutput(logits.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope(), null);

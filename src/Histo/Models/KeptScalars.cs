@@ -14,4 +14,14 @@ public static class KeptScalars
     public static readonly Scalar Zero = 0.ToScalar();
     /// <summary>The largest byte value, 255, for clamping resampled pixels.</summary>
     public static readonly Scalar ByteMax = 255.ToScalar();
+
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<double, Scalar> Doubles = new();
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<long, Scalar> Integers = new();
+
+    /// <summary>A kept Scalar for a constant of the code (a literal, a paper's default). Only for constants: every value is
+    /// kept for the life of the program, so per-step numbers (a learning rate, a random factor) take a <c>using</c> Scalar.</summary>
+    public static Scalar Of(double constant) => Doubles.GetOrAdd(constant, c => c.ToScalar());
+
+    /// <summary>A kept integer Scalar for a constant of the code (an index, a count).</summary>
+    public static Scalar Of(long constant) => Integers.GetOrAdd(constant, c => c.ToScalar());
 }

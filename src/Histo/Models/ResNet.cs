@@ -213,7 +213,7 @@ sealed class FusedConvBn(Tensor weight, Tensor bias, long stride, long padding)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var scale = bn.weight! / (bn.running_var! + BatchNormEps).sqrt();
+        var scale = bn.weight! / bn.running_var!.add(KeptScalars.Of(BatchNormEps), KeptScalars.One).sqrt();
         var weight = conv.weight * scale.reshape(-1, 1, 1, 1);
         var bias = bn.bias! - bn.running_mean! * scale;
         return new FusedConvBn(weight.DetachFromDisposeScope(), bias.DetachFromDisposeScope(), stride, padding);

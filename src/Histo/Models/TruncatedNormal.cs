@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Histo.Models;
@@ -18,11 +19,13 @@ public static class TruncatedNormal
         {
             // Each round's temporaries are the size of the tensor: freed at once, or building UNI (ViT-L) held 22 GB of them.
             using var scope = NewDisposeScope();
-            var outside = (tensor - mean).abs().gt(2 * std);
+            using TorchSharp.Scalar minusMean = (-mean).ToScalar(), limit = (2 * std).ToScalar();
+            var outside = tensor.add(minusMean, Models.KeptScalars.One).abs().gt(limit);
             if (!outside.any().item<bool>()) return;
             var redraw = empty_like(tensor).normal_(mean, std);
             tensor.copy_(where(outside, redraw, tensor));
         }
-        tensor.clamp_(mean - 2 * std, mean + 2 * std);
+        using Scalar low = (mean - 2 * std).ToScalar(), high = (mean + 2 * std).ToScalar();
+        tensor.clamp_(low, high);
     }
 }

@@ -226,7 +226,8 @@ sealed class LayerScale : Module<Tensor, Tensor>
 
     public LayerScale(int dim, double init) : base(nameof(LayerScale))
     {
-        gamma = Parameter(full(dim, init));
+        using TorchSharp.Scalar value = init.ToScalar();
+        gamma = Parameter(full(dim, value));
         RegisterComponents();
     }
 

@@ -22,10 +22,9 @@ public static class Heatmap
         double footprint = coords.PatchSizeLevel0 > 0 ? coords.PatchSizeLevel0 : coords.PatchSize * slide.Levels[Math.Min(coords.PatchLevel, slide.Levels.Count - 1)].Downsample;
         int barHeight = 60;
         var canvasImage = RgbaImage.Filled(thumb.Width, thumb.Height + barHeight, 255, 255, 255);
-        using (var bitmap = canvasImage.AsBitmap())
-        using (var canvas = new SKCanvas(bitmap))
-        using (var thumbBitmap = thumb.AsBitmap())
+        canvasImage.Draw(canvas =>
         {
+            using var thumbBitmap = thumb.AsBitmap();
             canvas.DrawBitmap(thumbBitmap, 0, 0);
             using var fill = new SKPaint { Style = SKPaintStyle.Fill, IsAntialias = false };
             for (int k = 0; k < coords.Count; k++)
@@ -47,8 +46,7 @@ public static class Heatmap
             canvas.DrawText("low", x0, y0 + 32, SKTextAlign.Left, font, text);
             canvas.DrawText("high", x0 + barWidth, y0 + 32, SKTextAlign.Right, font, text);
             canvas.DrawText(title, x0 + barWidth / 2f, y0 + 32, SKTextAlign.Center, font, text);
-            canvas.Flush();
-        }
+        });
         canvasImage.Save(pngPath);
 
         var features = Enumerable.Range(0, coords.Count).Select(k =>

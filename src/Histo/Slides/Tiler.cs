@@ -139,14 +139,14 @@ public static class Tiler
         double scale = Math.Min(1.0, longestSide / (double)Math.Max(thumb.Width, thumb.Height));
         var preview = thumb.Resize(Math.Max(1, (int)(thumb.Width * scale)), Math.Max(1, (int)(thumb.Height * scale)));
         double sx = preview.Width / (mask.Width * mask.ScaleX), sy = preview.Height / (mask.Height * mask.ScaleY);
-        using var bitmap = preview.AsBitmap();
-        using var canvas = new SKCanvas(bitmap);
-        using var paint = new SKPaint { Color = new SKColor(0, 150, 0, 220), Style = SKPaintStyle.Stroke, StrokeWidth = 1,
-            IsAntialias = false };
         float side = (float)(coords.PatchSizeLevel0 * sx), sideY = (float)(coords.PatchSizeLevel0 * sy);
-        for (int k = 0; k < coords.Count; k++)
-            canvas.DrawRect((float)(coords.Coords[k, 0] * sx), (float)(coords.Coords[k, 1] * sy), side, sideY, paint);
-        canvas.Flush();
+        preview.Draw(canvas =>
+        {
+            using var paint = new SKPaint { Color = new SKColor(0, 150, 0, 220), Style = SKPaintStyle.Stroke, StrokeWidth = 1,
+                IsAntialias = false };
+            for (int k = 0; k < coords.Count; k++)
+                canvas.DrawRect((float)(coords.Coords[k, 0] * sx), (float)(coords.Coords[k, 1] * sy), side, sideY, paint);
+        });
         return preview;
     }
 }

@@ -92,19 +92,20 @@ public sealed class TissueMask
                 overlay.Pixels[4 * i + 1] = (byte)(overlay.Pixels[4 * i + 1] * 0.7 + 255 * 0.3);
                 overlay.Pixels[4 * i + 2] = (byte)(overlay.Pixels[4 * i + 2] * 0.7);
             }
-        using var bitmap = overlay.AsBitmap();
-        using var canvas = new SKCanvas(bitmap);
-        using var paint = new SKPaint { Color = new SKColor(0, 110, 0), Style = SKPaintStyle.Stroke, StrokeWidth = Math.Max(1, Width / 500f), IsAntialias = true };
-        foreach (var polygon in MaskContours.Trace(Mask, Width, Height))
-            foreach (var ring in polygon)
-            {
-                using var path = new SKPath();
-                path.MoveTo((float)ring[0].X, (float)ring[0].Y);
-                foreach (var v in ring.Skip(1)) path.LineTo((float)v.X, (float)v.Y);
-                path.Close();
-                canvas.DrawPath(path, paint);
-            }
-        canvas.Flush();
+        overlay.Draw(canvas =>
+        {
+            using var paint = new SKPaint { Color = new SKColor(0, 110, 0), Style = SKPaintStyle.Stroke, StrokeWidth = Math.Max(1, Width / 500f),
+                IsAntialias = true };
+            foreach (var polygon in MaskContours.Trace(Mask, Width, Height))
+                foreach (var ring in polygon)
+                {
+                    using var path = new SKPath();
+                    path.MoveTo((float)ring[0].X, (float)ring[0].Y);
+                    foreach (var v in ring.Skip(1)) path.LineTo((float)v.X, (float)v.Y);
+                    path.Close();
+                    canvas.DrawPath(path, paint);
+                }
+        });
         return overlay;
     }
 }
