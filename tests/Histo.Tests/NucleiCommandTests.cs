@@ -1,0 +1,108 @@
+using System.Globalization;
+using System.Text.Json;
+using Histo.Evaluation;
+using Histo.Imaging;
+using Histo.IO;
+
+namespace Histo.Tests;
+
+/// <summary>
+/// `histo nuclei` end to end on the synthetic H&amp;E image of tools/reference/nuclei_baseline_reference.py: the nuclei it writes
+/// (GeoJSON, CSV, label map) are the reference's (SciPy/scikit-image), the GeoJSON has the shape QuPath reads, and bad input
+/// gets one line and the documented exit code.
+/// </summary>
+public class NucleiCommandTests
+{
+    static (RgbaImage Image, LabelMap Reference, double Mpp) SyntheticImage()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden",
+            "nuclei-baseline-golden.json")));
+        var e = doc.RootElement.GetProperty("detector");
+        int h = e.GetProperty("shape")[0].GetInt32(), w = e.GetProperty("shape")[1].GetInt32();
+        var rgb = Convert.FromBase64String(e.GetProperty("rgb").GetString()!);
+        var image = new RgbaImage(w, h);
+        for (int i = 0; i < h * w; i++)
+        {
+            for (int c = 0; c < 3; c++) image.Pixels[4 * i + c] = rgb[3 * i + c];
+            image.Pixels[4 * i + 3] = 255;
+        }
+        var labels = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(
+            Convert.FromBase64String(e.GetProperty("labels").GetString()!)).ToArray();
+        return (image, new LabelMap(w, h, labels), e.GetProperty("mpp").GetDouble());
+    }
+
+    [Fact]
+    public void WritesTheReferenceNucleiAsQuPathDetectionsCsvAndLabels()
+    {
+        using var dir = new TempDir();
+        var (image, reference, mpp) = SyntheticImage();
+        Directory.CreateDirectory(dir["in"]);
+        image.Save(dir["in/synthetic.png"]);
+        int expected = reference.Labels.Max();
+
+        var (code, stdout, stderr) = Cli.Run("nuclei", dir["in/synthetic.png"], "--mpp", mpp.ToString(CultureInfo.InvariantCulture),
+            "-o", dir["out"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"{expected} nuclei", stdout);
+
+        // The label map: the reference's instances (up to numbering and a few float32 boundary pixels).
+        var labels = LabelMapFile.Read(dir["out/labels/synthetic.png"]);
+        var scores = InstanceMetrics.Compute(reference, labels, radius: 3);
+        Assert.True(scores.PanopticQuality > 0.98, $"PQ against the reference {scores.PanopticQuality:F4}");
+
+        // The CSV: one row per nucleus, areas as the reference's pixel counts times the pixel area.
+        var rows = File.ReadAllLines(dir["out/synthetic.csv"]);
+        var header = rows[0].Split(',').ToList();
+        Assert.Equal(expected, rows.Length - 1);
+        var areas = rows.Skip(1).Select(r => double.Parse(r.Split(',')[header.IndexOf("area_um2")], CultureInfo.InvariantCulture))
+            .Order().ToArray();
+        var referenceAreas = reference.Labels.Where(l => l > 0).GroupBy(l => l).Select(g => g.Count() * mpp * mpp).Order().ToArray();
+        for (int i = 0; i < expected; i++) Assert.InRange(areas[i], referenceAreas[i] - 2 * mpp * mpp, referenceAreas[i] + 2 * mpp * mpp);
+
+        // The GeoJSON: QuPath's schema (docs "Exporting objects > GeoJSON"): a FeatureCollection of Features, each a closed
+        // Polygon, properties.objectType, classification {name, color [r, g, b]}, measurements a name -> number map.
+        using var geo = JsonDocument.Parse(File.ReadAllText(dir["out/synthetic.geojson"]));
+        Assert.Equal("FeatureCollection", geo.RootElement.GetProperty("type").GetString());
+        var features = geo.RootElement.GetProperty("features").EnumerateArray().ToList();
+        Assert.Equal(expected, features.Count);
+        foreach (var f in features)
+        {
+            Assert.Equal("Feature", f.GetProperty("type").GetString());
+            var geometry = f.GetProperty("geometry");
+            Assert.Equal("Polygon", geometry.GetProperty("type").GetString());
+            var ring = geometry.GetProperty("coordinates")[0].EnumerateArray().Select(p => (p[0].GetDouble(), p[1].GetDouble())).ToList();
+            Assert.True(ring.Count >= 4 && ring[0] == ring[^1], "a GeoJSON linear ring is closed, with at least 4 positions");
+            Assert.All(ring, p => Assert.True(p.Item1 >= 0 && p.Item1 <= image.Width && p.Item2 >= 0 && p.Item2 <= image.Height));
+            var properties = f.GetProperty("properties");
+            Assert.Contains(properties.GetProperty("objectType").GetString(), new[] { "detection", "cell" });
+            var classification = properties.GetProperty("classification");
+            Assert.Equal(JsonValueKind.String, classification.GetProperty("name").ValueKind);
+            Assert.Equal(3, classification.GetProperty("color").GetArrayLength());
+            var measurements = properties.GetProperty("measurements");
+            Assert.Equal(JsonValueKind.Object, measurements.ValueKind);
+            Assert.All(measurements.EnumerateObject(), m => Assert.Equal(JsonValueKind.Number, m.Value.ValueKind));
+            Assert.True(measurements.GetProperty("Nucleus: Area µm^2").GetDouble() > 0);
+        }
+        Assert.True(File.Exists(dir["out/synthetic.overlay.png"]));
+
+        // Done inputs are not redone; outputs made with other settings are refused.
+        (code, _, stderr) = Cli.Run("nuclei", dir["in/synthetic.png"], "--mpp", "0.25", "-o", dir["out"]);
+        Assert.Equal(1, code);
+        Assert.Single(stderr.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void BadInputGetsOneLineAndTheRightExitCode()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Cli.Run("nuclei", dir["missing.png"], "-o", dir["out"]);
+        Assert.Equal(1, code);
+        // The batch convention (as histo embed): the failing input named on the first line, the batch report after it.
+        Assert.Contains("missing.png", stderr.Split('\n')[0]);
+        Assert.DoesNotContain("   at ", stderr);
+        (code, _, _) = Cli.Run("nuclei", dir["missing.png"], "--mpp", "0", "-o", dir["out"]);
+        Assert.Equal(2, code);
+        (code, _, _) = Cli.Run("nuclei", dir["missing.png"], "--tile", "256", "--overlap", "200", "-o", dir["out"]);
+        Assert.Equal(2, code);
+    }
+}
