@@ -32,16 +32,16 @@ static class MilBenchmark
 
         using var model = new AttentionMil(dim, 3, gated: false);
         using var head = MilHead.Create(HeadKind.Softmax, 3);
-        using var optimizer = optim.AdamW(model.parameters(), lr: 5e-4, weight_decay: 1e-4);
+        using var optimizer = new Histo.Models.AdamW(model.parameters(), 5e-4, 1e-4);
         var offsets = new long[bags + 1];
         for (int i = 0; i < bags; i++) offsets[i + 1] = offsets[i] + sizes[i];
         void Step(Tensor bag, long label)
         {
             using var scope = NewDisposeScope();
-            optimizer.zero_grad();
+            optimizer.ZeroGrad();
             var output = model.Forward(bag);
             model.Backward(head.Loss(output.Logits, label));
-            optimizer.step();
+            optimizer.Step();
         }
         void Epoch()
         {
@@ -145,14 +145,14 @@ static class MilBenchmark
         using var bag = randn(n, dim);
         using var model = new AttentionMil(dim, 3, gated: true, chunk: chunk);
         using var head = MilHead.Create(HeadKind.Softmax, 3);
-        using var optimizer = optim.AdamW(model.parameters());
+        using var optimizer = new Histo.Models.AdamW(model.parameters());
         var clock = Stopwatch.StartNew();
         using (var scope = NewDisposeScope())
         {
             model.train();
             var output = model.Forward(bag, 1);
             model.Backward(head.Loss(output.Logits, 1));
-            optimizer.step();
+            optimizer.Step();
         }
         double step = clock.Elapsed.TotalSeconds;
         model.eval();

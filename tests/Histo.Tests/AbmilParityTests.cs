@@ -31,9 +31,9 @@ public class AbmilParityTests
             ParityFormulas.AssertClose(Values(golden.GetProperty("attention")), output.InstanceScores!, "attention");
         }
         model.train();
-        using var optimizer = TorchSharp.torch.optim.AdamW(model.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8,
-            weight_decay: 0.01);
-        optimizer.zero_grad();
+        using var optimizer = new Histo.Models.AdamW(model.parameters(), learningRate: 1e-2, weightDecay: 0.01, beta1: 0.9, beta2: 0.999,
+            epsilon: 1e-8);
+        optimizer.ZeroGrad();
         using var train = model.Forward(bag);
         using var head = MilHead.Create(HeadKind.Softmax, Classes);
         using var loss = head.Loss(train.Logits, 2);
@@ -44,7 +44,7 @@ public class AbmilParityTests
         // of either sign. It is checked for a vanishing gradient instead of against PyTorch's update.
         const string shiftInvariant = "attention_w.bias";
         Assert.True(model.state_dict()[shiftInvariant].grad!.abs().item<float>() < 1e-6);
-        optimizer.step();
+        optimizer.Step();
         foreach (var (name, value) in model.state_dict().Where(kv => kv.Key != shiftInvariant))
             ParityFormulas.AssertClose(Values(golden.GetProperty("updated").GetProperty(name)), value, name);
     }

@@ -45,16 +45,16 @@ public class DsMilParityTests
             ParityFormulas.AssertClose(attention, output.InstanceScores!, "attention of the predicted class");
         }
         model.train();
-        using var optimizer = TorchSharp.torch.optim.AdamW(model.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8,
-            weight_decay: 0.01);
-        optimizer.zero_grad();
+        using var optimizer = new Histo.Models.AdamW(model.parameters(), learningRate: 1e-2, weightDecay: 0.01, beta1: 0.9, beta2: 0.999,
+            epsilon: 1e-8);
+        optimizer.ZeroGrad();
         using var train = model.Forward(bag, label);
         using var loss = MilTraining.BagLoss(head, train, label);
         Assert.Equal(golden.GetProperty("loss").GetSingle(), loss.item<float>(), 5);
         Assert.Equal(0.5 * golden.GetProperty("bag_loss").GetDouble() + 0.5 * golden.GetProperty("max_loss").GetDouble(),
             loss.item<float>(), 5);
         loss.backward();
-        optimizer.step();
+        optimizer.Step();
         foreach (var (name, value) in model.state_dict())
             ParityFormulas.AssertClose(Values(golden.GetProperty("updated").GetProperty(name)), value, name);
     }

@@ -253,7 +253,7 @@ public static class MilTraining
         var weights = ClassWeights(train.Select(b => b.Label), classes, options.ClassBalance);
         using var classWeights = tensor(weights.Select(w => (float)w).ToArray());
         var parameters = model.parameters().Concat(head.parameters()).ToList();
-        using var optimizer = optim.AdamW(parameters, lr: options.LearningRate, weight_decay: options.WeightDecay);
+        using var optimizer = new Models.AdamW(parameters, options.LearningRate, options.WeightDecay);
         var random = new Random(options.Seed * 1000 + fold.Index);
         var history = new StringBuilder("epoch,train_loss,val_loss\n");
         double bestVal = double.PositiveInfinity;
@@ -279,7 +279,7 @@ public static class MilTraining
             }
             best = saved.Where(kv => kv.Key.StartsWith("best.")).ToDictionary(kv => kv.Key[5..], kv => kv.Value);
             foreach (var kv in saved.Where(kv => !kv.Key.StartsWith("best."))) kv.Value.Dispose();
-            optimizer.load_state_dict(Path.Combine(resumeDir, "optimizer.bin"));
+            optimizer.Load(Path.Combine(resumeDir, "optimizer.bin"));
             (bestVal, bestEpoch, firstEpoch) = (state.BestValLoss, state.BestEpoch, state.Epoch + 1);
             history.Clear().Append(state.History);
             for (int e = 1; e < firstEpoch; e++) random.Shuffle(train.ToArray());
@@ -297,7 +297,7 @@ public static class MilTraining
             foreach (var (bag, features) in loader.Stream(order))
             {
                 using var scope = NewDisposeScope();
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 var output = model.Forward(features, bag.Label);
                 // The bag's loss scaled by its class weight: the step's gradient is w_y times the unweighted one.
                 // (A tensor factor, not a double: no Scalar made on the fly, see README's Platform notes.)
@@ -306,7 +306,7 @@ public static class MilTraining
                 if (!double.IsFinite(value)) throw new HistoException($"fold {fold.Index}, epoch {epoch}: the loss became {value} on "
                     + $"slide {bag.SlideId}; lower --lr");
                 model.Backward(loss);
-                optimizer.step();
+                optimizer.Step();
                 trainLoss += value;
                 trainWeight += weights[bag.Label];
             }
@@ -374,7 +374,7 @@ public static class MilTraining
 
     /// <summary>The last finished epoch of a fold, written to a temporary folder and renamed, so a kill never leaves half a
     /// state.</summary>
-    static void SaveResumeState(string resumeDir, MilModel model, MilHead head, optim.Optimizer optimizer, Dictionary<string,
+    static void SaveResumeState(string resumeDir, MilModel model, MilHead head, Models.AdamW optimizer, Dictionary<string,
         Tensor> best, ResumeState state)
     {
         string tmp = AtomicFile.StagingPath(resumeDir);
@@ -384,7 +384,7 @@ public static class MilTraining
         foreach (var (name, t) in head.state_dict()) tensors["head." + name] = t;
         foreach (var (name, t) in best) tensors["best." + name] = t;
         Safetensors.SaveStateDict(Path.Combine(tmp, "last.safetensors"), tensors);
-        ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(Path.Combine(tmp, "optimizer.bin"));
+        optimizer.Save(Path.Combine(tmp, "optimizer.bin"));
         File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(state, Json));
         if (Directory.Exists(resumeDir)) Directory.Delete(resumeDir, true);
         Directory.Move(tmp, resumeDir);

@@ -27,7 +27,7 @@ public sealed class DinoStep : IDisposable
     public DinoNetwork Student { get; }
     public DinoNetwork Teacher { get; }
     public DinoLoss Loss { get; }
-    public OptimizerHelper Optimizer { get; }
+    public Models.AdamW Optimizer { get; }
     readonly HashSet<Parameter> _lastLayer;
     /// <summary>The teacher's parameters as a moving average of the student's, updated in place (no bias correction).</summary>
     readonly WeightEma _teacherEma;
@@ -41,11 +41,9 @@ public sealed class DinoStep : IDisposable
         Loss = new DinoLoss(outDim, globalCrops);
         // DINO's utils.get_params_groups: biases and norm parameters (1 dimension) get no weight decay.
         var trainable = student.named_parameters().Where(p => p.parameter.requires_grad).ToList();
-        var regularised = new AdamW.ParamGroup(trainable.Where(p => p.parameter.dim() >= 2).Select(p => p.parameter),
-            new AdamW.Options { weight_decay = 0.04 });
-        var notRegularised = new AdamW.ParamGroup(trainable.Where(p => p.parameter.dim() < 2).Select(p => p.parameter),
-            new AdamW.Options { weight_decay = 0 });
-        Optimizer = optim.AdamW(new[] { regularised, notRegularised });
+        var regularised = new Models.AdamW.Group(trainable.Where(p => p.parameter.dim() >= 2).Select(p => p.parameter), weightDecay: 0.04);
+        var notRegularised = new Models.AdamW.Group(trainable.Where(p => p.parameter.dim() < 2).Select(p => p.parameter), weightDecay: 0);
+        Optimizer = new Models.AdamW([regularised, notRegularised]);
         _lastLayer = student.Head.LastLayer.ToHashSet();
         _teacherEma = new WeightEma(student.parameters(), teacher.parameters());
     }
@@ -54,11 +52,9 @@ public sealed class DinoStep : IDisposable
     public DinoStepResult Run(IReadOnlyList<Tensor> crops, DinoStepSettings settings)
     {
         using var scope = NewDisposeScope();
-        // Through the optimizer's current groups: loading its state replaces the group objects.
-        var groups = Optimizer.ParamGroups.Cast<AdamW.ParamGroup>().ToList();
-        foreach (var g in groups) g.LearningRate = settings.LearningRate;
-        groups[0].Options.weight_decay = settings.WeightDecay;
-        groups[1].Options.weight_decay = 0;
+        foreach (var g in Optimizer.Groups) g.LearningRate = settings.LearningRate;
+        Optimizer.Groups[0].WeightDecay = settings.WeightDecay;
+        Optimizer.Groups[1].WeightDecay = 0;
 
         var teacherOutput = Teacher.Forward(crops.Take(Loss.GlobalCrops).ToList()).detach();
         var studentOutput = Student.Forward(crops);
@@ -66,12 +62,12 @@ public sealed class DinoStep : IDisposable
         double value = loss.item<float>();
         if (!double.IsFinite(value)) return new DinoStepResult(value, double.NaN, double.NaN);
 
-        Optimizer.zero_grad();
+        Optimizer.ZeroGrad();
         loss.backward();
         ClipPerParameter(Student, settings.ClipGrad);
         if (settings.FreezeLastLayer)
             foreach (var p in _lastLayer) p.grad = null; // main_dino's cancel_gradients_last_layer: p.grad = None
-        Optimizer.step();
+        Optimizer.Step();
 
         _teacherEma.Update(settings.TeacherMomentum); // theta_t <- m theta_t + (1 - m) theta_s
         return new DinoStepResult(value, Loss.LastTeacherEntropy, Loss.LastTeacherMarginalEntropy);

@@ -224,7 +224,7 @@ public static class DinoTraining
                 dino.Loss.Center.copy_(saved["center"]);
             }
             foreach (var t in saved.Values) t.Dispose();
-            dino.Optimizer.load_state_dict(Path.Combine(runDir, "optimizer.bin"));
+            dino.Optimizer.Load(Path.Combine(runDir, "optimizer.bin"));
             startEpoch = state.Epoch + 1;
             losses = state.EpochLosses;
         }
@@ -339,14 +339,14 @@ public static class DinoTraining
         return bytes.narrow(2, 0, 3).permute(2, 0, 1).to_type(ScalarType.Float32) / ByteRange;
     }
 
-    static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, OptimizerHelper optimizer,
+    static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, Models.AdamW optimizer,
         State state)
     {
         var tensors = student.state_dict().ToDictionary(kv => "student." + kv.Key, kv => kv.Value);
         foreach (var (name, t) in teacher.state_dict()) tensors["teacher." + name] = t;
         tensors["center"] = loss.Center;
         AtomicFile.Write(Path.Combine(runDir, "checkpoint.safetensors"), tmp => Safetensors.SaveStateDict(tmp, tensors));
-        AtomicFile.Write(Path.Combine(runDir, "optimizer.bin"), tmp => optimizer.save_state_dict(tmp));
+        AtomicFile.Write(Path.Combine(runDir, "optimizer.bin"), tmp => optimizer.Save(tmp));
         AtomicFile.WriteAllText(Path.Combine(runDir, StateFile), JsonSerializer.Serialize(state)); // last: marks the epoch done
     }
 
