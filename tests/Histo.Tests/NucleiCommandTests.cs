@@ -91,6 +91,55 @@ public class NucleiCommandTests
         Assert.Single(stderr.Trim().Split('\n'));
     }
 
+    /// <summary>
+    /// A 960 px slide at 0.5 um/px read as 2 x 2 tiles of 512 px overlapping by 64 (seams at 448-512, core boundary 480), with
+    /// nuclei drawn on the core boundary, either side of it, on the horizontal seam and on the corner where four tiles meet:
+    /// each is found exactly once, whole (its area as drawn).
+    /// </summary>
+    [Fact]
+    public void NucleiOnTileSeamsAreCountedOnceAndWhole()
+    {
+        using var dir = new TempDir();
+        const int side = 960, radius = 7;
+        (int X, int Y)[] centres = [(480, 200), (465, 300), (495, 400), (200, 480), (300, 480), (480, 480), (700, 480), (480, 700),
+            (650, 650), (200, 720)];
+        using (var writer = new PyramidTiffWriter(dir["seams.tif"], side, side, 0.5, "seams"))
+        {
+            for (int y0 = 0; y0 < side; y0 += 256)
+            {
+                var strip = new RgbaImage(side, Math.Min(256, side - y0));
+                for (int y = 0; y < strip.Height; y++)
+                    for (int x = 0; x < side; x++)
+                    {
+                        int o = (y * side + x) * 4, yy = y0 + y;
+                        bool tissue = x >= 80 && x < side - 80 && yy >= 80 && yy < side - 80;
+                        bool nucleus = centres.Any(c => (x - c.X) * (x - c.X) + (yy - c.Y) * (yy - c.Y) <= radius * radius);
+                        (byte r, byte g, byte b) = nucleus ? ((byte)92, (byte)64, (byte)150) : tissue ? ((byte)236, (byte)196, (byte)220)
+                            : ((byte)248, (byte)248, (byte)248);
+                        strip.Pixels[o] = r; strip.Pixels[o + 1] = g; strip.Pixels[o + 2] = b; strip.Pixels[o + 3] = 255;
+                    }
+                writer.WriteLevel0Rows(strip);
+            }
+            writer.Finish();
+        }
+        var (code, _, stderr) = Cli.Run("nuclei", dir["seams.tif"], "--mpp", "0.5", "--tile", "512", "--overlap", "64", "-o", dir["out"]);
+        Assert.True(code == 0, stderr);
+        var rows = File.ReadAllLines(dir["out/seams.csv"]);
+        var header = rows[0].Split(',').ToList();
+        var found = rows.Skip(1).Select(r => r.Split(',')).Select(f => (X: double.Parse(f[header.IndexOf("centroid_x")], CultureInfo.InvariantCulture),
+            Y: double.Parse(f[header.IndexOf("centroid_y")], CultureInfo.InvariantCulture),
+            Area: double.Parse(f[header.IndexOf("area_um2")], CultureInfo.InvariantCulture))).ToList();
+        Assert.Equal(centres.Length, found.Count);
+        // Whole: every nucleus has the area of the one inside a single tile's core (650, 650); a cut one would be smaller.
+        double whole = found.Single(f => Math.Abs(f.X - 650) <= 1.5 && Math.Abs(f.Y - 650) <= 1.5).Area;
+        foreach (var c in centres)
+        {
+            var matches = found.Where(f => Math.Abs(f.X - c.X) <= 1.5 && Math.Abs(f.Y - c.Y) <= 1.5).ToList();
+            Assert.True(matches.Count == 1, $"nucleus at ({c.X}, {c.Y}) found {matches.Count} times");
+            Assert.InRange(matches[0].Area, whole * 0.95, whole * 1.05);
+        }
+    }
+
     [Fact]
     public void BadInputGetsOneLineAndTheRightExitCode()
     {

@@ -89,16 +89,71 @@ public static class NucleusMeasurements
         return nuclei;
     }
 
-    /// <summary>The ring through the middles of its edges, which removes the pixel staircase's extra length along
-    /// diagonals (a disc's perimeter comes out near 2 pi r instead of 8 r).</summary>
+    /// <summary>The ring through the middles of its unit pixel edges, which removes the pixel staircase's extra length
+    /// along diagonals (a disc's perimeter comes out near 2 pi r instead of 8 r); points on straight runs are dropped.
+    /// Long edges are cut into unit steps first, so a straight side keeps its corners within half a pixel.</summary>
     static (double X, double Y)[] CutCorners((double X, double Y)[] ring)
     {
-        var cut = new (double X, double Y)[ring.Length];
+        var middles = new List<(double X, double Y)>();
         for (int i = 0; i < ring.Length; i++)
         {
             var a = ring[i]; var b = ring[(i + 1) % ring.Length];
-            cut[i] = ((a.X + b.X) / 2, (a.Y + b.Y) / 2);
+            int steps = (int)Math.Round(Math.Max(Math.Abs(b.X - a.X), Math.Abs(b.Y - a.Y)));
+            for (int k = 0; k < steps; k++)
+            {
+                double t = (k + 0.5) / steps;
+                middles.Add((a.X + (b.X - a.X) * t, a.Y + (b.Y - a.Y) * t));
+            }
         }
-        return cut;
+        int n = middles.Count;
+        if (n < 3) return middles.ToArray();
+        var cut = new List<(double X, double Y)>(n);
+        for (int i = 0; i < n; i++)
+        {
+            var p = middles[(i + n - 1) % n]; var q = middles[i]; var r = middles[(i + 1) % n];
+            double cross = (q.X - p.X) * (r.Y - q.Y) - (q.Y - p.Y) * (r.X - q.X);
+            if (Math.Abs(cross) > 1e-9) cut.Add(q);
+        }
+        return Simplify(cut, OutlineTolerance);
+    }
+
+    /// <summary>Outlines are simplified to within this many pixels (Douglas-Peucker): it straightens the midpoints' zigzag
+    /// on shallow slopes, which would otherwise add up to 8% to a perimeter (a disc of radius 20 px: 2 pi r within 1%).</summary>
+    public const double OutlineTolerance = 0.5;
+
+    /// <summary>Douglas-Peucker simplification of a closed ring (Douglas and Peucker 1973): split at the point farthest from
+    /// the first, then each half keeps its farthest point while that is more than <paramref name="tolerance"/> from the chord.</summary>
+    static (double X, double Y)[] Simplify(List<(double X, double Y)> ring, double tolerance)
+    {
+        int n = ring.Count;
+        if (n < 4) return ring.ToArray();
+        int far = 0;
+        double best = -1;
+        for (int i = 1; i < n; i++)
+        {
+            double d = (ring[i].X - ring[0].X) * (ring[i].X - ring[0].X) + (ring[i].Y - ring[0].Y) * (ring[i].Y - ring[0].Y);
+            if (d > best) { best = d; far = i; }
+        }
+        var keep = new bool[n];
+        keep[0] = keep[far] = true;
+        var stack = new Stack<(int From, int To)>([(0, far), (far, n)]);
+        while (stack.Count > 0)
+        {
+            var (from, to) = stack.Pop();
+            var a = ring[from]; var b = ring[to % n];
+            double dx = b.X - a.X, dy = b.Y - a.Y, length = Math.Sqrt(dx * dx + dy * dy);
+            int worst = -1;
+            double worstDistance = tolerance;
+            for (int i = from + 1; i < to; i++)
+            {
+                double d = Math.Abs(dy * (ring[i].X - a.X) - dx * (ring[i].Y - a.Y)) / length;
+                if (d > worstDistance) { worstDistance = d; worst = i; }
+            }
+            if (worst < 0) continue;
+            keep[worst] = true;
+            stack.Push((from, worst));
+            stack.Push((worst, to));
+        }
+        return ring.Where((_, i) => keep[i]).ToArray();
     }
 }
