@@ -7,6 +7,7 @@ bool quick = args.Contains("--quick");
 return mode switch
 {
     "tiling" => TilingBenchmark.Run(quick),
+    "nuclei" => NucleiBenchmark.Run(quick),
     "profile-tiling" => ProfileTiling.Run(args[1]),
     "embedding" => EmbeddingBenchmark.Run(quick),
     "encoders" => EncodersBenchmark.Run(quick),
@@ -31,7 +32,7 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|embedding|encoders|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
+        + "tiling|nuclei|embedding|encoders|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
         + "dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race "
             + "[--quick]");
     return 2;

@@ -16,7 +16,9 @@ semantics Histo's steps claim (not from Histo's C# code):
 The golden file holds each step on small random inputs (for step-level parity) and the whole recipe on a synthetic H&E
 image drawn here (dark ellipses, some touching, on pink stroma with noise), plus the time the recipe takes.
 
-Usage:  /usr/bin/python3 nuclei_baseline_reference.py [OUT_DIR]    (needs python3-scipy and python3-skimage from Debian)
+Usage:  /usr/bin/python3 nuclei_baseline_reference.py [OUT_DIR [PICTURE.png]]  (needs python3-scipy and python3-skimage)
+        /usr/bin/python3 nuclei_baseline_reference.py --time MPP TILE.png...   (Histo.Bench nuclei: one JSON line, the
+        recipe's time on each tile after one warm-up, decoding excluded)
 """
 import base64
 import json
@@ -98,7 +100,18 @@ def b64(a):
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
 
 
+def time_tiles(mpp, paths):
+    from PIL import Image
+    images = [np.asarray(Image.open(p).convert('RGB')) for p in paths]
+    detect(images[0], mpp)  # warm-up
+    t0 = time.perf_counter()
+    nuclei = sum(int(detect(image, mpp).max()) for image in images)
+    print(json.dumps({'seconds': time.perf_counter() - t0, 'tiles': len(images), 'nuclei': nuclei}))
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == '--time':
+        return time_tiles(float(sys.argv[2]), sys.argv[3:])
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, 'golden')
     rng = np.random.default_rng(20261203)
     doc = {}

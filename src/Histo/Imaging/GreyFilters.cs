@@ -46,13 +46,39 @@ public static class GreyFilters
     {
         if (radius <= 0) return (float[])image.Clone();
         using var scope = NewDisposeScope();
-        var x = tensor(image, [1, 1, height, width]);
+        var x = tensor(image, [height, width]);
         if (!max) x = x.neg();
-        // Separable: the square's maximum is the maximum over rows of the maxima over columns. Padding counts as -inf.
-        x = nn.functional.max_pool2d(x, [1, 2 * radius + 1], [1, 1], [0, radius]);
-        x = nn.functional.max_pool2d(x, [2 * radius + 1, 1], [1, 1], [radius, 0]);
+        // Separable: the square's maximum is the maximum over rows of the maxima over columns.
+        x = SlidingMaximum(SlidingMaximum(x, 1, radius), 0, radius);
         if (!max) x = x.neg();
         return x.contiguous().data<float>().ToArray();
+    }
+
+    /// <summary>
+    /// Maximum over the window of 2 radius + 1 along <paramref name="dim"/>, centred, with pixels beyond the image not counted.
+    /// By doubling (a sparse table): maxima over 1, 2, 4, ... 2^K pixels, K = floor(log2 L), each from two shifted copies of the
+    /// last, then the window's maximum as that of its first and last 2^K pixels. log2 L whole-image operations, where a
+    /// max-pool costs L comparisons per pixel (a 65 px window: 7 instead of 65).
+    /// </summary>
+    static Tensor SlidingMaximum(Tensor x, int dim, int radius)
+    {
+        long n = x.shape[dim];
+        int window = 2 * radius + 1;
+        var padShape = x.shape.ToArray();
+        padShape[dim] = radius;
+        var padding = full(padShape, Models.KeptScalars.Of(double.NegativeInfinity), dtype: x.dtype);
+        var padded = cat([padding, x, padding], dim);                // length n + 2 radius
+        var span = padded;
+        long length = padded.shape[dim];
+        int covered = 1;
+        while (2 * covered <= window)
+        {
+            length -= covered;                                      // span[i] = max over [i, i + 2 covered)
+            span = maximum(span.narrow(dim, 0, length), span.narrow(dim, covered, length));
+            covered *= 2;
+        }
+        // Window starting at padded index j (original j - radius .. j + radius): its first and its last `covered` pixels.
+        return maximum(span.narrow(dim, 0, n), span.narrow(dim, window - covered, n));
     }
 
     /// <summary>Indices of a length-n axis padded by r on each side, mirrored with the edge repeated (SciPy's 'reflect').</summary>
