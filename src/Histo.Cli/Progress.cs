@@ -5,8 +5,9 @@ namespace Histo.Cli;
 /// <summary>One Spectre.Console progress bar over a batch of slides (plain "task: N%" lines when not a terminal).</summary>
 static class Progress
 {
-    /// <summary>Runs <paramref name="work"/>, which reports (item, fraction of that item done) as it goes.</summary>
-    public static void Run(string title, int items, Action<Action<string, double>> work)
+    /// <summary>Runs <paramref name="work"/>, which reports (item, fraction of that item done) as it goes;
+    /// <paramref name="status"/> adds a live figure after the item (nuclei/s, for example).</summary>
+    public static void Run(string title, int items, Action<Action<string, double>> work, Func<string>? status = null)
     {
         // Redrawn from the reporting thread, not Spectre's refresh thread: a thread that allocates while another is inside
         // a TorchSharp call can trigger the collection that frees that call's temporary Scalar (README, Platform notes).
@@ -31,7 +32,8 @@ static class Progress
                         currentFraction = fraction >= 1 ? 0 : fraction;
                         if (fraction >= 1) { done.Add(item); current = null; }
                         task.Value = done.Count + currentFraction;
-                        task.Description = $"{title} [grey]{Markup.Escape(item)}[/]";
+                        task.Description = $"{title} [grey]{Markup.Escape(item)}[/]"
+                            + (status is null ? "" : $" {Markup.Escape(status())}");
                         refresh();
                     }
                 });

@@ -65,14 +65,18 @@ static class NucleiCommand
             int count = NucleiJob.Expand(options.Inputs).Count;
             var clock = System.Diagnostics.Stopwatch.StartNew();
             IReadOnlyList<SlideOutcome> outcomes = [];
+            long finishedNuclei = 0, currentNuclei = 0;
             Progress.Run("Nuclei", count, report =>
                 outcomes = NucleiJob.Run(options, o =>
                 {
                     if (o.Status == SlideStatus.Failed) Console.Error.WriteLine($"error: {o.Error}");
+                    if (o.Status == SlideStatus.Done) finishedNuclei += o.Patches;
+                    currentNuclei = 0;
                     report(o.SlideId, 1);
                 },
-                p => report(p.Name, (double)p.TilesDone / p.Tiles),
-                note => Console.Error.WriteLine($"note: {note}")));
+                p => { currentNuclei = p.Nuclei; report(p.Name, (double)p.TilesDone / p.Tiles); },
+                note => Console.Error.WriteLine($"note: {note}")),
+                () => $"{finishedNuclei + currentNuclei} nuclei, {(finishedNuclei + currentNuclei) / Math.Max(clock.Elapsed.TotalSeconds, 1e-3):0}/s");
             long nuclei = outcomes.Sum(o => (long)o.Patches);
             int done = outcomes.Count(o => o.Status == SlideStatus.Done), skipped = outcomes.Count(o => o.Status == SlideStatus.Skipped);
             var failed = outcomes.Where(o => o.Status == SlideStatus.Failed).ToList();
