@@ -26,13 +26,16 @@ static class NucleiCommand
             DefaultValueFactory = _ => "baseline" };
         var threshold = new Option<double?>("--threshold") { Description = "Haematoxylin OD above background that counts as nucleus "
             + "(QuPath's default is 0.1); without it, Otsu's threshold per tile." };
-        var sigma = new Option<double>("--sigma") { Description = "Gaussian smoothing, microns.", DefaultValueFactory = _ => detector.SigmaMicrons };
+        var sigma = new Option<double>("--sigma")
+            { Description = "Gaussian smoothing, microns.", DefaultValueFactory = _ => detector.SigmaMicrons };
         var background = new Option<double>("--background-radius") { Description = "Background estimate's radius, microns.",
             DefaultValueFactory = _ => detector.BackgroundRadiusMicrons };
         var seedRadius = new Option<double>("--seed-radius") { Description = "Least distance between the watershed's seeds, microns "
             + "(smaller splits more).", DefaultValueFactory = _ => detector.SeedRadiusMicrons };
-        var minArea = new Option<double>("--min-area") { Description = "Smallest nucleus, um^2.", DefaultValueFactory = _ => detector.MinAreaMicrons };
-        var maxArea = new Option<double>("--max-area") { Description = "Largest nucleus, um^2.", DefaultValueFactory = _ => detector.MaxAreaMicrons };
+        var minArea = new Option<double>("--min-area")
+            { Description = "Smallest nucleus, um^2.", DefaultValueFactory = _ => detector.MinAreaMicrons };
+        var maxArea = new Option<double>("--max-area")
+            { Description = "Largest nucleus, um^2.", DefaultValueFactory = _ => detector.MaxAreaMicrons };
         var shard = new Option<string?>("--shard") { Description = "Process shard i of n (0-based, 'i/n'), for array jobs." };
         var skipErrors = new Option<bool>("--skip-errors") { Description = "Go on past inputs that fail and list them at the end." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Redo inputs already done, or change the settings of a folder." };
@@ -76,7 +79,8 @@ static class NucleiCommand
                 },
                 p => { currentNuclei = p.Nuclei; report(p.Name, (double)p.TilesDone / p.Tiles); },
                 note => Console.Error.WriteLine($"note: {note}")),
-                () => $"{finishedNuclei + currentNuclei} nuclei, {(finishedNuclei + currentNuclei) / Math.Max(clock.Elapsed.TotalSeconds, 1e-3):0}/s");
+                () => $"{finishedNuclei + currentNuclei} nuclei, "
+                    + $"{(finishedNuclei + currentNuclei) / Math.Max(clock.Elapsed.TotalSeconds, 1e-3):0}/s");
             long nuclei = outcomes.Sum(o => (long)o.Patches);
             int done = outcomes.Count(o => o.Status == SlideStatus.Done), skipped = outcomes.Count(o => o.Status == SlideStatus.Skipped);
             var failed = outcomes.Where(o => o.Status == SlideStatus.Failed).ToList();
@@ -86,7 +90,8 @@ static class NucleiCommand
             if (failed.Count == 0) return 0;
             Console.Error.WriteLine("Failed inputs:");
             foreach (var f in failed) Console.Error.WriteLine($"  {f.SlideId}: {f.Error}");
-            if (!options.SkipErrors) Console.Error.WriteLine("Stopped at the first failure; pass --skip-errors to go on past failing inputs.");
+            if (!options.SkipErrors)
+                Console.Error.WriteLine("Stopped at the first failure; pass --skip-errors to go on past failing inputs.");
             return 1;
         }));
         return command;

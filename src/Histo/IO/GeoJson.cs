@@ -54,11 +54,13 @@ public static class GeoJson
                 sb.Append(']');
             }
             sb.Append("]},\"properties\":{\"objectType\":\"").Append(f.ObjectType).Append("\",\"classification\":{\"name\":\"")
-              .Append(f.ClassName).Append("\",\"color\":[").Append(f.Color.R).Append(',').Append(f.Color.G).Append(',').Append(f.Color.B).Append("]}");
+              .Append(f.ClassName).Append("\",\"color\":[")
+                .Append(f.Color.R).Append(',').Append(f.Color.G).Append(',').Append(f.Color.B).Append("]}");
             if (f.Measurements is { Count: > 0 })
             {
                 sb.Append(",\"measurements\":{");
-                sb.AppendJoin(',', f.Measurements.Select(m => $"{System.Text.Json.JsonSerializer.Serialize(m.Key)}:{Measurement(m.Value)}"));
+                sb.AppendJoin(',', f.Measurements.Select(m =>
+                    $"{System.Text.Json.JsonSerializer.Serialize(m.Key)}:{Measurement(m.Value)}"));
                 sb.Append('}');
             }
             sb.Append("}}");

@@ -49,7 +49,8 @@ public static class LabelMapFile
         for (int y = 0, o = 0; y < map.Height; y++)
         {
             raw[o++] = 0; // filter: none
-            for (int x = 0; x < map.Width; x++, o += 2) BinaryPrimitives.WriteUInt16BigEndian(raw.AsSpan(o), (ushort)map.Labels[y * map.Width + x]);
+            for (int x = 0; x < map.Width; x++, o += 2)
+                BinaryPrimitives.WriteUInt16BigEndian(raw.AsSpan(o), (ushort)map.Labels[y * map.Width + x]);
         }
         var header = new byte[13];
         BinaryPrimitives.WriteInt32BigEndian(header, map.Width);
@@ -167,12 +168,15 @@ public static class LabelMapFile
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < 10 || bytes[0] != 0x93 || Encoding.ASCII.GetString(bytes, 1, 5) != "NUMPY")
             throw new HistoException($"{path}: not a .npy file");
-        int headerLength = bytes[6] == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8)) : BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(8));
+        int headerLength = bytes[6] == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8))
+            : BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(8));
         int offset = bytes[6] == 1 ? 10 : 12;
         string header = Encoding.ASCII.GetString(bytes, offset, headerLength);
         string descr = Field(header, "descr").Trim('\'', ' ');
-        if (Field(header, "fortran_order").Trim() != "False") throw new HistoException($"{path}: Fortran-order arrays are not read; save C order");
-        var shape = Field(header, "shape").Trim('(', ')', ' ').Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
+        if (Field(header, "fortran_order").Trim() != "False")
+            throw new HistoException($"{path}: Fortran-order arrays are not read; save C order");
+        var shape = Field(header, "shape").Trim('(', ')', ' ').Split(',', StringSplitOptions.RemoveEmptyEntries)
+            .Select(int.Parse).ToArray();
         if (shape.Length != 2) throw new HistoException($"{path}: a label map is 2-D; this array has shape ({string.Join(", ", shape)})");
         var data = bytes.AsSpan(offset + headerLength);
         int n = shape[0] * shape[1];

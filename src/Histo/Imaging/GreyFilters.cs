@@ -32,10 +32,12 @@ public static class GreyFilters
     }
 
     /// <summary>Maximum over the (2 radius + 1)^2 square around each pixel (grey dilation).</summary>
-    public static float[] Maximum(float[] image, int width, int height, int radius) => SquareFilter(image, width, height, radius, max: true);
+    public static float[] Maximum(float[] image, int width, int height, int radius) =>
+        SquareFilter(image, width, height, radius, max: true);
 
     /// <summary>Minimum over the (2 radius + 1)^2 square around each pixel (grey erosion).</summary>
-    public static float[] Minimum(float[] image, int width, int height, int radius) => SquareFilter(image, width, height, radius, max: false);
+    public static float[] Minimum(float[] image, int width, int height, int radius) =>
+        SquareFilter(image, width, height, radius, max: false);
 
     /// <summary>Grey opening (erosion, then dilation) with a (2 radius + 1)^2 square: the background below bright structures
     /// narrower than the square.</summary>

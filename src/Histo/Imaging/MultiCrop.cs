@@ -42,7 +42,8 @@ public static class MultiCrop
         {
             var (top, left, ch, cw) = SampleCrop(random, h, w, scaleMin, scaleMax);
             var crop = images[b].narrow(1, top, ch).narrow(2, left, cw).unsqueeze(0);
-            crops.Add(nn.functional.interpolate(crop, [size, size], mode: InterpolationMode.Bicubic, align_corners: false).clamp(Zero, One));
+            crops.Add(nn.functional.interpolate(crop, [size, size], mode: InterpolationMode.Bicubic, align_corners: false)
+                .clamp(Zero, One));
         }
         return cat(crops, 0).MoveToOuterDisposeScope();
     }

@@ -74,7 +74,8 @@ public sealed record DinoAugmentation
     public RgbaImage Grid(RgbaImage source, int seed, int rows = 3)
     {
         var random = new Random(seed);
-        using var image = tensor(source.Pixels, [source.Height, source.Width, 4]).narrow(2, 0, 3).permute(2, 0, 1).to_type(ScalarType.Float32).div(Models.KeptScalars.Of(255.0));
+        using var image = tensor(source.Pixels, [source.Height, source.Width, 4]).narrow(2, 0, 3).permute(2, 0, 1)
+            .to_type(ScalarType.Float32).div(Models.KeptScalars.Of(255.0));
         int cell = GlobalSize, columns = 2 + LocalCrops, gap = 4;
         var grid = RgbaImage.Filled(columns * (cell + gap) + gap, rows * (cell + gap) + gap, 255, 255, 255);
         for (int r = 0; r < rows; r++)
@@ -83,7 +84,8 @@ public sealed record DinoAugmentation
             for (int c = 0; c < views.Count; c++)
             {
                 using var view = views[c];
-                using var bytes = view.clamp(Models.KeptScalars.Zero, Models.KeptScalars.One).mul(Models.KeptScalars.ByteMax).round().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous();
+                using var bytes = view.clamp(Models.KeptScalars.Zero, Models.KeptScalars.One).mul(Models.KeptScalars.ByteMax).round()
+                    .to_type(ScalarType.Byte).permute(1, 2, 0).contiguous();
                 var data = bytes.data<byte>().ToArray();
                 int s = (int)view.shape[1];
                 int x0 = gap + c * (cell + gap) + (cell - s) / 2, y0 = gap + r * (cell + gap) + (cell - s) / 2;

@@ -94,8 +94,8 @@ public sealed class TissueMask
             }
         overlay.Draw(canvas =>
         {
-            using var paint = new SKPaint { Color = new SKColor(0, 110, 0), Style = SKPaintStyle.Stroke, StrokeWidth = Math.Max(1, Width / 500f),
-                IsAntialias = true };
+            using var paint = new SKPaint { Color = new SKColor(0, 110, 0), Style = SKPaintStyle.Stroke,
+                StrokeWidth = Math.Max(1, Width / 500f), IsAntialias = true };
             foreach (var polygon in MaskContours.Trace(Mask, Width, Height))
                 foreach (var ring in polygon)
                 {
