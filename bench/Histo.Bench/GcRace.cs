@@ -16,14 +16,13 @@ static class GcRace
     public static int Run(BenchArgs args)
     {
         if (args.String("--encoder") is { } encoder) return Encoder(encoder, args.Number("--seconds", 30));
-        if (args.String("--chained") is not null) return Chained(args.Number("--seconds", 30), args.String("--scoped") is not null);
+        if (args.String("--chained") is not null)
+            return Chained(args.Number("--seconds", 30), args.String("--scoped") is not null);
         bool guarded = args.String("--guarded") is not null;
         using var a = randn(64, 65, 192);
         using var b = randn(1, 65, 192);
         using TorchSharp.Scalar one = 1;
-        bool stop = false;
-        var collector = new Thread(() => { while (!Volatile.Read(ref stop)) { GC.Collect(); GC.WaitForPendingFinalizers(); } }) { IsBackground = true };
-        collector.Start();
+        using var collector = new Collector();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         long n = 0;
         while (clock.Elapsed.TotalSeconds < args.Number("--seconds", 30))
@@ -32,7 +31,6 @@ static class GcRace
             using var c = guarded ? a.add(b, one) : a + b;
             n++;
         }
-        Volatile.Write(ref stop, true);
         Console.WriteLine($"{(guarded ? "guarded" : "plain")}: {n} additions under forced collections, no crash");
         return 0;
     }
@@ -47,20 +45,18 @@ static class GcRace
     {
         using var a = randn(8, 3, 32, 32);
         using TorchSharp.Scalar half = 0.5;
-        bool stop = false;
-        var collector = new Thread(() => { while (!Volatile.Read(ref stop)) { GC.Collect(); GC.WaitForPendingFinalizers(); } }) { IsBackground = true };
-        collector.Start();
+        using var collector = new Collector();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         long n = 0;
         while (clock.Elapsed.TotalSeconds < seconds)
         {
             using var scope = scoped ? NewDisposeScope() : null;
             var c = a.mul(half).sum(1, keepdim: true).expand(-1, 3, -1, -1).contiguous();
-            if (c.shape[1] != 3 || c.shape[3] != 32) throw new InvalidOperationException($"garbage shape [{string.Join(", ", c.shape)}]");
+            if (c.shape[1] != 3 || c.shape[3] != 32)
+                throw new InvalidOperationException($"garbage shape [{string.Join(", ", c.shape)}]");
             if (!scoped) c.Dispose();
             n++;
         }
-        Volatile.Write(ref stop, true);
         Console.WriteLine($"chained{(scoped ? ", scoped" : "")}: {n} chained calls under forced collections, no crash");
         return 0;
     }
@@ -91,5 +87,16 @@ static class GcRace
         Console.WriteLine($"{name}: {n} forward passes of 8 patches under forced collections in {clock.Elapsed.TotalSeconds:0} s, no "
             + $"crash");
         return 0;
+    }
+
+    /// <summary>A background thread forcing collections (and finalizers) back to back until disposed.</summary>
+    sealed class Collector : IDisposable
+    {
+        volatile bool _stop;
+
+        public Collector() =>
+            new Thread(() => { while (!_stop) { GC.Collect(); GC.WaitForPendingFinalizers(); } }) { IsBackground = true }.Start();
+
+        public void Dispose() => _stop = true;
     }
 }

@@ -85,22 +85,12 @@ static class NucleiBenchmark
     /// <summary>The detector's steps timed one by one on one tile.</summary>
     static void Profile(RgbaImage image)
     {
-        int w = image.Width, h = image.Height;
         var clock = Stopwatch.StartNew();
-        void Step(string name) { Console.WriteLine($"  {name,-26} {clock.Elapsed.TotalMilliseconds,7:0} ms"); clock.Restart(); }
-        var hx = ColourDeconvolution.Haematoxylin(image); Step("colour deconvolution");
-        var bg = GreyFilters.Opening(hx, w, h, 32); Step("opening (r 32 px)");
-        var sm = GreyFilters.Gaussian(hx, w, h, 6); Step("gaussian (sigma 6 px)");
-        double t = NucleusDetector.OtsuThreshold(sm); Step("otsu");
-        var mask = sm.Select(v => v > t ? (byte)255 : (byte)0).ToArray();
-        mask = BinaryMorphology.FillHoles(mask, w, h); Step("threshold + fill holes");
-        var d = GreyFilters.DistanceTransform(mask, w, h); Step("distance transform");
-        var peaks = GreyFilters.Maximum(d, w, h, 8); Step("maximum (r 8 px)");
-        var seedMask = new byte[mask.Length];
-        for (int i = 0; i < mask.Length; i++) seedMask[i] = mask[i] != 0 && d[i] >= peaks[i] ? (byte)255 : (byte)0;
-        var (seeds, _) = BinaryMorphology.ConnectedComponents(seedMask, w, h); Step("seeds");
-        var elevation = d.Select(v => -v).ToArray();
-        Watershed.Flood(elevation, seeds, mask, w, h); Step("watershed");
+        NucleusDetector.Detect(image, Mpp, new NucleusDetectorSettings(), step =>
+        {
+            Console.WriteLine($"  {step,-26} {clock.Elapsed.TotalMilliseconds,7:0} ms");
+            clock.Restart();
+        });
     }
 
     static string Synthesise(int side)

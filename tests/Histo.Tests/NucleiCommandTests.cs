@@ -15,20 +15,10 @@ public class NucleiCommandTests
 {
     static (RgbaImage Image, LabelMap Reference, double Mpp) SyntheticImage()
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden",
-            "nuclei-baseline-golden.json")));
-        var e = doc.RootElement.GetProperty("detector");
-        int h = e.GetProperty("shape")[0].GetInt32(), w = e.GetProperty("shape")[1].GetInt32();
-        var rgb = Convert.FromBase64String(e.GetProperty("rgb").GetString()!);
-        var image = new RgbaImage(w, h);
-        for (int i = 0; i < h * w; i++)
-        {
-            for (int c = 0; c < 3; c++) image.Pixels[4 * i + c] = rgb[3 * i + c];
-            image.Pixels[4 * i + 3] = 255;
-        }
-        var labels = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(
-            Convert.FromBase64String(e.GetProperty("labels").GetString()!)).ToArray();
-        return (image, new LabelMap(w, h, labels), e.GetProperty("mpp").GetDouble());
+        var e = NucleusDetectorParityTests.Golden.GetProperty("detector");
+        var image = NucleusDetectorParityTests.RgbImage(e);
+        var labels = NucleusDetectorParityTests.Ints(e, "labels");
+        return (image, new LabelMap(image.Width, image.Height, labels), e.GetProperty("mpp").GetDouble());
     }
 
     [Fact]
@@ -126,9 +116,9 @@ public class NucleiCommandTests
         Assert.True(code == 0, stderr);
         var rows = File.ReadAllLines(dir["out/seams.csv"]);
         var header = rows[0].Split(',').ToList();
-        var found = rows.Skip(1).Select(r => r.Split(',')).Select(f => (X: double.Parse(f[header.IndexOf("centroid_x")], CultureInfo.InvariantCulture),
-            Y: double.Parse(f[header.IndexOf("centroid_y")], CultureInfo.InvariantCulture),
-            Area: double.Parse(f[header.IndexOf("area_um2")], CultureInfo.InvariantCulture))).ToList();
+        double Column(string[] fields, string name) => double.Parse(fields[header.IndexOf(name)], CultureInfo.InvariantCulture);
+        var found = rows.Skip(1).Select(r => r.Split(','))
+            .Select(f => (X: Column(f, "centroid_x"), Y: Column(f, "centroid_y"), Area: Column(f, "area_um2"))).ToList();
         Assert.Equal(centres.Length, found.Count);
         // Whole: every nucleus has the area of the one inside a single tile's core (650, 650); a cut one would be smaller.
         double whole = found.Single(f => Math.Abs(f.X - 650) <= 1.5 && Math.Abs(f.Y - 650) <= 1.5).Area;

@@ -13,7 +13,7 @@ namespace Histo.Tests;
 /// </summary>
 public class NucleusDetectorParityTests
 {
-    static readonly JsonElement Golden = Load();
+    internal static readonly JsonElement Golden = Load();
 
     static JsonElement Load()
     {
@@ -23,9 +23,25 @@ public class NucleusDetectorParityTests
     }
 
     static byte[] Bytes(JsonElement e, string key) => Convert.FromBase64String(e.GetProperty(key).GetString()!);
-    static float[] Floats(JsonElement e, string key) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Bytes(e, key)).ToArray();
-    static int[] Ints(JsonElement e, string key) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(Bytes(e, key)).ToArray();
+    static float[] Floats(JsonElement e, string key) =>
+        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Bytes(e, key)).ToArray();
+    internal static int[] Ints(JsonElement e, string key) =>
+        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(Bytes(e, key)).ToArray();
     static (int H, int W) Shape(JsonElement e) => (e.GetProperty("shape")[0].GetInt32(), e.GetProperty("shape")[1].GetInt32());
+
+    /// <summary>The golden entry's "rgb" bytes (row-major R, G, B of its "shape") as an opaque image.</summary>
+    internal static RgbaImage RgbImage(JsonElement e)
+    {
+        var (h, w) = Shape(e);
+        var rgb = Bytes(e, "rgb");
+        var image = new RgbaImage(w, h);
+        for (int i = 0; i < h * w; i++)
+        {
+            for (int c = 0; c < 3; c++) image.Pixels[4 * i + c] = rgb[3 * i + c];
+            image.Pixels[4 * i + 3] = 255;
+        }
+        return image;
+    }
 
     static void Close(float[] expected, float[] actual, double tolerance, string what)
     {
@@ -87,14 +103,7 @@ public class NucleusDetectorParityTests
     public void HaematoxylinMatchesTheDeconvolutionFormula()
     {
         var e = Golden.GetProperty("deconvolution");
-        var (h, w) = Shape(e);
-        var rgb = Bytes(e, "rgb");
-        var image = new RgbaImage(w, h);
-        for (int i = 0; i < h * w; i++)
-        {
-            for (int c = 0; c < 3; c++) image.Pixels[4 * i + c] = rgb[3 * i + c];
-            image.Pixels[4 * i + 3] = 255;
-        }
+        var image = RgbImage(e);
         Close(Floats(e, "haematoxylin"), ColourDeconvolution.Haematoxylin(image), 1e-5, "haematoxylin");
     }
 
@@ -103,13 +112,7 @@ public class NucleusDetectorParityTests
     {
         var e = Golden.GetProperty("detector");
         var (h, w) = Shape(e);
-        var rgb = Bytes(e, "rgb");
-        var image = new RgbaImage(w, h);
-        for (int i = 0; i < h * w; i++)
-        {
-            for (int c = 0; c < 3; c++) image.Pixels[4 * i + c] = rgb[3 * i + c];
-            image.Pixels[4 * i + 3] = 255;
-        }
+        var image = RgbImage(e);
         var reference = new LabelMap(w, h, Ints(e, "labels"));
         var found = NucleusDetector.Detect(image, e.GetProperty("mpp").GetDouble(), new NucleusDetectorSettings());
         Assert.Equal(e.GetProperty("count").GetInt32(), found.Count);

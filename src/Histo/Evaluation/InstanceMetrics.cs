@@ -1,5 +1,6 @@
 using TorchSharp;
 using Histo.IO;
+using static Histo.Models.KeptScalars;
 using static TorchSharp.torch;
 
 namespace Histo.Evaluation;
@@ -37,7 +38,7 @@ public sealed class InstancePairs
         PredictionIds = predIds;
         long nt = truthIds.Length + 1, np = predIds.Length + 1;
         using var stride = np.ToScalar();   // kept alive through the call (KeptScalars)
-        var joint = truthIndex.mul(stride).add(predIndex, KeptOne).bincount(null, nt * np);   // [Nt + 1, Np + 1], 0 = background
+        var joint = truthIndex.mul(stride).add(predIndex, One).bincount(null, nt * np);   // [Nt + 1, Np + 1], 0 = background
         var counts = joint.data<long>().ToArray();
         Intersections = new long[nt - 1, np - 1];
         TruthAreas = new long[nt - 1];
@@ -62,17 +63,15 @@ public sealed class InstancePairs
         var ids = values.data<int>().ToArray();
         bool hasBackground = ids.Length > 0 && ids[0] == 0;
         // unique's inverse counts the background as instance 0 when present; otherwise shift every instance up by one.
-        var index = hasBackground ? inverse : inverse.add(KeptOne, KeptOne);
+        var index = hasBackground ? inverse : inverse.add(One, One);
         return (hasBackground ? ids[1..] : ids, index.to_type(ScalarType.Int64).MoveToOuterDisposeScope());
     }
-
-    static readonly TorchSharp.Scalar KeptOne = 1.ToScalar();
 
     static (double X, double Y)[] Centroids(Tensor index, int width, int count)
     {
         using var scope = NewDisposeScope();
         using TorchSharp.Scalar pixels = index.shape[0].ToScalar(), columns = width.ToScalar();
-        var pixel = arange(Histo.Models.KeptScalars.Zero, pixels, KeptOne, ScalarType.Int64);
+        var pixel = arange(Zero, pixels, One, ScalarType.Int64);
         var x = pixel.remainder(columns).to_type(ScalarType.Float64);
         var y = pixel.div(columns, rounding_mode: RoundingMode.floor).to_type(ScalarType.Float64);
         var area = index.bincount(null, count + 1).to_type(ScalarType.Float64);
@@ -136,8 +135,8 @@ public static class InstanceMetrics
     public static double Dice1(LabelMap truth, LabelMap prediction)
     {
         using var scope = NewDisposeScope();
-        var a = tensor(truth.Labels).gt(Histo.Models.KeptScalars.Zero);
-        var b = tensor(prediction.Labels).gt(Histo.Models.KeptScalars.Zero);
+        var a = tensor(truth.Labels).gt(Zero);
+        var b = tensor(prediction.Labels).gt(Zero);
         double inter = a.logical_and(b).sum().item<long>();
         double total = a.sum().item<long>() + b.sum().item<long>();
         return 2 * inter / total;
@@ -271,7 +270,8 @@ public static class InstanceMetrics
     /// their NaN-ignoring mean, mPQ; bPQ is PQ with types ignored.
     /// </summary>
     public static (double MultiClass, double Binary, IReadOnlyDictionary<int, double> ByType) PanNukePq(LabelMap truth,
-        LabelMap prediction, IReadOnlyDictionary<int, int> truthTypes, IReadOnlyDictionary<int, int> predictionTypes, IEnumerable<int> types)
+        LabelMap prediction, IReadOnlyDictionary<int, int> truthTypes, IReadOnlyDictionary<int, int> predictionTypes,
+        IEnumerable<int> types)
     {
         var byType = new Dictionary<int, double>();
         foreach (int c in types)

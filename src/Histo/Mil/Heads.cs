@@ -79,6 +79,10 @@ public abstract class OrdinalHead(string name, int classes) : MilHead(name, clas
     /// <summary>P(y &gt; k) for k = 0..K-2 [K-1].</summary>
     public abstract Tensor Exceedance(Tensor modelLogits);
 
+    /// <summary>Task indices 0, 1, ..., n-1 as int64, built from an array: arange(n) converts its start and step to Scalars
+    /// on the fly.</summary>
+    protected static Tensor TaskIndices(int n) => tensor(Enumerable.Range(0, n).Select(k => (long)k).ToArray());
+
     public override Tensor Probabilities(Tensor modelLogits)
     {
         using var e = Exceedance(modelLogits);
@@ -140,7 +144,8 @@ public sealed class CoralHead : OrdinalHead
     public CoralHead(int classes) : base("coral", classes)
     {
         // Initialised decreasing so the thresholds start ordered.
-        bias = new TorchSharp.Modules.Parameter(tensor(Enumerable.Range(1, classes - 1).Select(k => (float)(classes - k) / (classes - 1)).ToArray()));
+        var thresholds = Enumerable.Range(1, classes - 1).Select(k => (float)(classes - k) / (classes - 1)).ToArray();
+        bias = new TorchSharp.Modules.Parameter(tensor(thresholds));
         RegisterComponents();
     }
 
@@ -175,12 +180,11 @@ public sealed class CoralHead : OrdinalHead
     {
         using var scope = NewDisposeScope();
         var cumulative = cat([ones(1), greater, zeros(1)]);                      // P(y > k-1) for k = 0..K
-        var p = (cumulative.narrow(0, 0, cumulative.shape[0] - 1) - cumulative.narrow(0, 1, cumulative.shape[0] - 1)).clamp_min(Models.KeptScalars.Zero);
+        var p = (cumulative.narrow(0, 0, cumulative.shape[0] - 1) - cumulative.narrow(0, 1, cumulative.shape[0] - 1))
+            .clamp_min(Models.KeptScalars.Zero);
         return (p / p.sum().clamp_min(Models.KeptScalars.Of(1e-12))).MoveToOuterDisposeScope();
     }
 
-    /// <summary>0, 1, ..., n-1 as int64, built from an array: arange(n) converts its start and step to Scalars on the fly.</summary>
-    internal static Tensor TaskIndices(int n) => tensor(Enumerable.Range(0, n).Select(k => (long)k).ToArray());
 }
 
 /// <summary>
@@ -199,7 +203,7 @@ public sealed class CornHead(int classes) : OrdinalHead("corn", classes)
         // Tasks k = 0..min(label, K-2) see this bag (its y > k-1); their targets are [y > k].
         int tasks = (int)Math.Min(label + 1, Classes - 1);
         var g = modelLogits.narrow(0, 0, tasks);
-        var targets = CoralHead.TaskIndices(tasks).lt(tensor(label)).to_type(ScalarType.Float32);
+        var targets = TaskIndices(tasks).lt(tensor(label)).to_type(ScalarType.Float32);
         var loss = nn.functional.binary_cross_entropy_with_logits(g, targets, reduction: nn.Reduction.Sum);
         return loss.MoveToOuterDisposeScope();
     }

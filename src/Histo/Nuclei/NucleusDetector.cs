@@ -52,31 +52,40 @@ public sealed record NucleusSegmentation(LabelMap Labels, float[] Haematoxylin, 
 /// </summary>
 public static class NucleusDetector
 {
-    public static NucleusSegmentation Detect(RgbaImage image, double mpp, NucleusDetectorSettings settings)
+    /// <param name="stepDone">Called with each step's name as it ends (Histo.Bench nuclei times them).</param>
+    public static NucleusSegmentation Detect(RgbaImage image, double mpp, NucleusDetectorSettings settings,
+        Action<string>? stepDone = null)
     {
         Require.Positive("--mpp", mpp);
         int w = image.Width, h = image.Height;
         var haematoxylin = ColourDeconvolution.Haematoxylin(image);
+        stepDone?.Invoke("colour deconvolution");
 
         // ============ foreground: background-subtracted, smoothed haematoxylin above a threshold ============
         var background = GreyFilters.Opening(haematoxylin, w, h, NucleusDetectorSettings.Pixels(settings.BackgroundRadiusMicrons, mpp));
         var signal = new float[haematoxylin.Length];
         for (int i = 0; i < signal.Length; i++) signal[i] = haematoxylin[i] - background[i];
+        stepDone?.Invoke("background opening");
         var smoothed = GreyFilters.Gaussian(signal, w, h, settings.SigmaMicrons / mpp);
+        stepDone?.Invoke("gaussian");
         double threshold = settings.Threshold ?? OtsuThreshold(smoothed);
         var mask = new byte[smoothed.Length];
         for (int i = 0; i < mask.Length; i++) mask[i] = smoothed[i] > threshold ? (byte)255 : (byte)0;
         mask = BinaryMorphology.FillHoles(mask, w, h);
+        stepDone?.Invoke("threshold, fill holes");
 
         // ============ split touching nuclei: watershed of -distance from seeds at the distance's local maxima ============
         var distance = GreyFilters.DistanceTransform(mask, w, h);
+        stepDone?.Invoke("distance transform");
         var peaks = GreyFilters.Maximum(distance, w, h, NucleusDetectorSettings.Pixels(settings.SeedRadiusMicrons, mpp));
         var seedMask = new byte[mask.Length];
         for (int i = 0; i < mask.Length; i++) seedMask[i] = mask[i] != 0 && distance[i] >= peaks[i] ? (byte)255 : (byte)0;
         var (seeds, _) = BinaryMorphology.ConnectedComponents(seedMask, w, h); // a plateau of maxima is one seed
+        stepDone?.Invoke("seeds (local maxima)");
         var elevation = new float[distance.Length];
         for (int i = 0; i < elevation.Length; i++) elevation[i] = -distance[i];
         var labels = Watershed.Flood(elevation, seeds, mask, w, h);
+        stepDone?.Invoke("watershed");
 
         // ============ size filter, labels renumbered 1..N in order ============
         double pixelArea = mpp * mpp;
@@ -91,6 +100,7 @@ public static class NucleusDetector
             if (area[l] > 0 && microns >= settings.MinAreaMicrons && microns <= settings.MaxAreaMicrons) renumbered[l] = ++count;
         }
         for (int i = 0; i < labels.Length; i++) labels[i] = renumbered[labels[i]];
+        stepDone?.Invoke("size filter");
         return new NucleusSegmentation(new LabelMap(w, h, labels), haematoxylin, count);
     }
 
