@@ -143,5 +143,12 @@ public class NucleiCommandTests
         Assert.Equal(2, code);
         (code, _, _) = Cli.Run("nuclei", dir["missing.png"], "--tile", "256", "--overlap", "200", "-o", dir["out"]);
         Assert.Equal(2, code);
+        (code, _, _) = Cli.Run("nuclei", dir["missing.png"], "--shard", "3/2", "-o", dir["out"]);
+        Assert.Equal(2, code);
+        Directory.CreateDirectory(dir["empty"]);
+        (code, _, stderr) = Cli.Run("nuclei", dir["empty"], "-o", dir["out2"]);
+        Assert.Equal(1, code);
+        Assert.Contains("holds no slide or image", stderr);
+        Assert.False(Directory.Exists(dir["out2"]), "nothing is written for an empty batch");
     }
 }

@@ -68,22 +68,8 @@ public static class NucleiJob
     }
 
     /// <summary>Slides and image tiles, folders expanded (sorted).</summary>
-    public static List<string> Expand(IEnumerable<string> inputs)
-    {
-        var files = new List<string>();
-        foreach (string input in inputs)
-        {
-            if (Directory.Exists(input))
-                files.AddRange(Directory.EnumerateFiles(input).Where(f => IsImage(f)
-                    || WholeSlide.Extensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal));
-            else files.Add(input);
-        }
-        var duplicate = files.GroupBy(WholeSlide.SlideIdOf).FirstOrDefault(g => g.Count() > 1);
-        if (duplicate is not null)
-            throw new HistoException($"two inputs share the name '{duplicate.Key}' ({string.Join(", ", duplicate)}); outputs are named "
-                + "by it, so rename one");
-        return files;
-    }
+    public static List<string> Expand(IEnumerable<string> inputs) =>
+        SlideBatch.Expand(inputs, f => IsImage(f) || WholeSlide.Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()));
 
     static bool IsImage(string path) => ImageExtensions.Contains(Path.GetExtension(path).ToLowerInvariant());
 

@@ -23,17 +23,22 @@ public sealed record SlideOutcome(string SlideId, string Path, SlideStatus Statu
 /// </summary>
 public static class SlideBatch
 {
-    /// <summary>Expands folders to the slide files inside them (sorted); files are kept as given, even if missing, so they are
-    /// reported per slide.</summary>
-    public static List<string> Expand(IEnumerable<string> inputs)
+    /// <summary>Expands folders to the slide files inside them (sorted; <paramref name="accept"/> chooses other inputs, such
+    /// as image tiles); files are kept as given, even if missing, so they are reported per slide. A folder with no input in
+    /// it is an error: a typo in a path should not pass as an empty batch.</summary>
+    public static List<string> Expand(IEnumerable<string> inputs, Func<string, bool>? accept = null)
     {
+        accept ??= f => WholeSlide.Extensions.Contains(Path.GetExtension(f).ToLowerInvariant());
         var files = new List<string>();
         foreach (string input in inputs)
         {
             if (Directory.Exists(input))
-                files.AddRange(Directory.EnumerateFiles(input)
-                    .Where(f => WholeSlide.Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
-                    .Order(StringComparer.Ordinal));
+            {
+                var inside = Directory.EnumerateFiles(input).Where(accept).Order(StringComparer.Ordinal).ToList();
+                if (inside.Count == 0)
+                    throw new HistoException($"{input}: this folder holds no slide or image Histo reads; check the path");
+                files.AddRange(inside);
+            }
             else files.Add(input);
         }
         var duplicate = files.GroupBy(WholeSlide.SlideIdOf).FirstOrDefault(g => g.Count() > 1);
@@ -49,7 +54,7 @@ public static class SlideBatch
         var parts = text.Split('/');
         if (parts.Length == 2 && int.TryParse(parts[0], out int i) && int.TryParse(parts[1], out int n) && n >= 1 && i >= 0
             && i < n) return (i, n);
-        throw new HistoException($"--shard '{text}' must be i/n with 0 <= i < n (e.g. 0/4 .. 3/4; with Slurm: "
+        throw new UsageException($"--shard '{text}' must be i/n with 0 <= i < n (e.g. 0/4 .. 3/4; with Slurm: "
             + $"$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)");
     }
 
