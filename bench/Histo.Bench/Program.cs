@@ -8,6 +8,7 @@ return mode switch
 {
     "tiling" => TilingBenchmark.Run(quick),
     "nuclei" => NucleiBenchmark.Run(quick),
+    "tissue-ink" => TissueInkBenchmark.Run(new BenchArgs(args)),
     "profile-tiling" => ProfileTiling.Run(args[1]),
     "embedding" => EmbeddingBenchmark.Run(quick),
     "encoders" => EncodersBenchmark.Run(quick),
@@ -32,7 +33,7 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|nuclei|embedding|encoders|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
+        + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
         + "dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race "
             + "[--quick]");
     return 2;

@@ -5,6 +5,37 @@ namespace Histo.Tests;
 public class MorphologyTests
 {
     [Fact]
+    public void LocalStandardDeviationReflectsAtTheBorderAsScipy()
+    {
+        // Every row 0 1 5 7 2, radius 2. At x = 0 SciPy's 'reflect' window is 1 0 | 0 1 5: mean 1.4, mean of squares
+        // 5.4, std sqrt(3.44); at x = 2 it is the whole row: mean 3, mean of squares 15.8, std sqrt(6.8). (A mirror
+        // without the edge repeated, 5 1 | 0 1 5, would give sqrt(4.64) at x = 0.)
+        float[] row = [0, 1, 5, 7, 2];
+        var image = Enumerable.Range(0, 5).SelectMany(_ => row).ToArray();
+        var std = GreyFilters.LocalStandardDeviation(image, 5, 5, 2);
+        Assert.Equal(Math.Sqrt(3.44), std[0], 4);
+        Assert.Equal(Math.Sqrt(6.8), std[2 * 5 + 2], 4);
+    }
+
+    [Fact]
+    public void GrowWithinFollowsAllowedPixelsForAtMostTheGivenSteps()
+    {
+        // A seed at the left end of an allowed row of 7 pixels and an allowed pixel cut off from it: three steps reach
+        // x = 3 along the row, nothing else.
+        int w = 7, h = 3;
+        var seeds = new byte[w * h];
+        var allowed = new byte[w * h];
+        seeds[w] = 255;
+        for (int x = 0; x < w; x++) allowed[w + x] = 255;
+        allowed[0 * w + 6] = 0;
+        allowed[2 * w + 6] = 255; // touches (5, 1) diagonally, beyond reach
+        var grown = BinaryMorphology.GrowWithin(seeds, allowed, w, h, 3);
+        var row = Enumerable.Range(0, w).Select(x => grown[w + x] != 0).ToArray();
+        Assert.Equal(new[] { true, true, true, true, false, false, false }, row);
+        Assert.Equal(4, grown.Count(v => v != 0));
+    }
+
+    [Fact]
     public void OtsuSplitsTwoModes()
     {
         var values = Enumerable.Repeat((byte)20, 500).Concat(Enumerable.Repeat((byte)200, 300)).ToArray();

@@ -29,7 +29,8 @@ public class TissueDetectionTests
     {
         var mask = DetectOn(SharedData.Path_("tissue-tiles", file));
         // A tile "has tissue" when a quarter of it is tissue. Measured: tissue tiles 0.49-0.9 (fatty tissue
-        // lowest), no-tissue tiles 0 except the blurred red-pen tile (0.16, its dark halo).
+        // lowest), no-tissue tiles 0 except the blurred red-pen tile (0.19: dark, blurred ink that is neither
+        // red-marker coloured nor smooth enough to follow within 32 pixels of the stroke).
         Assert.Equal(hasTissue, mask.TissueFraction >= 0.25);
     }
 

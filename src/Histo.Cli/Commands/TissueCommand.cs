@@ -9,14 +9,18 @@ static class TissueCommand
     {
         var slides = new Argument<FileInfo[]>("slides") { Description = "Slide files.", Arity = ArgumentArity.OneOrMore };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder.", Required = true };
-        var maskSize = new Option<int>("--mask-size") { Description = "Longest side of the thumbnail the mask is computed on.", DefaultValueFactory = _ => new TissueDetectionOptions().MaskLongestSide };
-        var command = new Command("tissue", "Detect tissue: writes <slide>.mask.png, <slide>.overlay.png and <slide>.tissue.geojson (QuPath, level-0 pixels).")
+        var maskSize = new Option<int>("--mask-size") { Description = "Longest side of the thumbnail the mask is computed on.",
+            DefaultValueFactory = _ => new TissueDetectionOptions().MaskLongestSide };
+        var keepInk = new Option<bool>("--keep-ink") { Description = "Do not cut pen and marker ink from the tissue; "
+            + "it is still reported (class Ink in the GeoJSON, blue in the overlay)." };
+        var command = new Command("tissue", "Detect tissue: writes <slide>.mask.png, <slide>.overlay.png and "
+            + "<slide>.tissue.geojson (QuPath, level-0 pixels; classes Tissue and Ink).")
         {
-            slides, output, maskSize,
+            slides, output, maskSize, keepInk,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
-            var options = new TissueDetectionOptions { MaskLongestSide = parse.GetValue(maskSize) };
+            var options = new TissueDetectionOptions { MaskLongestSide = parse.GetValue(maskSize), KeepInk = parse.GetValue(keepInk) };
             string dir = parse.GetValue(output)!.FullName;
             int failures = 0;
             foreach (var file in parse.GetValue(slides)!)
@@ -25,7 +29,8 @@ static class TissueCommand
                 {
                     using var slide = WholeSlide.Open(file.FullName);
                     var result = TissueOutputs.Write(TissueDetector.Detect(slide, options), slide.SlideId, dir);
-                    Console.WriteLine($"{slide.SlideId}: tissue {result.TissueFraction:P1} of the slide, {result.Polygons} region(s) -> {result.GeoJsonPath}");
+                    Console.WriteLine($"{slide.SlideId}: tissue {result.TissueFraction:P1} of the slide, {result.Polygons} region(s), "
+                        + $"ink {result.InkFraction:P1} -> {result.GeoJsonPath}");
                 }
                 catch (HistoException e)
                 {

@@ -229,6 +229,39 @@ public static class BinaryMorphology
         return (labels, areas);
     }
 
+    /// <summary>
+    /// Geodesic dilation: grows <paramref name="seeds"/> through 8-connected pixels of <paramref name="allowed"/>, at most
+    /// <paramref name="maxSteps"/> pixels (chessboard distance along the path) from the nearest seed. Seeds are kept
+    /// whether allowed or not. A breadth-first search, so the cost follows the pixels reached.
+    /// </summary>
+    public static byte[] GrowWithin(byte[] seeds, byte[] allowed, int width, int height, int maxSteps)
+    {
+        var grown = new byte[seeds.Length];
+        var frontier = new List<int>();
+        for (int i = 0; i < seeds.Length; i++) if (seeds[i] != 0) { grown[i] = 255; frontier.Add(i); }
+        var next = new List<int>();
+        for (int step = 0; step < maxSteps && frontier.Count > 0; step++)
+        {
+            next.Clear();
+            foreach (int i in frontier)
+            {
+                int x = i % width, y = i / width;
+                for (int dy = -1; dy <= 1; dy++)
+                    for (int dx = -1; dx <= 1; dx++)
+                    {
+                        int nx = x + dx, ny = y + dy;
+                        if ((uint)nx >= (uint)width || (uint)ny >= (uint)height) continue;
+                        int j = ny * width + nx;
+                        if (grown[j] != 0 || allowed[j] == 0) continue;
+                        grown[j] = 255;
+                        next.Add(j);
+                    }
+            }
+            (frontier, next) = (next, frontier);
+        }
+        return grown;
+    }
+
     /// <summary>Removes 8-connected components smaller than <paramref name="minArea"/> pixels.</summary>
     public static byte[] RemoveSmallComponents(byte[] mask, int width, int height, int minArea)
     {

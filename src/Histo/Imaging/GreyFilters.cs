@@ -31,6 +31,21 @@ public static class GreyFilters
         return x.contiguous().data<float>().ToArray();
     }
 
+    /// <summary>
+    /// Standard deviation over the (2 radius + 1)^2 square around each pixel, sqrt(E[x^2] - E[x]^2) with SciPy's
+    /// <c>uniform_filter</c> (mode 'reflect') for both means: a measure of local texture.
+    /// </summary>
+    public static float[] LocalStandardDeviation(float[] image, int width, int height, int radius)
+    {
+        using var scope = NewDisposeScope();
+        var x = tensor(image, [1, 1, height, width]);
+        x = x.index_select(3, ReflectIndex(width, radius)).index_select(2, ReflectIndex(height, radius));
+        long k = 2 * radius + 1;
+        var mean = nn.functional.avg_pool2d(x, [k, k], [1, 1]);
+        var meanOfSquares = nn.functional.avg_pool2d(x.square(), [k, k], [1, 1]);
+        return meanOfSquares.sub(mean.square()).clamp_min(Histo.Models.KeptScalars.Zero).sqrt().contiguous().data<float>().ToArray();
+    }
+
     /// <summary>Maximum over the (2 radius + 1)^2 square around each pixel (grey dilation).</summary>
     public static float[] Maximum(float[] image, int width, int height, int radius) =>
         SquareFilter(image, width, height, radius, max: true);

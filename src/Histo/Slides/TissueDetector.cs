@@ -20,10 +20,34 @@ public sealed record TissueDetectionOptions
     public int CloseSize { get; init; } = 5;
     /// <summary>Components smaller than this fraction of the thumbnail are dust, not tissue.</summary>
     public double MinComponentFraction { get; init; } = 0.0005;
-    /// <summary>Ink-coloured blobs smaller than this fraction are red blood cells or stain specks, not pen strokes.</summary>
+    /// <summary>Certain-ink blobs smaller than this fraction are red blood cells or stain specks, not pen strokes.</summary>
     public double MinInkFraction { get; init; } = 0.0002;
-    /// <summary>Pen strokes are grown by this fraction of the longest side to remove their blurred halo.</summary>
+    /// <summary>
+    /// How far (a fraction of the longest side) a pen stroke is followed through ink-coloured pixels around it, its
+    /// blurred halo. The growth follows the ink's own shape: pixels that are not ink-coloured are never taken.
+    /// </summary>
     public double InkMarginFraction { get; init; } = 0.015;
+    /// <summary>
+    /// ... but at least this many mask pixels: on a small image (a tile rather than a thumbnail) a blurred stroke's halo
+    /// spans far more than 1.5% of the side (the shared red-pen tile's, about 100 of its 512 pixels).
+    /// </summary>
+    public int MinInkReachPixels { get; init; } = 32;
+    /// <summary>Ink is finally dilated by this many mask pixels, for the anti-aliased rim of a stroke.</summary>
+    public int InkEdgePixels { get; init; } = 2;
+    /// <summary>
+    /// Red marker carries no haematoxylin: its colour lies beyond eosin, so colour deconvolution gives it a negative
+    /// haematoxylin share of the optical density (median -0.32 on the red-pen thumbnail), while tissue of any shade,
+    /// however eosinophilic, stays near or above zero (NCT-CRC muscle and stroma, the frozen section's dense margin).
+    /// </summary>
+    public double RedInkMaxHaematoxylinShare { get; init; } = -0.15;
+    /// <summary>
+    /// Ink is smooth where tissue has texture: a stained pixel whose 5 x 5 neighbourhood varies by less than this (grey
+    /// levels, standard deviation) is followed as part of a pen stroke next to it (dark or blurred marker that has no
+    /// telling colour). Stained tissue next to pen on the shared thumbnails varies by 3.6 or more (5th percentile).
+    /// </summary>
+    public double SmoothInkTexture { get; init; } = 2.5;
+    /// <summary>Report ink without cutting it from the tissue (the mask is then CLAM's, ink over glass included).</summary>
+    public bool KeepInk { get; init; }
     public bool FillHoles { get; init; } = true;
 
     public void Validate()
@@ -36,7 +60,7 @@ public sealed record TissueDetectionOptions
 
 /// <summary>
 /// Finds tissue on a low-resolution view of a slide: HSV saturation, median blur, Otsu's threshold
-/// (floored), pen-ink removal, closing, hole filling and removal of small components (the recipe of CLAM,
+/// (floored), removal of pen ink where it lies, closing, hole filling and removal of small components (the recipe of CLAM,
 /// Lu et al. 2021, with histolab's idea of removing red, green and blue marker ink by colour).
 /// </summary>
 public static class TissueDetector
@@ -58,8 +82,12 @@ public static class TissueDetector
         options.Validate();
         int w = image.Width, h = image.Height, n = w * h;
         var saturation = new byte[n];
-        var ink = new byte[n];
+        var certainInk = new byte[n];
+        var inkColoured = new byte[n];
         var px = image.Pixels;
+        var grey = new float[n];
+        for (int i = 0; i < n; i++) grey[i] = (px[4 * i] + px[4 * i + 1] + px[4 * i + 2]) / 3f;
+        var texture = GreyFilters.LocalStandardDeviation(grey, w, h, 2);
         Parallel.For(0, h, y =>
         {
             for (int i = y * w; i < (y + 1) * w; i++)
@@ -68,51 +96,70 @@ public static class TissueDetector
                 int max = Math.Max(r, Math.Max(g, b)), min = Math.Min(r, Math.Min(g, b));
                 int s = SaturationTable[(max << 8) | (max - min)];
                 saturation[i] = (byte)s;
-                ink[i] = IsInk(r, g, b, s) ? (byte)255 : (byte)0;
+                if (IsInkColoured(r, g, b, s) || (s > 40 && texture[i] < options.SmoothInkTexture)) inkColoured[i] = 255;
+                if (IsCertainInk(r, g, b, s, options.RedInkMaxHaematoxylinShare)) certainInk[i] = 255;
             }
         });
-        // Pen strokes: ink blobs too large to be red blood cells or stray stain specks, grown to swallow
-        // their blurred halo.
-        int longest = Math.Max(w, h);
-        var penInk = new byte[n];
-        if (Array.IndexOf(ink, (byte)255) >= 0)
-        {
-            penInk = BinaryMorphology.RemoveSmallComponents(ink, w, h, Math.Max(4, (int)(options.MinInkFraction * n)));
-            int margin = 2 * Math.Max(1, (int)Math.Round(options.InkMarginFraction * longest)) + 1;
-            penInk = BinaryMorphology.Dilate(penInk, w, h, margin);
-        }
+        var ink = FindInk(certainInk, inkColoured, w, h, options);
 
         var blurred = BinaryMorphology.MedianBlur(saturation, w, h, options.MedianBlurSize);
         // Otsu on the pixels that are not ink: vivid ink would otherwise pull the threshold above the tissue.
         var histogram = new long[256];
-        for (int i = 0; i < n; i++) if (penInk[i] == 0) histogram[blurred[i]]++;
+        for (int i = 0; i < n; i++) if (ink[i] == 0) histogram[blurred[i]]++;
         int otsu = histogram.Sum() > 0 ? BinaryMorphology.OtsuThreshold(histogram) : 255;
         int threshold = Math.Clamp(otsu, options.MinSaturation, Math.Max(options.MinSaturation, options.MaxSaturationThreshold));
+        bool cut = !options.KeepInk;
         var mask = new byte[n];
-        for (int i = 0; i < n; i++) mask[i] = blurred[i] > threshold && penInk[i] == 0 ? (byte)255 : (byte)0;
+        for (int i = 0; i < n; i++) mask[i] = blurred[i] > threshold && (ink[i] == 0 || !cut) ? (byte)255 : (byte)0;
         mask = BinaryMorphology.Close(mask, w, h, options.CloseSize);
         if (options.FillHoles) mask = BinaryMorphology.FillHoles(mask, w, h);
         // Ink over tissue stays excluded: the patches under it would show the ink.
-        for (int i = 0; i < n; i++) if (penInk[i] != 0) mask[i] = 0;
+        if (cut) for (int i = 0; i < n; i++) if (ink[i] != 0) mask[i] = 0;
         mask = BinaryMorphology.RemoveSmallComponents(mask, w, h, Math.Max(1, (int)(options.MinComponentFraction * n)));
-        return new TissueMask(mask, w, h, (double)level0Width / w, (double)level0Height / h, threshold, image);
+        return new TissueMask(mask, w, h, (double)level0Width / w, (double)level0Height / h, threshold, image, ink);
     }
 
     /// <summary>
-    /// Marker ink by colour, from the hues measured on real H&amp;E slides and pen-marked TCGA thumbnails:
-    /// haematoxylin lies at 240-300 degrees and eosin at 300-345 with blue well above green, while green
-    /// and blue markers lie at 70-235 degrees and red marker at 345-20 degrees with blue close to green.
+    /// Pen strokes: blobs of certain ink too large to be red blood cells or stain specks, followed through the
+    /// ink-coloured or smooth stained pixels around them (the stroke's blurred halo) and dilated by a few pixels for
+    /// its rim.
     /// </summary>
-    public static bool IsInk(int r, int g, int b, int saturation)
+    static byte[] FindInk(byte[] certainInk, byte[] inkColoured, int w, int h, TissueDetectionOptions options)
     {
-        if (saturation <= 40) return false;
-        double hue = Hue(r, g, b);
-        if (hue is >= 70 and < 235) return true;
-        if (!(hue >= 330 || hue < 20) || saturation <= 100) return false;
-        // Red marker: blue close to green; or dark and clearly redder than blue, which eosin (always
-        // light) and haematoxylin (blue at least as strong as red) never are.
-        return b - g < 25 || (Math.Max(r, Math.Max(g, b)) < 130 && saturation > 130 && r - b > 25);
+        int n = w * h;
+        if (Array.IndexOf(certainInk, (byte)255) < 0) return new byte[n];
+        var strokes = BinaryMorphology.RemoveSmallComponents(certainInk, w, h, Math.Max(4, (int)(options.MinInkFraction * n)));
+        int halo = Math.Max(options.MinInkReachPixels, (int)Math.Round(options.InkMarginFraction * Math.Max(w, h)));
+        var ink = BinaryMorphology.GrowWithin(strokes, inkColoured, w, h, halo);
+        return options.InkEdgePixels > 0 ? BinaryMorphology.Dilate(ink, w, h, 2 * options.InkEdgePixels + 1) : ink;
     }
+
+    /// <summary>
+    /// Ink that no tissue looks like: green or blue marker by hue; or red marker (red hue, blue no higher than green)
+    /// that has no haematoxylin (<see cref="TissueDetectionOptions.RedInkMaxHaematoxylinShare"/>) or is a dark pure
+    /// red. Strongly eosinophilic tissue (keratin, muscle, dense inflamed stroma) shares red marker's hue but carries
+    /// haematoxylin, and eosin keeps blue above green.
+    /// </summary>
+    public static bool IsCertainInk(int r, int g, int b, int saturation, double redInkMaxHaematoxylinShare)
+    {
+        if (IsGreenOrBlueInk(r, g, b, saturation)) return true;
+        if (!IsRedInkColoured(r, g, b, saturation) || saturation <= 100) return false;
+        return ColourDeconvolution.HaematoxylinShareAt(r, g, b) < redInkMaxHaematoxylinShare || (b - g <= 10 && g < 60);
+    }
+
+    /// <summary>
+    /// Ink-coloured, marker ink or not: the pixels a pen stroke is followed through. Green and blue marker lie at
+    /// 70-235 degrees, where haematoxylin (240-300) and eosin (300-345, blue well above green) do not; red marker
+    /// lies at 330-20 degrees with blue close to green, vivid, or as a pale tint without haematoxylin (its halo).
+    /// </summary>
+    public static bool IsInkColoured(int r, int g, int b, int saturation) =>
+        IsGreenOrBlueInk(r, g, b, saturation) || IsRedInkColoured(r, g, b, saturation);
+
+    static bool IsGreenOrBlueInk(int r, int g, int b, int saturation) => saturation > 40 && Hue(r, g, b) is >= 70 and < 235;
+
+    static bool IsRedInkColoured(int r, int g, int b, int saturation) =>
+        saturation > 25 && b - g < 25 && (Hue(r, g, b) is >= 330 or < 20)
+        && (saturation > 100 || ColourDeconvolution.HaematoxylinAt(r, g, b) < 0);
 
     /// <summary>OpenCV's 8-bit HSV saturation, round(255 (max - min) / max), indexed by (max &lt;&lt; 8) | (max - min).</summary>
     static readonly byte[] SaturationTable = BuildSaturationTable();

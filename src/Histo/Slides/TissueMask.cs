@@ -19,10 +19,14 @@ public sealed class TissueMask
     /// <summary>The saturation threshold used (Otsu's, floored).</summary>
     public int Threshold { get; }
     public RgbaImage Thumbnail { get; }
+    /// <summary>Pen and marker ink found on the thumbnail (255), cut from <see cref="Mask"/> unless it was kept.</summary>
+    public byte[] Ink { get; }
 
-    public TissueMask(byte[] mask, int width, int height, double scaleX, double scaleY, int threshold, RgbaImage thumbnail)
+    public TissueMask(byte[] mask, int width, int height, double scaleX, double scaleY, int threshold, RgbaImage thumbnail,
+        byte[]? ink = null)
     {
         Mask = mask; Width = width; Height = height; ScaleX = scaleX; ScaleY = scaleY; Threshold = threshold; Thumbnail = thumbnail;
+        Ink = ink ?? new byte[mask.Length];
         _integral = new int[(width + 1) * (height + 1)];
         for (int y = 0; y < height; y++)
         {
@@ -75,37 +79,62 @@ public sealed class TissueMask
         return image;
     }
 
+    /// <summary>Fraction of the whole thumbnail that is ink.</summary>
+    public double InkFraction => Ink.Count(v => v != 0) / ((double)Width * Height);
+
     /// <summary>Tissue polygons in level-0 pixel coordinates (outer ring, then holes).</summary>
-    public IReadOnlyList<IReadOnlyList<(double X, double Y)[]>> Polygons() =>
-        MaskContours.Trace(Mask, Width, Height)
+    public IReadOnlyList<IReadOnlyList<(double X, double Y)[]>> Polygons() => Level0Polygons(Mask);
+
+    /// <summary>Ink polygons in level-0 pixel coordinates (outer ring, then holes).</summary>
+    public IReadOnlyList<IReadOnlyList<(double X, double Y)[]>> InkPolygons() => Level0Polygons(Ink);
+
+    IReadOnlyList<IReadOnlyList<(double X, double Y)[]>> Level0Polygons(byte[] mask) =>
+        MaskContours.Trace(mask, Width, Height)
             .Select(p => (IReadOnlyList<(double X, double Y)[]>)p.Select(ring => ring.Select(v => (v.X * ScaleX, v.Y * ScaleY)).ToArray()).ToList())
             .ToList();
 
-    /// <summary>The thumbnail with tissue tinted green and outlined, for a person to check the mask.</summary>
+    /// <summary>
+    /// The thumbnail with tissue tinted green and outlined and ink tinted blue and outlined, for a person to check the
+    /// mask; background is left as it is.
+    /// </summary>
     public RgbaImage Overlay()
     {
         var overlay = new RgbaImage(Width, Height, (byte[])Thumbnail.Pixels.Clone());
+        var p = overlay.Pixels;
         for (int i = 0; i < Mask.Length; i++)
-            if (Mask[i] != 0)
-            {
-                overlay.Pixels[4 * i] = (byte)(overlay.Pixels[4 * i] * 0.7);
-                overlay.Pixels[4 * i + 1] = (byte)(overlay.Pixels[4 * i + 1] * 0.7 + 255 * 0.3);
-                overlay.Pixels[4 * i + 2] = (byte)(overlay.Pixels[4 * i + 2] * 0.7);
-            }
+        {
+            if (Ink[i] != 0) Tint(p, i, InkTint);
+            else if (Mask[i] != 0) Tint(p, i, TissueTint);
+        }
         overlay.Draw(canvas =>
         {
-            using var paint = new SKPaint { Color = new SKColor(0, 110, 0), Style = SKPaintStyle.Stroke,
-                StrokeWidth = Math.Max(1, Width / 500f), IsAntialias = true };
-            foreach (var polygon in MaskContours.Trace(Mask, Width, Height))
-                foreach (var ring in polygon)
-                {
-                    using var path = new SKPath();
-                    path.MoveTo((float)ring[0].X, (float)ring[0].Y);
-                    foreach (var v in ring.Skip(1)) path.LineTo((float)v.X, (float)v.Y);
-                    path.Close();
-                    canvas.DrawPath(path, paint);
-                }
+            Outline(canvas, Mask, new SKColor(0, 110, 0));
+            Outline(canvas, Ink, new SKColor(0, 40, 200));
         });
         return overlay;
+    }
+
+    static readonly (byte R, byte G, byte B) TissueTint = (0, 255, 0), InkTint = (40, 90, 255);
+
+    static void Tint(byte[] p, int i, (byte R, byte G, byte B) tint)
+    {
+        p[4 * i] = (byte)(p[4 * i] * 0.7 + tint.R * 0.3);
+        p[4 * i + 1] = (byte)(p[4 * i + 1] * 0.7 + tint.G * 0.3);
+        p[4 * i + 2] = (byte)(p[4 * i + 2] * 0.7 + tint.B * 0.3);
+    }
+
+    void Outline(SKCanvas canvas, byte[] mask, SKColor colour)
+    {
+        using var paint = new SKPaint { Color = colour, Style = SKPaintStyle.Stroke, StrokeWidth = Math.Max(1, Width / 500f),
+            IsAntialias = true };
+        foreach (var polygon in MaskContours.Trace(mask, Width, Height))
+            foreach (var ring in polygon)
+            {
+                using var path = new SKPath();
+                path.MoveTo((float)ring[0].X, (float)ring[0].Y);
+                foreach (var v in ring.Skip(1)) path.LineTo((float)v.X, (float)v.Y);
+                path.Close();
+                canvas.DrawPath(path, paint);
+            }
     }
 }

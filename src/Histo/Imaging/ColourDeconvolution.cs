@@ -1,8 +1,7 @@
-using Histo.Imaging;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Histo.Nuclei;
+namespace Histo.Imaging;
 
 /// <summary>
 /// Colour deconvolution (Ruifrok and Johnston, Anal. Quant. Cytol. Histol. 2001): optical densities
@@ -29,6 +28,35 @@ public static class ColourDeconvolution
         // -log10(max(I, 1) / I0)
         var od = rgb.clamp_min(Unit).div(I0).log10().neg();
         return od.matmul(column).contiguous().data<float>().ToArray();
+    }
+
+    /// <summary>
+    /// Haematoxylin amount (OD units) of one 8-bit RGB pixel, the same value <see cref="Haematoxylin(RgbaImage)"/> gives,
+    /// from a table of the 256 optical densities (for per-pixel rules inside loops over a thumbnail).
+    /// </summary>
+    public static float HaematoxylinAt(int r, int g, int b) =>
+        OpticalDensity[r] * HaematoxylinColumn[0] + OpticalDensity[g] * HaematoxylinColumn[1] + OpticalDensity[b] * HaematoxylinColumn[2];
+
+    /// <summary>
+    /// Haematoxylin's share of a pixel's optical density, H / |OD| (0 for white): independent of how dark the pixel is,
+    /// so light and dark shades of one colour score alike.
+    /// </summary>
+    public static float HaematoxylinShareAt(int r, int g, int b)
+    {
+        float or = OpticalDensity[r], og = OpticalDensity[g], ob = OpticalDensity[b];
+        float norm = MathF.Sqrt(or * or + og * og + ob * ob);
+        return norm == 0 ? 0 : HaematoxylinAt(r, g, b) / norm;
+    }
+
+    static readonly float[] OpticalDensity =
+        Enumerable.Range(0, 256).Select(i => -MathF.Log10(Math.Max(i, 1) / (float)BackgroundIntensity)).ToArray();
+
+    static readonly float[] HaematoxylinColumn = HaematoxylinColumnOfInverse();
+
+    static float[] HaematoxylinColumnOfInverse()
+    {
+        var inverse = InverseStainMatrix();
+        return [(float)inverse[0, 0], (float)inverse[1, 0], (float)inverse[2, 0]];
     }
 
     /// <summary>M^-1 for M = [h; e; h x e] (unit rows): row c of OD times column k gives stain k.</summary>
