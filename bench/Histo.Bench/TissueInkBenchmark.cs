@@ -45,7 +45,8 @@ static class TissueInkBenchmark
                 if (TissueDetector.IsInkColoured(r, g, b, s)) coloured++;
                 if (TissueDetector.IsCertainInk(r, g, b, s, options.RedInkMaxHaematoxylinShare)) certain++;
             }
-            Console.WriteLine($"{Path.GetFileName(path),-34} {coloured / (double)n,12:P2} {certain / (double)n,11:P2} {mask.InkFraction,9:P2}");
+            Console.WriteLine($"{Path.GetFileName(path),-34} {coloured / (double)n,12:P2} {certain / (double)n,11:P2} "
+                + $"{mask.InkFraction,9:P2}");
         }
         Console.WriteLine($"overlays in {outDir}");
         return 0;

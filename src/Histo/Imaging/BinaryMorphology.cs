@@ -76,7 +76,10 @@ public static class BinaryMorphology
     /// <summary>Dilation (max) with a k x k square; pixels outside the image count as background.</summary>
     public static byte[] Dilate(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, max: true);
 
-    /// <summary>Erosion (min) with a k x k square; pixels outside the image count as foreground (OpenCV's convention), so closing never removes tissue at the border.</summary>
+    /// <summary>
+    /// Erosion (min) with a k x k square; pixels outside the image count as foreground (OpenCV's convention), so closing
+    /// never removes tissue at the border.
+    /// </summary>
     public static byte[] Erode(byte[] mask, int width, int height, int k) => SquareFilter(mask, width, height, k, max: false);
 
     /// <summary>Morphological closing (dilate then erode): bridges gaps narrower than k pixels.</summary>
@@ -138,7 +141,10 @@ public static class BinaryMorphology
         Shifted(current, dst, k - p, stride, length, extended, outside, copy: false, max);
     }
 
-    /// <summary>dst[i] = (or ext=) w[i + offset] for i &lt; length, with items of w beyond its <paramref name="wLength"/> counted as outside.</summary>
+    /// <summary>
+    /// dst[i] = (or ext=) w[i + offset] for i &lt; length, with items of w beyond its <paramref name="wLength"/> counted as
+    /// outside.
+    /// </summary>
     static void Shifted(byte[] w, Span<byte> dst, int offset, int stride, int length, int wLength, byte outside, bool copy, bool max)
     {
         int from = Math.Max(0, -offset), to = Math.Min(length, wLength - offset); // items i with 0 <= i + offset < wLength

@@ -53,7 +53,8 @@ public sealed record TissueDetectionOptions
     public void Validate()
     {
         if (MaskLongestSide < 64) throw new UsageException($"mask size {MaskLongestSide} is too small (at least 64)");
-        if (MedianBlurSize < 1 || MedianBlurSize % 2 == 0) throw new UsageException($"median blur size must be odd (got {MedianBlurSize})");
+        if (MedianBlurSize < 1 || MedianBlurSize % 2 == 0)
+            throw new UsageException($"median blur size must be odd (got {MedianBlurSize})");
         if (MinSaturation is < 0 or > 255) throw new UsageException($"minimum saturation must be 0-255 (got {MinSaturation})");
     }
 }

@@ -90,7 +90,8 @@ public sealed class TissueMask
 
     IReadOnlyList<IReadOnlyList<(double X, double Y)[]>> Level0Polygons(byte[] mask) =>
         MaskContours.Trace(mask, Width, Height)
-            .Select(p => (IReadOnlyList<(double X, double Y)[]>)p.Select(ring => ring.Select(v => (v.X * ScaleX, v.Y * ScaleY)).ToArray()).ToList())
+            .Select(p => (IReadOnlyList<(double X, double Y)[]>)p
+                .Select(ring => ring.Select(v => (v.X * ScaleX, v.Y * ScaleY)).ToArray()).ToList())
             .ToList();
 
     /// <summary>

@@ -6,7 +6,10 @@ namespace Histo.Slides;
 public sealed record TissueOutputs(string MaskPng, string OverlayPng, string GeoJsonPath, int Polygons, double TissueFraction,
     double InkFraction)
 {
-    /// <summary>Writes the mask PNG, the overlay PNG and the tissue contours as QuPath-readable GeoJSON (level-0 pixels), each atomically.</summary>
+    /// <summary>
+    /// Writes the mask PNG, the overlay PNG and the tissue and ink contours as QuPath-readable GeoJSON (level-0 pixels),
+    /// each atomically.
+    /// </summary>
     public static TissueOutputs Write(TissueMask mask, string slideId, string outputDir)
     {
         Directory.CreateDirectory(outputDir);
