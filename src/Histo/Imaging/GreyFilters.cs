@@ -42,8 +42,8 @@ public static class GreyFilters
         x = x.index_select(3, ReflectIndex(width, radius)).index_select(2, ReflectIndex(height, radius));
         long k = 2 * radius + 1;
         var mean = nn.functional.avg_pool2d(x, [k, k], [1, 1]);
-        var meanOfSquares = nn.functional.avg_pool2d(x.square(), [k, k], [1, 1]);
-        return meanOfSquares.sub(mean.square()).clamp_min(Histo.Models.KeptScalars.Zero).sqrt().contiguous().data<float>().ToArray();
+        var meanOfSquares = nn.functional.avg_pool2d(x.mul(x), [k, k], [1, 1]);
+        return meanOfSquares.sub(mean.mul(mean)).clamp_min(Histo.Models.KeptScalars.Zero).sqrt().contiguous().data<float>().ToArray();
     }
 
     /// <summary>Maximum over the (2 radius + 1)^2 square around each pixel (grey dilation).</summary>
