@@ -1,0 +1,65 @@
+using System.Text.Json;
+using Histo.VisionLanguage;
+using static TorchSharp.torch;
+
+namespace Histo.Tests;
+
+/// <summary>
+/// CLIP's towers against <c>tools/reference/clip_reference.py</c> (written from OpenAI's model.py over
+/// torch.nn.MultiheadAttention): the reference's float16 state dict, saved with torch.save under OpenAI's names, loaded
+/// strictly; image and text embeddings to 1e-4 of their scale.
+/// </summary>
+public class ClipParityTests
+{
+    static string GoldenPath(string name) => Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", name);
+
+    [Fact]
+    public void ImageAndTextEmbeddingsMatchTheReference()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-golden.json")));
+        var golden = doc.RootElement;
+        using var model = ClipModel.Load(GoldenPath("clip-mini.pt"));
+        Assert.Equal(2, model.Config.VisionHeads);
+        Assert.Equal(64, model.Config.ImageSize);
+
+        var images = zeros(2, 3, 64, 64);
+        var pixels = new float[2 * 3 * 64 * 64];
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < 64; y++)
+                    for (int x = 0; x < 64; x++)
+                        pixels[((b * 3 + c) * 64 + y) * 64 + x] = (float)(Math.Sin(x / 7.0 + c + b) * Math.Cos(y / 5.0 - c));
+        images = tensor(pixels, [2, 3, 64, 64]);
+        var rows = golden.GetProperty("tokens").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetInt64())).ToArray();
+        var tokens = tensor(rows, [2, 77]);
+        using (no_grad())
+        {
+            AssertClose(golden.GetProperty("image_features"), model.EncodeImage(images), "image");
+            AssertClose(golden.GetProperty("text_features"), model.EncodeText(tokens), "text");
+        }
+        Assert.Equal(golden.GetProperty("logit_scale").GetDouble(), model.LogitScale, 3);
+    }
+
+    static void AssertClose(JsonElement expected, Tensor actual, string what)
+    {
+        var e = expected.EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetDouble())).ToArray();
+        var a = actual.contiguous().data<float>().ToArray();
+        Assert.Equal(e.Length, a.Length);
+        double scale = e.Max(Math.Abs), worst = e.Zip(a, (x, y) => Math.Abs(x - y)).Max();
+        Assert.True(worst <= 1e-4 * scale, $"{what} embeddings differ by {worst:E2} (scale {scale:F3})");
+    }
+
+    [Fact]
+    public void RenamedTensorIsNamedInTheError()
+    {
+        using var dir = new TempDir();
+        var tensors = Histo.Models.Checkpoint.Read(GoldenPath("clip-mini.pt"));
+        tensors["visual.ln_post.scale"] = tensors["visual.ln_post.weight"];
+        tensors.Remove("visual.ln_post.weight");
+        string path = dir["renamed.safetensors"];
+        TorchSharp.PyBridge.Safetensors.SaveStateDict(path, tensors);
+        var e = Assert.Throws<HistoException>(() => ClipModel.Load(path));
+        Assert.Contains("visual.ln_post.weight", e.Message);
+        Assert.Contains("visual.ln_post.scale", e.Message);
+    }
+}
