@@ -63,3 +63,48 @@ public class ClipParityTests
         Assert.Contains("visual.ln_post.scale", e.Message);
     }
 }
+
+/// <summary><c>histo zeroshot</c> against the reference's prompt-ensembled probabilities for the same files.</summary>
+public class ZeroShotCommandTests
+{
+    static string GoldenPath(string name) => Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", name);
+
+    [Fact]
+    public void Cli_ZeroShotGivesTheReferenceProbabilities()
+    {
+        using var dir = new TempDir();
+        using var doc = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-golden.json")));
+        var golden = doc.RootElement.GetProperty("zeroshot");
+        var classes = golden.GetProperty("classes").EnumerateArray().Select(c => c.GetString()!).ToList();
+        var tokenizer = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-tokenizer-golden.json"))).RootElement.GetProperty("training");
+        Directory.CreateDirectory(dir["bpe"]);
+        File.WriteAllText(Path.Combine(dir["bpe"], "merges.txt"),
+            "#version: 0.2\n" + string.Join("\n", tokenizer.GetProperty("merges").EnumerateArray().Select(m => m.GetString())) + "\n");
+        var expected = golden.GetProperty("images").EnumerateArray().ToList();
+        File.WriteAllText(dir["labels.csv"], "image,label\nclip-zeroshot-0.png,stroma\nclip-zeroshot-1.png,tumour\n");
+        var run = Cli.Run(["zeroshot", "--weights", GoldenPath("clip-mini.pt"), "--prompts", GoldenPath("clip-zeroshot-prompts.json"),
+            "--tokenizer", dir["bpe"], "--labels", dir["labels.csv"], "-o", dir["out"],
+            .. expected.Select(e => GoldenPath(e.GetProperty("image").GetString()!))]);
+        Assert.True(run.Code == 0, run.Stderr);
+        var lines = File.ReadAllLines(Path.Combine(dir["out"], "predictions.csv"));
+        Assert.Equal("image,predicted," + string.Join(',', classes.Select(c => "p_" + c)), lines[0]);
+        for (int i = 0; i < expected.Count; i++)
+        {
+            var cells = lines[i + 1].Split(',');
+            var p = expected[i].GetProperty("probabilities").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+            Assert.Equal(expected[i].GetProperty("image").GetString(), cells[0]);
+            Assert.Equal(classes[Array.IndexOf(p, p.Max())], cells[1]);
+            for (int c = 0; c < p.Length; c++)
+                Assert.Equal(p[c], double.Parse(cells[2 + c], System.Globalization.CultureInfo.InvariantCulture), 5);
+        }
+        // Both predicted stroma (the reference's argmax): one of the two labels right, balanced over the two labelled classes.
+        Assert.Contains("accuracy 0.500, balanced accuracy 0.500", run.Stdout);
+
+        // CLIP's own vocabulary has more ids than this small model's embeddings: refused with the way out named.
+        var wrong = Cli.Run(["zeroshot", "--weights", GoldenPath("clip-mini.pt"), "--prompts", GoldenPath("clip-zeroshot-prompts.json"),
+            "-o", dir["out2"], GoldenPath("clip-zeroshot-0.png")]);
+        Assert.Equal(1, wrong.Code);
+        Assert.Contains("--tokenizer", wrong.Stderr);
+        Assert.False(Directory.Exists(dir["out2"]));
+    }
+}

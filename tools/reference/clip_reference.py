@@ -3,7 +3,10 @@
 ResidualAttentionBlock over torch.nn.MultiheadAttention, QuickGELU, build_attention_mask, encode_image, encode_text)
 and its parameter names, not from Histo's code. Seeded random weights, stored in float16 as OpenAI ships CLIP's, are
 saved with torch.save as a state dict (clip-mini.pt); the image and text embeddings of a formula image and of token rows
-(from the BPE trained in clip-tokenizer-golden.json) go to clip-golden.json. Debian's python3-torch 1.13.
+(from the BPE trained in clip-tokenizer-golden.json) go to clip-golden.json. Zero-shot as CLIP's notebooks and CONCH do
+it: per class the mean of the normalised text embeddings over templates x names, normalised again; softmax of
+exp(logit_scale) x cosine, for two 64 px PNGs read with PIL and normalised with CLIP's mean and std (clip-zeroshot-*).
+Debian's python3-torch 1.13 and python3-pil.
 
 Usage: clip_reference.py golden
 """
@@ -96,6 +99,44 @@ class Clip(nn.Module):
         return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ self.text_projection
 
 
+def zeroshot(model, training, context):
+    import numpy as np
+    from PIL import Image
+    sys.path.insert(0, HERE)
+    from clip_tokenizer_reference import Tokenizer
+    tokenizer = Tokenizer([tuple(m.split(" ")) for m in training["merges"]])
+    prompts = {"classnames": {"tumour": ["tumour", "carcinoma"], "normal": ["normal tissue"], "stroma": ["stroma", "fibrous stroma"]},
+               "templates": ["an H&E image of CLASSNAME.", "CLASSNAME", "histopathology of CLASSNAME"]}
+    with open(os.path.join(HERE, "golden", "clip-zeroshot-prompts.json"), "w") as f:
+        json.dump(prompts, f, indent=1)
+    with torch.no_grad():
+        classes = []
+        for names in prompts["classnames"].values():
+            texts = [t.replace("CLASSNAME", n) for t in prompts["templates"] for n in names]
+            rows = [ids + [0] * (context - len(ids)) for ids in (tokenizer.tokenize(t) for t in texts)]
+            e = model.encode_text(torch.tensor(rows))
+            e = e / e.norm(dim=-1, keepdim=True)
+            e = e.mean(0)
+            classes.append(e / e.norm())
+        classes = torch.stack(classes)
+        mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(3, 1, 1)
+        std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
+        out = []
+        rng = np.random.default_rng(3)
+        for i in range(2):
+            y, x = np.mgrid[0:64, 0:64]
+            rgb = np.stack([128 + 100 * np.sin(x / (5 + i) + c) * np.cos(y / 9 - c * i) for c in range(3)], -1)
+            rgb = np.clip(rgb + rng.normal(0, 10, rgb.shape), 0, 255).astype(np.uint8)
+            name = f"clip-zeroshot-{i}.png"
+            Image.fromarray(rgb).save(os.path.join(HERE, "golden", name))
+            pixels = np.asarray(Image.open(os.path.join(HERE, "golden", name)).convert("RGB"), dtype=np.float32) / 255
+            image = (torch.from_numpy(pixels).permute(2, 0, 1) - mean) / std
+            f = model.encode_image(image[None])
+            f = f / f.norm(dim=-1, keepdim=True)
+            out.append({"image": name, "probabilities": (model.logit_scale.exp() * f @ classes.t()).softmax(-1)[0].tolist()})
+    return {"classes": list(prompts["classnames"]), "images": out}
+
+
 def main():
     if sys.argv[1:] != ["golden"]:
         print(__doc__)
@@ -134,6 +175,7 @@ def main():
         "text_features": text_features.tolist(),
         "logit_scale": float(model.logit_scale.exp()),
     }
+    golden["zeroshot"] = zeroshot(model, training, context)
     with open(os.path.join(HERE, "golden", "clip-golden.json"), "w") as f:
         json.dump(golden, f)
     print("clip-mini.pt, clip-golden.json written")

@@ -38,7 +38,8 @@ public sealed record ClipConfig(string Name, int EmbedDim, int VisionWidth, int 
         var missing = needed.Where(k => !t.ContainsKey(k)).ToList();
         if (missing.Count > 0)
             throw new HistoException($"{name}: not a CLIP state dict in OpenAI's layout (missing {string.Join(", ", missing)})");
-        int Layers(string prefix) => t.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && k.EndsWith(".attn.in_proj_weight"))
+        int Layers(string prefix) => t.Keys
+            .Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && k.EndsWith(".attn.in_proj_weight"))
             .Select(k => k[prefix.Length..].Split('.')[0]).Distinct().Count();
         var conv = t["visual.conv1.weight"];
         int patch = (int)conv.shape[^1];
