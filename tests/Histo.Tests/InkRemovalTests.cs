@@ -140,11 +140,7 @@ public class InkRemovalTests
         {
             byte[] p = mask.Thumbnail.Pixels;
             int r = p[4 * i], g = p[4 * i + 1], b = p[4 * i + 2];
-            int max = Math.Max(r, Math.Max(g, b)), min = Math.Min(r, Math.Min(g, b));
-            int s = max == 0 ? 0 : 255 * (max - min) / max;
-            double hue = TissueDetector.Hue(r, g, b);
-            bool vividInk = s > 100 && (hue is >= 90 and < 230 || ((hue >= 350 || hue < 15) && b <= g + 10 && g < 60));
-            return s > 40 && !vividInk;
+            return TissueDetectionTests.Saturation(r, g, b) > 40 && !TissueDetectionTests.UnmistakableInk(r, g, b);
         }
         (int Stained, int Kept) Count(double x0, double y0, double x1, double y1)
         {

@@ -49,12 +49,10 @@ public class TissueDetectionTests
         for (int i = 0; i < mask.Mask.Length; i++)
         {
             int r = image.Pixels[4 * i], g = image.Pixels[4 * i + 1], b = image.Pixels[4 * i + 2];
-            int max = Math.Max(r, Math.Max(g, b)), min = Math.Min(r, Math.Min(g, b));
-            int s = max == 0 ? 0 : 255 * (max - min) / max;
+            int s = Saturation(r, g, b);
             double hue = TissueDetector.Hue(r, g, b);
             bool kept = mask.Mask[i] != 0;
-            // Unmistakable marker ink: vivid green/blue, or pure red with blue no higher than green.
-            bool vividInk = s > 100 && (hue is >= 90 and < 230 || ((hue >= 350 || hue < 15) && b <= g + 10 && g < 60));
+            bool vividInk = UnmistakableInk(r, g, b);
             // Unmistakable stained tissue: purple-to-pink hue with moderate saturation.
             bool clearTissue = s is > 50 and < 140 && hue is >= 270 and < 340;
             if (vividInk) { ink++; if (kept) inkKept++; }
@@ -65,5 +63,19 @@ public class TissueDetectionTests
         // the tissue edge and keeps 0.74 of stained pixels; the others keep more than 0.9).
         Assert.True(stainedKept >= 0.7 * stained, $"{file}: kept only {stainedKept} of {stained} stained pixels");
         if (ink > 200) Assert.True(inkKept <= 0.02 * ink, $"{file}: kept {inkKept} of {ink} ink pixels");
+    }
+
+    /// <summary>HSV saturation, 255 (max - min) / max.</summary>
+    internal static int Saturation(int r, int g, int b)
+    {
+        int max = Math.Max(r, Math.Max(g, b)), min = Math.Min(r, Math.Min(g, b));
+        return max == 0 ? 0 : 255 * (max - min) / max;
+    }
+
+    /// <summary>Unmistakable marker ink: vivid green/blue, or pure red with blue no higher than green.</summary>
+    internal static bool UnmistakableInk(int r, int g, int b)
+    {
+        double hue = TissueDetector.Hue(r, g, b);
+        return Saturation(r, g, b) > 100 && (hue is >= 90 and < 230 || ((hue >= 350 || hue < 15) && b <= g + 10 && g < 60));
     }
 }

@@ -84,24 +84,18 @@ public static class TissueDetector
         int w = image.Width, h = image.Height, n = w * h;
         var saturation = new byte[n];
         var certainInk = new byte[n];
-        var inkColoured = new byte[n];
         var px = image.Pixels;
-        var grey = new float[n];
-        for (int i = 0; i < n; i++) grey[i] = (px[4 * i] + px[4 * i + 1] + px[4 * i + 2]) / 3f;
-        var texture = GreyFilters.LocalStandardDeviation(grey, w, h, 2);
         Parallel.For(0, h, y =>
         {
             for (int i = y * w; i < (y + 1) * w; i++)
             {
                 int r = px[4 * i], g = px[4 * i + 1], b = px[4 * i + 2];
-                int max = Math.Max(r, Math.Max(g, b)), min = Math.Min(r, Math.Min(g, b));
-                int s = SaturationTable[(max << 8) | (max - min)];
+                int s = Saturation(r, g, b);
                 saturation[i] = (byte)s;
-                if (IsInkColoured(r, g, b, s) || (s > 40 && texture[i] < options.SmoothInkTexture)) inkColoured[i] = 255;
                 if (IsCertainInk(r, g, b, s, options.RedInkMaxHaematoxylinShare)) certainInk[i] = 255;
             }
         });
-        var ink = FindInk(certainInk, inkColoured, w, h, options);
+        var ink = FindInk(image, saturation, certainInk, options);
 
         var blurred = BinaryMorphology.MedianBlur(saturation, w, h, options.MedianBlurSize);
         // Otsu on the pixels that are not ink: vivid ink would otherwise pull the threshold above the tissue.
@@ -125,13 +119,27 @@ public static class TissueDetector
     /// ink-coloured or smooth stained pixels around them (the stroke's blurred halo) and dilated by a few pixels for
     /// its rim.
     /// </summary>
-    static byte[] FindInk(byte[] certainInk, byte[] inkColoured, int w, int h, TissueDetectionOptions options)
+    static byte[] FindInk(RgbaImage image, byte[] saturation, byte[] certainInk, TissueDetectionOptions options)
     {
-        int n = w * h;
+        int w = image.Width, h = image.Height, n = w * h;
         if (Array.IndexOf(certainInk, (byte)255) < 0) return new byte[n];
         var strokes = BinaryMorphology.RemoveSmallComponents(certainInk, w, h, Math.Max(4, (int)(options.MinInkFraction * n)));
+        if (Array.IndexOf(strokes, (byte)255) < 0) return strokes;
+        // Only on a slide with pen strokes: the pixels a stroke may be followed through, ink-coloured or smooth and stained.
+        var px = image.Pixels;
+        var grey = new float[n];
+        for (int i = 0; i < n; i++) grey[i] = (px[4 * i] + px[4 * i + 1] + px[4 * i + 2]) / 3f;
+        var texture = GreyFilters.LocalStandardDeviation(grey, w, h, 2);
+        var followed = new byte[n];
+        Parallel.For(0, h, y =>
+        {
+            for (int i = y * w; i < (y + 1) * w; i++)
+                if ((saturation[i] > 40 && texture[i] < options.SmoothInkTexture)
+                    || IsInkColoured(px[4 * i], px[4 * i + 1], px[4 * i + 2], saturation[i]))
+                    followed[i] = 255;
+        });
         int halo = Math.Max(options.MinInkReachPixels, (int)Math.Round(options.InkMarginFraction * Math.Max(w, h)));
-        var ink = BinaryMorphology.GrowWithin(strokes, inkColoured, w, h, halo);
+        var ink = BinaryMorphology.GrowWithin(strokes, followed, w, h, halo);
         return options.InkEdgePixels > 0 ? BinaryMorphology.Dilate(ink, w, h, 2 * options.InkEdgePixels + 1) : ink;
     }
 
@@ -143,8 +151,9 @@ public static class TissueDetector
     /// </summary>
     public static bool IsCertainInk(int r, int g, int b, int saturation, double redInkMaxHaematoxylinShare)
     {
-        if (IsGreenOrBlueInk(r, g, b, saturation)) return true;
-        if (!IsRedInkColoured(r, g, b, saturation) || saturation <= 100) return false;
+        double hue = Hue(r, g, b);
+        if (IsGreenOrBlueInk(hue, saturation)) return true;
+        if (saturation <= 100 || !IsRedInkColoured(r, g, b, saturation, hue)) return false;
         return ColourDeconvolution.HaematoxylinShareAt(r, g, b) < redInkMaxHaematoxylinShare || (b - g <= 10 && g < 60);
     }
 
@@ -153,14 +162,24 @@ public static class TissueDetector
     /// 70-235 degrees, where haematoxylin (240-300) and eosin (300-345, blue well above green) do not; red marker
     /// lies at 330-20 degrees with blue close to green, vivid, or as a pale tint without haematoxylin (its halo).
     /// </summary>
-    public static bool IsInkColoured(int r, int g, int b, int saturation) =>
-        IsGreenOrBlueInk(r, g, b, saturation) || IsRedInkColoured(r, g, b, saturation);
+    public static bool IsInkColoured(int r, int g, int b, int saturation)
+    {
+        double hue = Hue(r, g, b);
+        return IsGreenOrBlueInk(hue, saturation) || IsRedInkColoured(r, g, b, saturation, hue);
+    }
 
-    static bool IsGreenOrBlueInk(int r, int g, int b, int saturation) => saturation > 40 && Hue(r, g, b) is >= 70 and < 235;
+    static bool IsGreenOrBlueInk(double hue, int saturation) => saturation > 40 && hue is >= 70 and < 235;
 
-    static bool IsRedInkColoured(int r, int g, int b, int saturation) =>
-        saturation > 25 && b - g < 25 && (Hue(r, g, b) is >= 330 or < 20)
+    static bool IsRedInkColoured(int r, int g, int b, int saturation, double hue) =>
+        saturation > 25 && b - g < 25 && (hue is >= 330 or < 20)
         && (saturation > 100 || ColourDeconvolution.HaematoxylinAt(r, g, b) < 0);
+
+    /// <summary>OpenCV's 8-bit HSV saturation of a pixel.</summary>
+    static int Saturation(int r, int g, int b)
+    {
+        int max = Math.Max(r, Math.Max(g, b)), min = Math.Min(r, Math.Min(g, b));
+        return SaturationTable[(max << 8) | (max - min)];
+    }
 
     /// <summary>OpenCV's 8-bit HSV saturation, round(255 (max - min) / max), indexed by (max &lt;&lt; 8) | (max - min).</summary>
     static readonly byte[] SaturationTable = BuildSaturationTable();

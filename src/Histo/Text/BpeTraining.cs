@@ -13,6 +13,9 @@ public static class BpeTraining
 {
     public const string MergesFileName = "merges.txt";
 
+    /// <summary>What the header line of a merges file this class wrote contains.</summary>
+    public const string HeaderMark = "histo bpe-train";
+
     /// <summary>The vocabulary without merges: 256 byte symbols, the same word-final, start and end of text.</summary>
     public const int BaseVocabularySize = 2 * 256 + 2;
 
@@ -59,7 +62,7 @@ public static class BpeTraining
         if (!File.Exists(corpusPath)) throw new HistoException($"{corpusPath}: no such corpus file");
         var merges = Train(File.ReadLines(corpusPath), vocabularySize);
         Directory.CreateDirectory(outputDir);
-        var text = new StringBuilder($"#version: 0.2 histo bpe-train, vocabulary {BaseVocabularySize + merges.Count}\n");
+        var text = new StringBuilder($"#version: 0.2 {HeaderMark}, vocabulary {BaseVocabularySize + merges.Count}\n");
         foreach (var (a, b) in merges) text.Append(a).Append(' ').Append(b).Append('\n');
         string path = Path.Combine(outputDir, MergesFileName);
         AtomicFile.WriteAllText(path, text.ToString());

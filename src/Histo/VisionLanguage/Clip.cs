@@ -130,7 +130,14 @@ public sealed class ClipModel : Module
     }
 
     /// <summary>exp(logit_scale): CLIP's learnt inverse temperature of cosine logits.</summary>
-    public double LogitScale => logit_scale.exp().item<float>();
+    public double LogitScale
+    {
+        get
+        {
+            using var scale = logit_scale.detach().exp();
+            return scale.item<float>();
+        }
+    }
 }
 
 /// <summary>OpenAI CLIP's image tower: conv1 (no bias), class token, positions, ln_pre, transformer, ln_post(class) x proj.</summary>

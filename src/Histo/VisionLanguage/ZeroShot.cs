@@ -81,21 +81,19 @@ public static class ZeroShot
     }
 
     /// <summary>An image as CLIP reads it: the shorter side resized (bicubic), centre-cropped to the model's size, normalised.</summary>
-    public static Tensor Preprocess(RgbaImage image, int size)
+    public static Tensor Preprocess(RgbaImage image, int size, InputNormaliser normaliser)
     {
         using var scope = NewDisposeScope();
         var rgb = tensor(image.Pixels, [1, image.Height, image.Width, 4])[.., .., .., ..3].permute(0, 3, 1, 2).to_type(ScalarType.Float32);
         rgb = PatchEncoder.ApplyCardTransform(rgb, new CardTransform(size, size, TorchSharp.torch.InterpolationMode.Bicubic));
-        using var normaliser = new InputNormaliser(ClipNormalization);
         return normaliser.FromBytes(rgb).MoveToOuterDisposeScope();
     }
 
     /// <summary>Class probabilities [B, classes] of preprocessed images.</summary>
-    public static Tensor Probabilities(ClipModel model, Tensor images, Tensor classEmbeddings)
+    public static Tensor Probabilities(ClipModel model, Tensor images, Tensor classEmbeddings, Scalar logitScale)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        using var logitScale = model.LogitScale.ToScalar();
         var logits = Normalise(model.EncodeImage(images)).matmul(classEmbeddings.t()).mul(logitScale);
         return logits.softmax(-1).MoveToOuterDisposeScope();
     }
@@ -117,6 +115,8 @@ public static class ZeroShot
             throw new HistoException($"{weights}: the model's {model.Config.Vocabulary} token embeddings are fewer than the tokenizer's "
                 + $"{tokenizer.Encoding.VocabularySize} ids; give the tokenizer the model was trained with (--tokenizer)");
         using var classes = ClassEmbeddings(model, tokenizer, prompts);
+        using var normaliser = new InputNormaliser(ClipNormalization);
+        using var logitScale = model.LogitScale.ToScalar();
         var csv = new StringBuilder("image,predicted," + string.Join(',', prompts.Classes.Select(c => "p_" + c)) + "\n");
         var truth = new List<int>();
         var predicted = new List<int>();
@@ -125,8 +125,8 @@ public static class ZeroShot
             RgbaImage image;
             try { image = RgbaImage.Load(path); }
             catch (Exception e) when (e is not HistoException) { throw new HistoException($"{path}: not a readable image ({e.Message})"); }
-            using var input = Preprocess(image, model.Config.ImageSize);
-            using var p = Probabilities(model, input, classes);
+            using var input = Preprocess(image, model.Config.ImageSize, normaliser);
+            using var p = Probabilities(model, input, classes, logitScale);
             var probabilities = p[0].data<float>().ToArray();
             int best = Array.IndexOf(probabilities, probabilities.Max());
             string name = Path.GetFileName(path);
