@@ -92,5 +92,9 @@ public class ClipTokenizerTests
         Assert.Contains("--truncate", tooLong.Stderr);
         Assert.Equal(2, Cli.Run("bpe-train", dir["corpus.txt"], "--vocab-size", "100", "-o", dir["small"]).Code);
         Assert.Equal(1, Cli.Run("tokenize", "x", "--tokenizer", dir["missing"]).Code);
+        File.WriteAllText(dir["a-file"], "");
+        var onFile = Cli.Run("bpe-train", dir["corpus.txt"], "--vocab-size", "600", "-o", dir["a-file"]);
+        Assert.Equal(1, onFile.Code);
+        Assert.Contains("choose another -o", onFile.Stderr);
     }
 }

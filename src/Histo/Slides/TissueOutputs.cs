@@ -12,7 +12,7 @@ public sealed record TissueOutputs(string MaskPng, string OverlayPng, string Geo
     /// </summary>
     public static TissueOutputs Write(TissueMask mask, string slideId, string outputDir)
     {
-        Directory.CreateDirectory(outputDir);
+        JobFolder.CreateDirectory(outputDir);
         string maskPath = Path.Combine(outputDir, slideId + ".mask.png");
         string overlayPath = Path.Combine(outputDir, slideId + ".overlay.png");
         string geoJsonPath = Path.Combine(outputDir, slideId + ".tissue.geojson");

@@ -61,7 +61,7 @@ public static class BpeTraining
     {
         if (!File.Exists(corpusPath)) throw new HistoException($"{corpusPath}: no such corpus file");
         var merges = Train(File.ReadLines(corpusPath), vocabularySize);
-        Directory.CreateDirectory(outputDir);
+        JobFolder.CreateDirectory(outputDir);
         var text = new StringBuilder($"#version: 0.2 {HeaderMark}, vocabulary {BaseVocabularySize + merges.Count}\n");
         foreach (var (a, b) in merges) text.Append(a).Append(' ').Append(b).Append('\n');
         string path = Path.Combine(outputDir, MergesFileName);

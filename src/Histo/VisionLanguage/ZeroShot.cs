@@ -135,7 +135,7 @@ public static class ZeroShot
             csv.Append('\n');
             if (labels is not null && labels.TryGetValue(name, out int label)) { truth.Add(label); predicted.Add(best); }
         }
-        Directory.CreateDirectory(outputDir);
+        JobFolder.CreateDirectory(outputDir);
         string csvPath = Path.Combine(outputDir, "predictions.csv");
         AtomicFile.WriteAllText(csvPath, csv.ToString());
         var metrics = labels is null ? null : ClassificationMetrics.Compute(truth, predicted, prompts.Classes.Count);
