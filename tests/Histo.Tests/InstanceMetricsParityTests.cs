@@ -12,14 +12,14 @@ namespace Histo.Tests;
 /// </summary>
 public class InstanceMetricsParityTests
 {
-    static JsonElement Golden()
+    internal static JsonElement Golden()
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden",
             "nuclei-metrics-golden.json")));
         return doc.RootElement.Clone();
     }
 
-    static LabelMap Decode(JsonElement shape, string base64)
+    internal static LabelMap Decode(JsonElement shape, string base64)
     {
         int h = shape[0].GetInt32(), w = shape[1].GetInt32();
         var bytes = Convert.FromBase64String(base64);

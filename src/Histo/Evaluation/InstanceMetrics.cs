@@ -22,6 +22,9 @@ public sealed class InstancePairs
     /// <summary>Centroids (x, y): the mean pixel position (HoVer-Net's moments m10/m00, m01/m00).</summary>
     public (double X, double Y)[] TruthCentroids { get; }
     public (double X, double Y)[] PredictionCentroids { get; }
+    /// <summary>Bounding boxes in pixels (first column and row, width and height counted inclusively, as COCO's rleToBbox).</summary>
+    public InstanceBox[] TruthBoxes { get; }
+    public InstanceBox[] PredictionBoxes { get; }
 
     public int TruthCount => TruthIds.Length;
     public int PredictionCount => PredictionIds.Length;
@@ -53,6 +56,35 @@ public sealed class InstancePairs
             }
         TruthCentroids = Centroids(truthIndex, truth.Width, truthIds.Length);
         PredictionCentroids = Centroids(predIndex, prediction.Width, predIds.Length);
+        TruthBoxes = Boxes(truthIndex, truth.Width, truthIds.Length);
+        PredictionBoxes = Boxes(predIndex, prediction.Width, predIds.Length);
+    }
+
+    /// <summary>
+    /// Boxes from two sorts: pixels ordered by (instance, column) and by (instance, row) put each instance's first and last
+    /// column and row at the ends of its run, whose offsets the instances' pixel counts give.
+    /// </summary>
+    static InstanceBox[] Boxes(Tensor index, int width, int count)
+    {
+        using var scope = NewDisposeScope();
+        long pixelCount = index.shape[0], height = pixelCount / width;
+        using TorchSharp.Scalar pixels = pixelCount.ToScalar(), columns = width.ToScalar(), rows = height.ToScalar();
+        var pixel = arange(Zero, pixels, One, ScalarType.Int64);
+        var x = pixel.remainder(columns);
+        var y = pixel.div(columns, rounding_mode: RoundingMode.floor);
+        var ends = index.bincount(null, count + 1).cumsum(0);
+        var last = ends.sub(One);
+        var first = cat([zeros(1, ScalarType.Int64), ends[..^1]]);
+        (long[] Low, long[] High) Extent(Tensor coordinate, TorchSharp.Scalar size)
+        {
+            var (sorted, _) = index.mul(size).add(coordinate, One).sort();
+            return (sorted.index_select(0, first).remainder(size).data<long>().ToArray(),
+                sorted.index_select(0, last.clamp_min(Zero)).remainder(size).data<long>().ToArray());
+        }
+        var (x0, x1) = Extent(x, columns);
+        var (y0, y1) = Extent(y, rows);
+        return Enumerable.Range(1, count).Select(i => new InstanceBox((int)x0[i], (int)y0[i], (int)(x1[i] - x0[i] + 1),
+            (int)(y1[i] - y0[i] + 1))).ToArray();
     }
 
     /// <summary>Sorted distinct nonzero ids, and each pixel's instance number (0 background, 1..N).</summary>
@@ -82,6 +114,9 @@ public sealed class InstancePairs
 
     public double Union(int t, int p) => TruthAreas[t] + PredictionAreas[p] - Intersections[t, p];
 }
+
+/// <summary>An instance's bounding box in pixels: first column and row, width and height.</summary>
+public readonly record struct InstanceBox(int X, int Y, int Width, int Height);
 
 /// <summary>One image's instance scores.</summary>
 public sealed record InstanceScores(int TruePositives, int FalsePositives, int FalseNegatives, double DetectionQuality,
