@@ -15,9 +15,13 @@ static class SynthCommand
         var height = new Option<int>("--height") { Description = "Level-0 height in pixels.", DefaultValueFactory = _ => new SyntheticCohortOptions().Height };
         var mpp = new Option<double>("--mpp") { Description = "Microns per pixel at level 0.", DefaultValueFactory = _ => new SyntheticCohortOptions().Mpp };
         var coarse = new Option<bool>("--coarse") { Description = "Tissue texture without cells: fast, for size and memory benchmarks." };
+        var nucleiRegions = new Option<int>("--nuclei-regions") { Description = "Regions per slide with nucleus ground truth "
+            + "(nuclei-truth/images, inst, types) for histo nuclei-eval." };
+        var nucleiRegion = new Option<int>("--nuclei-region") { Description = "Side of those regions in pixels.",
+            DefaultValueFactory = _ => SyntheticNucleiTruth.DefaultRegionSize };
         var command = new Command("synth", "Generate the built-in synthetic H&E cohort: pyramidal TIFF slides, tumour masks and labels.csv (CLAM format).")
         {
-            output, slides, seed, width, height, mpp, coarse,
+            output, slides, seed, width, height, mpp, coarse, nucleiRegions, nucleiRegion,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -25,6 +29,7 @@ static class SynthCommand
             {
                 Slides = parse.GetValue(slides), Seed = parse.GetValue(seed), Width = parse.GetValue(width),
                 Height = parse.GetValue(height), Mpp = parse.GetValue(mpp), Coarse = parse.GetValue(coarse),
+                NucleiRegions = parse.GetValue(nucleiRegions), NucleiRegionSize = parse.GetValue(nucleiRegion),
             };
             string dir = parse.GetValue(output)!.FullName;
             IReadOnlyList<SyntheticSlideSpec> specs = [];

@@ -21,6 +21,9 @@ public sealed record SyntheticCohortOptions
     public int JpegQuality { get; init; } = 90;
     /// <summary>Tissue texture without cells (fast): for size and memory benchmarks, not for learning.</summary>
     public bool Coarse { get; init; }
+    /// <summary>Regions per slide with nucleus ground truth under <c>nuclei-truth/</c> (0: none).</summary>
+    public int NucleiRegions { get; init; }
+    public int NucleiRegionSize { get; init; } = SyntheticNucleiTruth.DefaultRegionSize;
 
     public const int DefaultSlides = 30;
 
@@ -33,6 +36,9 @@ public sealed record SyntheticCohortOptions
             + $"synthesises (200,000 px per side)");
         if (!(Mpp > 0.05 && Mpp < 20)) throw new UsageException($"--mpp {Mpp} is not a plausible microns-per-pixel value (0.05-20)");
         if (JpegQuality is < 1 or > 100) throw new UsageException($"JPEG quality {JpegQuality} must be 1-100");
+        if (NucleiRegions < 0) throw new UsageException($"--nuclei-regions must be 0 or more (got {NucleiRegions})");
+        if (NucleiRegionSize is < 64 or > 4096) throw new UsageException($"--nuclei-region must be 64-4096 px (got {NucleiRegionSize})");
+        if (NucleiRegions > 0 && Coarse) throw new UsageException("--nuclei-regions needs cells; drop --coarse");
     }
 }
 
@@ -103,6 +109,10 @@ public static class SyntheticCohort
             if (File.Exists(tif) && File.Exists(truth) && MatchesSpec(truth, spec)) { progress?.Report((spec.SlideId, 1)); continue; }
             WriteSlide(spec, slidesDir, options.JpegQuality, f => progress?.Report((spec.SlideId, f)));
         }
+        if (options.NucleiRegions > 0)
+            foreach (var spec in specs)
+                SyntheticNucleiTruth.Write(spec, Path.Combine(slidesDir, spec.SlideId + ".tif"), Path.Combine(outputDir, "nuclei-truth"),
+                    options.NucleiRegions, options.NucleiRegionSize);
         var csv = new StringBuilder("case_id,slide_id,label,grade\n");
         foreach (var s in specs) csv.Append(CultureInfo.InvariantCulture, $"{s.CaseId},{s.SlideId},{s.Label},{s.Grade}\n");
         AtomicFile.WriteAllText(Path.Combine(outputDir, "labels.csv"), csv.ToString());

@@ -17,6 +17,9 @@ public enum TissueSubtype
 /// <param name="TumourBurden">Fraction of the tissue area covered by tumour (0 for normal slides).</param>
 /// <param name="Atypia">Nuclear atypia in [0, 1]: nuclear size, pleomorphism and hyperchromasia.</param>
 /// <param name="Grade">Ordinal grade 0-3: 0 without tumour, then driven by burden and atypia.</param>
+/// <summary>Nucleus types as CoNSeP's four merged classes (HoVer-Net): other, inflammatory, epithelial, spindle-shaped.</summary>
+public enum NucleusType : byte { None = 0, Other = 1, Inflammatory = 2, Epithelial = 3, Spindle = 4 }
+
 public sealed record SyntheticSlideSpec(string SlideId, string CaseId, ulong Seed, int Width, int Height, double Mpp,
     TissueSubtype Subtype, double TumourBurden, double Atypia, int Grade)
 {
@@ -182,7 +185,8 @@ public sealed class SyntheticTissue
                 double u = (x0 + x + 0.5) * mpp;
                 int o = 4 * x;
                 if (!InTissue(u, v)) { row[o] = bg; row[o + 1] = bg; row[o + 2] = bg; row[o + 3] = 255; continue; }
-                var (ch, ce) = Stains(u, v);
+                var stain = Stains(u, v);
+                double ch = stain.H, ce = stain.E;
                 double grain = (Unit(_seed ^ 0x5151, x0 + x, y0 + y) - 0.5) * 6;
                 for (int c = 0; c < 3; c++)
                 {
@@ -194,8 +198,52 @@ public sealed class SyntheticTissue
         }
     }
 
+    /// <summary>
+    /// Haematoxylin and eosin concentrations at a tissue point (microns) and the nucleus the point lies in: a key unique to
+    /// that nucleus (0 for none) and its CoNSeP type, so that the same function paints a nucleus and labels it.
+    /// </summary>
+    readonly record struct Stain(double H, double E, ulong Nucleus = 0, NucleusType Type = NucleusType.None)
+    {
+        public static implicit operator Stain((double H, double E) s) => new(s.H, s.E);
+    }
+
+    /// <summary>Lymphocyte nuclei are discs of this radius (microns).</summary>
+    public const double LymphocyteRadius = 3.2;
+
+    /// <summary>
+    /// The nuclei of level-0 pixels [x0, x0+width) x [y0, y0+height), as <see cref="Render"/> paints them: a label map (0
+    /// background, 1..N in the order first met, row by row) and the type of each nucleus (index 0 unused).
+    /// </summary>
+    public (int[] Labels, NucleusType[] Types) NucleusLabels(long x0, long y0, int width, int height)
+    {
+        var labels = new int[width * height];
+        var ids = new Dictionary<ulong, int>();
+        var types = new List<NucleusType> { NucleusType.None };
+        if (_spec.Coarse) return (labels, [.. types]);
+        double mpp = _spec.Mpp;
+        for (int y = 0; y < height; y++)
+        {
+            double v = (y0 + y + 0.5) * mpp;
+            if (RectIsBackground(x0 * mpp, v - mpp, (x0 + width) * mpp, v + mpp)) continue;
+            for (int x = 0; x < width; x++)
+            {
+                double u = (x0 + x + 0.5) * mpp;
+                if (!InTissue(u, v)) continue;
+                var stain = Stains(u, v);
+                if (stain.Nucleus == 0) continue;
+                if (!ids.TryGetValue(stain.Nucleus, out int id))
+                {
+                    ids[stain.Nucleus] = id = ids.Count + 1;
+                    types.Add(stain.Type);
+                }
+                labels[y * width + x] = id;
+            }
+        }
+        return (labels, [.. types]);
+    }
+
     /// <summary>Haematoxylin and eosin concentrations at a tissue point (microns).</summary>
-    (double H, double E) Stains(double u, double v)
+    Stain Stains(double u, double v)
     {
         bool tumour = false;
         foreach (var t in _tumours) if (t.Contains(u, v)) { tumour = true; break; }
@@ -213,7 +261,7 @@ public sealed class SyntheticTissue
     double FibreAngle(double u, double v) => 2 * Math.PI * Fractal(_seed ^ 0xF1B, u / 500, v / 500, 2);
 
     /// <summary>Collagenous stroma: wavy eosinophilic fibres, spindle fibroblast nuclei, lymphocytes.</summary>
-    (double H, double E) Stroma(double u, double v, bool cellular)
+    Stain Stroma(double u, double v, bool cellular)
     {
         double phi = FibreAngle(u, v), cos = Math.Cos(phi), sin = Math.Sin(phi);
         // Collagen bundles: ridged, domain-warped noise stretched along the local fibre direction.
@@ -234,7 +282,7 @@ public sealed class SyntheticTissue
                 double nx = (i + 0.15 + 0.7 * Unit(k, 1)) * cell, ny = (j + 0.15 + 0.7 * Unit(k, 2)) * cell;
                 double dx = u - nx, dy = v - ny;
                 double a = (dx * cos + dy * sin) / (5.5 + 2 * Unit(k, 3)), b = (-dx * sin + dy * cos) / 1.5;
-                if (a * a + b * b < 1) return (0.85 * Chromatin(u, v), 0.15);
+                if (a * a + b * b < 1) return new Stain(0.85 * Chromatin(u, v), 0.15, Hash(k, 0xF1), NucleusType.Spindle);
             }
         // Lymphocytes: small, round, very dark, in clusters.
         double density = 0.03 + 0.45 * SmoothStep(0.62, 0.8, Fractal(_seed ^ 0x1F, u / 350, v / 350, 2));
@@ -247,7 +295,8 @@ public sealed class SyntheticTissue
                 if (Unit(k) > density) continue;
                 double nx = (i + 0.25 + 0.5 * Unit(k, 1)) * lcell, ny = (j + 0.25 + 0.5 * Unit(k, 2)) * lcell;
                 double dx = u - nx, dy = v - ny;
-                if (dx * dx + dy * dy < 3.2 * 3.2) return (1.35 * Chromatin(u, v), 0.1);
+                if (dx * dx + dy * dy < LymphocyteRadius * LymphocyteRadius)
+                    return new Stain(1.35 * Chromatin(u, v), 0.1, Hash(k, 0x1A), NucleusType.Inflammatory);
             }
         return (h, e);
     }
@@ -255,7 +304,7 @@ public sealed class SyntheticTissue
     double Chromatin(double u, double v) => 0.8 + 0.4 * Value(_seed ^ 0xC4, u / 1.2, v / 1.2);
 
     /// <summary>Regular glands of normal mucosa: round lumen, one layer of small basal nuclei.</summary>
-    (double H, double E)? NormalGland(double u, double v)
+    Stain? NormalGland(double u, double v)
     {
         const double cell = 320;
         long ci = (long)Math.Floor(u / cell), cj = (long)Math.Floor(v / cell);
@@ -279,7 +328,8 @@ public sealed class SyntheticTissue
                 double nt = n * step, nx = gx + ringR * Math.Cos(nt), ny = gy + ringR * Math.Sin(nt);
                 double rx = u - nx, ry = v - ny;
                 double radial = (rx * Math.Cos(nt) + ry * Math.Sin(nt)) / 3.2, tangential = (-rx * Math.Sin(nt) + ry * Math.Cos(nt)) / 2.2;
-                if (radial * radial + tangential * tangential < 1) return (0.9 * Chromatin(u, v), 0.15);
+                if (radial * radial + tangential * tangential < 1)
+                    return new Stain(0.9 * Chromatin(u, v), 0.15, Hash(k, n, 0x61A), NucleusType.Epithelial);
                 // Pale mucinous (goblet-cell) cytoplasm between the nuclei and the lumen.
                 return (0.16 + 0.1 * Value(k, u / 3, v / 3), 0.3);
             }
@@ -287,13 +337,13 @@ public sealed class SyntheticTissue
     }
 
     /// <summary>Adenocarcinoma-like: back-to-back irregular glands, stratified elongated hyperchromatic nuclei.</summary>
-    (double H, double E) GlandularTumour(double u, double v)
+    Stain GlandularTumour(double u, double v)
     {
         double atypia = _spec.Atypia;
         const double cell = 90;
         long ci = (long)Math.Floor(u / cell), cj = (long)Math.Floor(v / cell);
         double best = double.MaxValue;
-        (double H, double E)? result = null;
+        Stain? result = null;
         for (long i = ci - 1; i <= ci + 1; i++)
             for (long j = cj - 1; j <= cj + 1; j++)
             {
@@ -330,14 +380,19 @@ public sealed class SyntheticTissue
                         double rx = u - nx, ry = v - ny;
                         double size = 1 + atypia * (0.1 + 0.4 * Unit(q, 3));
                         double radial = (rx * Math.Cos(nt) + ry * Math.Sin(nt)) / (3.6 * size), tangential = (-rx * Math.Sin(nt) + ry * Math.Cos(nt)) / (1.7 * size);
-                        if (radial * radial + tangential * tangential < 1) { result = ((1.05 + 0.35 * atypia) * Chromatin(u, v), 0.15); m = n + 2; break; }
+                        if (radial * radial + tangential * tangential < 1)
+                        {
+                            result = new Stain((1.05 + 0.35 * atypia) * Chromatin(u, v), 0.15, Hash(q, 0x6A), NucleusType.Epithelial);
+                            m = n + 2;
+                            break;
+                        }
                     }
             }
         return result ?? Stroma(u, v, cellular: false);
     }
 
     /// <summary>Squamous-like: nests of polygonal cells (Voronoi), large vesicular pleomorphic nuclei with nucleoli, keratin pearls.</summary>
-    (double H, double E) SolidTumour(double u, double v)
+    Stain SolidTumour(double u, double v)
     {
         double atypia = _spec.Atypia;
         // Thin stromal septa split the sheet into nests.
@@ -379,8 +434,9 @@ public sealed class SyntheticTissue
         {
             // Vesicular nucleus: chromatin along the membrane, pale centre, one prominent nucleolus.
             double nox = cx + 0.3 * rn * (Unit(ck, 7) - 0.5), noy = cy + 0.3 * rn * (Unit(ck, 8) - 0.5);
-            if ((u - nox) * (u - nox) + (v - noy) * (v - noy) < 0.8 * 0.8) return (1.1, 0.7);
-            return ((0.5 + 0.7 * SmoothStep(0.55, 0.95, rel) + 0.2 * atypia) * Chromatin(u, v), 0.2);
+            ulong nucleus = Hash(ck, 0x50);
+            if ((u - nox) * (u - nox) + (v - noy) * (v - noy) < 0.8 * 0.8) return new Stain(1.1, 0.7, nucleus, NucleusType.Epithelial);
+            return new Stain((0.5 + 0.7 * SmoothStep(0.55, 0.95, rel) + 0.2 * atypia) * Chromatin(u, v), 0.2, nucleus, NucleusType.Epithelial);
         }
         if (f2 - f1 < 0.9) return (0.2, 0.85); // cell membrane / intercellular bridge
         return (0.08, 0.72); // glassy eosinophilic cytoplasm
