@@ -82,6 +82,72 @@ public class NucleiCommandTests
     }
 
     /// <summary>
+    /// <c>--cell-expansion</c>: QuPath cell objects (the cell as geometry, the nucleus as nucleusGeometry) whose nuclei are the
+    /// reference's, each cell its nucleus plus background pixels within the expansion of it (the definition; the algorithm is
+    /// checked against scikit-image in CellExpansionTests), cell areas in the CSV as the cell map's pixel counts.
+    /// </summary>
+    [Fact]
+    public void CellExpansionWritesQuPathCellsAroundTheNuclei()
+    {
+        using var dir = new TempDir();
+        var (image, reference, mpp) = SyntheticImage();
+        image.Save(dir["synthetic.png"]);
+        string mppText = mpp.ToString(CultureInfo.InvariantCulture);
+        double expansion = 3 * mpp;   // 3 px
+        var (code, _, stderr) = Cli.Run("nuclei", dir["synthetic.png"], "--mpp", mppText, "--cell-expansion",
+            expansion.ToString(CultureInfo.InvariantCulture), "-o", dir["out"]);
+        Assert.True(code == 0, stderr);
+        var nuclei = LabelMapFile.Read(dir["out/labels/synthetic.png"]);
+        var cells = LabelMapFile.Read(dir["out/cells/synthetic.png"]);
+        int w = cells.Width;
+        for (int i = 0; i < cells.Labels.Length; i++)
+        {
+            if (nuclei.Labels[i] != 0) { Assert.Equal(nuclei.Labels[i], cells.Labels[i]); continue; }
+            int id = cells.Labels[i];
+            if (id == 0) continue;
+            // Within 3 px of its own nucleus.
+            int x = i % w, y = i / w;
+            bool near = false;
+            for (int dy = -3; dy <= 3 && !near; dy++)
+                for (int dx = -3; dx <= 3 && !near; dx++)
+                    near = dx * dx + dy * dy <= 9 && x + dx >= 0 && x + dx < w && y + dy >= 0 && y + dy < cells.Height
+                        && nuclei[y + dy, x + dx] == id;
+            Assert.True(near, $"cell pixel ({x}, {y}) of {id} is more than 3 px from its nucleus");
+        }
+        var rows = File.ReadAllLines(dir["out/synthetic.csv"]);
+        var header = rows[0].Split(',').ToList();
+        int idColumn = header.IndexOf("nucleus_id"), cellColumn = header.IndexOf("cell_area_um2");
+        Assert.True(cellColumn > 0, rows[0]);
+        foreach (var row in rows.Skip(1).Select(r => r.Split(',')))
+        {
+            int id = int.Parse(row[idColumn], CultureInfo.InvariantCulture);
+            double expected = cells.Labels.Count(l => l == id) * mpp * mpp;
+            Assert.Equal(expected, double.Parse(row[cellColumn], CultureInfo.InvariantCulture), 3);
+        }
+        using var geo = JsonDocument.Parse(File.ReadAllText(dir["out/synthetic.geojson"]));
+        var features = geo.RootElement.GetProperty("features").EnumerateArray().ToList();
+        Assert.Equal(reference.Labels.Max(), features.Count);
+        foreach (var f in features)
+        {
+            Assert.Equal("cell", f.GetProperty("properties").GetProperty("objectType").GetString());
+            var nucleus = f.GetProperty("nucleusGeometry");
+            Assert.Equal("Polygon", nucleus.GetProperty("type").GetString());
+            var ring = nucleus.GetProperty("coordinates")[0];
+            Assert.True(ring.GetArrayLength() >= 4 && ring[0].ToString() == ring[ring.GetArrayLength() - 1].ToString());
+            var m = f.GetProperty("properties").GetProperty("measurements");
+            double nucleusArea = m.GetProperty("Nucleus: Area µm^2").GetDouble(), cellArea = m.GetProperty("Cell: Area µm^2").GetDouble();
+            Assert.True(cellArea > nucleusArea);
+            Assert.True(Math.Abs(nucleusArea / cellArea - m.GetProperty("Nucleus/Cell area ratio").GetDouble()) < 1e-3);
+        }
+
+        // An overlap too small for the cells is a usage error naming the overlap needed.
+        (code, _, stderr) = Cli.Run("nuclei", dir["synthetic.png"], "--mpp", mppText, "--cell-expansion", "5", "--overlap", "64",
+            "-o", dir["out2"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--overlap 64 is too small for --cell-expansion 5", stderr);
+    }
+
+    /// <summary>
     /// A 960 px slide at 0.5 um/px read as 2 x 2 tiles of 512 px overlapping by 64 (seams at 448-512, core boundary 480), with
     /// nuclei drawn on the core boundary, either side of it, on the horizontal seam and on the corner where four tiles meet:
     /// each is found exactly once, whole (its area as drawn).

@@ -14,12 +14,14 @@ static class NucleiCommand
         var inputs = new Argument<string[]>("inputs") { Description = "Slides, image tiles (PNG, JPEG) or folders of them.",
             Arity = ArgumentArity.OneOrMore };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder: NAME.geojson (QuPath), NAME.csv, "
-            + "NAME.overlay.png; labels/NAME.png for image tiles.", Required = true };
+            + "NAME.overlay.png; labels/NAME.png (and cells/NAME.png) for image tiles.", Required = true };
         var mpp = new Option<double>("--mpp") { Description = "Resolution to detect at, microns per pixel (slides are read at it; for "
             + "image tiles, their pixel size).", DefaultValueFactory = _ => defaults.Mpp };
         var tile = new Option<int>("--tile") { Description = "Tile side in pixels at --mpp.", DefaultValueFactory = _ => defaults.Tile };
-        var overlap = new Option<int>("--overlap") { Description = "Overlap of neighbouring tiles in pixels (more than a nucleus' "
-            + "diameter).", DefaultValueFactory = _ => defaults.Overlap };
+        var overlap = new Option<int?>("--overlap") { Description = $"Overlap of neighbouring tiles in pixels (more than a nucleus' "
+            + $"diameter; default {defaults.Overlap}, plus twice the cell expansion)." };
+        var cellExpansion = new Option<double>("--cell-expansion") { Description = "Grow each nucleus into a cell by this many microns "
+            + $"(QuPath's default is {CellExpansion.DefaultMicrons}): QuPath cell objects with nucleusGeometry; 0 writes nuclei only." };
         var minTissue = new Option<double>("--min-tissue") { Description = "Read tiles with at least this tissue fraction.",
             DefaultValueFactory = _ => defaults.MinTissue };
         var model = new Option<string>("--model") { Description = "Detector: baseline (colour deconvolution, threshold, watershed).",
@@ -42,7 +44,7 @@ static class NucleiCommand
         var command = new Command("nuclei", "Detect nuclei (QuPath-style, no training) in slides or tiles: QuPath GeoJSON detections "
             + "with area, perimeter, circularity, eccentricity and haematoxylin OD; a CSV; an overlay picture.")
         {
-            inputs, output, mpp, tile, overlap, minTissue, model, threshold, sigma, background, seedRadius, minArea, maxArea, shard,
+            inputs, output, mpp, tile, overlap, cellExpansion, minTissue, model, threshold, sigma, background, seedRadius, minArea, maxArea, shard,
             skipErrors, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>
@@ -53,7 +55,9 @@ static class NucleiCommand
             {
                 Inputs = parse.GetValue(inputs)!,
                 OutputDir = parse.GetValue(output)!.FullName,
-                Mpp = parse.GetValue(mpp), Tile = parse.GetValue(tile), Overlap = parse.GetValue(overlap),
+                Mpp = parse.GetValue(mpp), Tile = parse.GetValue(tile),
+                Overlap = parse.GetValue(overlap) ?? NucleiJobOptions.OverlapFor(parse.GetValue(cellExpansion), parse.GetValue(mpp)),
+                CellExpansionMicrons = parse.GetValue(cellExpansion),
                 MinTissue = parse.GetValue(minTissue),
                 Shard = parse.GetValue(shard) is { } s ? SlideBatch.ParseShard(s) : null,
                 SkipErrors = parse.GetValue(skipErrors), Overwrite = parse.GetValue(overwrite),

@@ -9,9 +9,12 @@ namespace Histo.IO;
 /// </summary>
 public static class GeoJson
 {
-    /// <summary>A polygon feature: rings[0] is the outer ring, the rest are holes (rings are closed on output).</summary>
+    /// <summary>A polygon feature: rings[0] is the outer ring, the rest are holes (rings are closed on output). A QuPath cell
+    /// (objectType "cell") has the cell as its geometry and its nucleus as <paramref name="NucleusRings"/>, written as the
+    /// feature's <c>nucleusGeometry</c> member, where QuPath writes and reads it.</summary>
     public sealed record Feature(IReadOnlyList<(double X, double Y)[]> Rings, string ClassName, (int R, int G, int B) Color,
-        string ObjectType = "annotation", IReadOnlyDictionary<string, double>? Measurements = null);
+        string ObjectType = "annotation", IReadOnlyDictionary<string, double>? Measurements = null,
+        IReadOnlyList<(double X, double Y)[]>? NucleusRings = null);
 
     public static string FeatureCollection(IEnumerable<Feature> features)
     {
@@ -39,21 +42,14 @@ public static class GeoJson
             var sb = new StringBuilder();
             if (!_first) sb.Append(',');
             _first = false;
-            sb.Append("{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[");
-            for (int r = 0; r < f.Rings.Count; r++)
+            sb.Append("{\"type\":\"Feature\",\"geometry\":");
+            Polygon(sb, f.Rings);
+            if (f.NucleusRings is not null)
             {
-                if (r > 0) sb.Append(',');
-                sb.Append('[');
-                var ring = f.Rings[r];
-                for (int i = 0; i <= ring.Length; i++)
-                {
-                    var (x, y) = ring[i % ring.Length];
-                    if (i > 0) sb.Append(',');
-                    sb.Append('[').Append(Num(x)).Append(',').Append(Num(y)).Append(']');
-                }
-                sb.Append(']');
+                sb.Append(",\"nucleusGeometry\":");
+                Polygon(sb, f.NucleusRings);
             }
-            sb.Append("]},\"properties\":{\"objectType\":\"").Append(f.ObjectType).Append("\",\"classification\":{\"name\":\"")
+            sb.Append(",\"properties\":{\"objectType\":\"").Append(f.ObjectType).Append("\",\"classification\":{\"name\":\"")
               .Append(f.ClassName).Append("\",\"color\":[")
                 .Append(f.Color.R).Append(',').Append(f.Color.G).Append(',').Append(f.Color.B).Append("]}");
             if (f.Measurements is { Count: > 0 })
@@ -65,6 +61,25 @@ public static class GeoJson
             }
             sb.Append("}}");
             _out.Write(sb);
+        }
+
+        static void Polygon(StringBuilder sb, IReadOnlyList<(double X, double Y)[]> rings)
+        {
+            sb.Append("{\"type\":\"Polygon\",\"coordinates\":[");
+            for (int r = 0; r < rings.Count; r++)
+            {
+                if (r > 0) sb.Append(',');
+                sb.Append('[');
+                var ring = rings[r];
+                for (int i = 0; i <= ring.Length; i++)
+                {
+                    var (x, y) = ring[i % ring.Length];
+                    if (i > 0) sb.Append(',');
+                    sb.Append('[').Append(Num(x)).Append(',').Append(Num(y)).Append(']');
+                }
+                sb.Append(']');
+            }
+            sb.Append("]}");
         }
 
         /// <summary>Ends the collection (the writer itself is the caller's to flush and close).</summary>

@@ -117,7 +117,13 @@ public static class GreyFilters
     /// Felzenszwalb and Huttenlocher's lower envelope of parabolas, along rows, then along columns (Theory of Computing 2012).
     /// As SciPy's distance_transform_edt, pixels beyond the image are not background; an image with no background gets +inf.
     /// </summary>
-    public static float[] DistanceTransform(byte[] mask, int width, int height)
+    public static float[] DistanceTransform(byte[] mask, int width, int height) => FeatureTransform(mask, width, height).Distance;
+
+    /// <summary>
+    /// <see cref="DistanceTransform"/> with, for every pixel, the index (y * width + x) of a nearest background pixel (SciPy's
+    /// return_indices; -1 where there is no background). Equidistant background pixels may be chosen differently from SciPy.
+    /// </summary>
+    public static (float[] Distance, int[] Nearest) FeatureTransform(byte[] mask, int width, int height)
     {
         var squared = new double[mask.Length];
         for (int i = 0; i < mask.Length; i++) squared[i] = mask[i] != 0 ? double.PositiveInfinity : 0;
@@ -125,25 +131,34 @@ public static class GreyFilters
         var result = new double[line.Length];
         var vertices = new int[line.Length];
         var bounds = new double[line.Length + 1];
+        var source = new int[line.Length];
+        // Along rows: the column of each pixel's nearest background pixel in its row; then along columns: the row whose
+        // row-nearest pixel is nearest, which gives the 2-D nearest pixel.
+        var nearestColumn = new int[mask.Length];
         for (int y = 0; y < height; y++)
         {
             for (int x = 0; x < width; x++) line[x] = squared[y * width + x];
-            Envelope(line, width, result, vertices, bounds);
-            for (int x = 0; x < width; x++) squared[y * width + x] = result[x];
+            Envelope(line, width, result, vertices, bounds, source);
+            for (int x = 0; x < width; x++) { squared[y * width + x] = result[x]; nearestColumn[y * width + x] = source[x]; }
         }
+        var nearest = new int[mask.Length];
         for (int x = 0; x < width; x++)
         {
             for (int y = 0; y < height; y++) line[y] = squared[y * width + x];
-            Envelope(line, height, result, vertices, bounds);
-            for (int y = 0; y < height; y++) squared[y * width + x] = result[y];
+            Envelope(line, height, result, vertices, bounds, source);
+            for (int y = 0; y < height; y++)
+            {
+                squared[y * width + x] = result[y];
+                nearest[y * width + x] = source[y] < 0 ? -1 : source[y] * width + nearestColumn[source[y] * width + x];
+            }
         }
         var distance = new float[mask.Length];
         for (int i = 0; i < mask.Length; i++) distance[i] = (float)Math.Sqrt(squared[i]);
-        return distance;
+        return (distance, nearest);
     }
 
     /// <summary>d(p) = min_q (p - q)^2 + f(q) for p in [0, n): the 1-D squared distance transform of sampled function f.</summary>
-    static void Envelope(double[] f, int n, double[] d, int[] v, double[] z)
+    static void Envelope(double[] f, int n, double[] d, int[] v, double[] z, int[] argmin)
     {
         int k = -1;
         for (int q = 0; q < n; q++)
@@ -158,13 +173,14 @@ public static class GreyFilters
                 break;
             }
         }
-        if (k < 0) { Array.Fill(d, double.PositiveInfinity, 0, n); return; }
+        if (k < 0) { Array.Fill(d, double.PositiveInfinity, 0, n); Array.Fill(argmin, -1, 0, n); return; }
         int j = 0;
         for (int q = 0; q < n; q++)
         {
             while (z[j + 1] < q) j++;
             double dq = q - v[j];
             d[q] = dq * dq + f[v[j]];
+            argmin[q] = v[j];
         }
     }
 }

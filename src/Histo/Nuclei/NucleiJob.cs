@@ -18,10 +18,18 @@ public sealed record NucleiJobOptions
     public int Tile { get; init; } = 1024;
     /// <summary>Overlap of neighbouring tiles: nuclei are owned by the tile whose core (the tile less half the overlap on each
     /// side that has a neighbour) holds their centroid, so it must exceed a nucleus' diameter.</summary>
-    public int Overlap { get; init; } = 64;
+    public int Overlap { get; init; } = NucleusOverlap;
+    const int NucleusOverlap = 64;
+
+    /// <summary>The least overlap that keeps whole cells in the tile that owns them: the nuclei's 64 px plus the expansion on
+    /// both sides.</summary>
+    public static int OverlapFor(double cellExpansionMicrons, double mpp) =>
+        NucleusOverlap + 2 * (int)Math.Ceiling(cellExpansionMicrons / mpp);
     /// <summary>Tiles with less tissue than this (in the tissue mask) are not read.</summary>
     public double MinTissue { get; init; } = 0.05;
     public NucleusDetectorSettings Detector { get; init; } = new();
+    /// <summary>Grow each nucleus into a cell by this many microns (QuPath: 5); 0 writes nuclei only.</summary>
+    public double CellExpansionMicrons { get; init; }
     public (int Index, int Count)? Shard { get; init; }
     public bool SkipErrors { get; init; }
     public bool Overwrite { get; init; }
@@ -33,6 +41,12 @@ public sealed record NucleiJobOptions
         Require.AtLeast("--overlap", Overlap, 0);
         if (Overlap >= Tile / 2) throw new UsageException($"--overlap {Overlap} must be less than half of --tile {Tile}");
         Require.InRange("--min-tissue", MinTissue, 0, 1);
+        Require.NonNegative("--cell-expansion", CellExpansionMicrons);
+        // A cell owned by a tile (its nucleus' centroid in the core) must lie inside the tile: the overlap's half covers
+        // the nucleus' radius (up to 32 px) plus the expansion.
+        if (CellExpansionMicrons > 0 && Overlap < OverlapFor(CellExpansionMicrons, Mpp))
+            throw new UsageException($"--overlap {Overlap} is too small for --cell-expansion {CellExpansionMicrons} um at {Mpp} um/px: "
+                + $"cells would be cut at tile seams; use --overlap {OverlapFor(CellExpansionMicrons, Mpp)} or more");
         Detector.Validate();
     }
 }
@@ -95,13 +109,19 @@ public static class NucleiJob
     {
         var image = RgbaImage.Load(file);
         var segmentation = NucleusDetector.Detect(image, options.Mpp, options.Detector);
-        var nuclei = NucleusMeasurements.Measure(segmentation, options.Mpp);
+        var cells = Cells(segmentation, options);
+        var nuclei = NucleusMeasurements.Measure(segmentation, options.Mpp, cells: cells);
         Directory.CreateDirectory(Path.Combine(options.OutputDir, "labels"));
         LabelMapFile.WritePng(Path.Combine(options.OutputDir, "labels", name + ".png"), segmentation.Labels);
-        using (var output = new NucleiOutput(options.OutputDir, name))
+        if (cells is not null)
+        {
+            Directory.CreateDirectory(Path.Combine(options.OutputDir, "cells"));
+            LabelMapFile.WritePng(Path.Combine(options.OutputDir, "cells", name + ".png"), cells);
+        }
+        using (var output = new NucleiOutput(options.OutputDir, name, cells is not null))
         {
             output.Add(nuclei);
-            Overlay(image, segmentation.Labels).Save(Path.Combine(options.OutputDir, name + ".overlay.png"));
+            Overlay(image, segmentation.Labels, cells).Save(Path.Combine(options.OutputDir, name + ".overlay.png"));
             output.Commit();
         }
         progress?.Invoke(new NucleiProgress(name, 1, 1, nuclei.Count));
@@ -119,34 +139,46 @@ public static class NucleiJob
         for (int k = 0; k < coords.Count; k++) tiles.Add((coords.Coords[k, 0], coords.Coords[k, 1]));
         bool Has(long x, long y) => tiles.Contains((x, y));
         long total = 0;
-        (int Count, RgbaImage Image, LabelMap Labels)? densest = null;
-        using var output = new NucleiOutput(options.OutputDir, name);
+        (int Count, RgbaImage Image, LabelMap Labels, LabelMap? Cells)? densest = null;
+        using var output = new NucleiOutput(options.OutputDir, name, options.CellExpansionMicrons > 0);
         for (int k = 0; k < coords.Count; k++)
         {
             long x = coords.Coords[k, 0], y = coords.Coords[k, 1];
             var image = Tiler.ReadPatch(slide, coords, x, y);
             var segmentation = NucleusDetector.Detect(image, options.Mpp, options.Detector);
+            var cells = Cells(segmentation, options);
             // The tile's core: half the overlap in from each side that has a neighbouring tile; the whole side where none does.
             double half = options.Overlap / 2.0;
             long sx = (long)Math.Round(step), sy = sx;
             double left = Has(x - sx, y) ? half : 0, top = Has(x, y - sy) ? half : 0;
             double right = options.Tile - (Has(x + sx, y) ? half : 0), bottom = options.Tile - (Has(x, y + sy) ? half : 0);
             var nuclei = NucleusMeasurements.Measure(segmentation, options.Mpp, x, y, downsample,
-                (cx, cy) => cx + 0.5 >= left && cx + 0.5 < right && cy + 0.5 >= top && cy + 0.5 < bottom);
+                (cx, cy) => cx + 0.5 >= left && cx + 0.5 < right && cy + 0.5 >= top && cy + 0.5 < bottom, cells);
             output.Add(nuclei);
             total += nuclei.Count;
-            if (densest is null || nuclei.Count > densest.Value.Count) densest = (nuclei.Count, image, segmentation.Labels);
+            if (densest is null || nuclei.Count > densest.Value.Count) densest = (nuclei.Count, image, segmentation.Labels, cells);
             progress?.Invoke(new NucleiProgress(name, k + 1, coords.Count, total));
         }
-        if (densest is { } d) Overlay(d.Image, d.Labels).Save(Path.Combine(options.OutputDir, name + ".overlay.png"));
+        if (densest is { } d) Overlay(d.Image, d.Labels, d.Cells).Save(Path.Combine(options.OutputDir, name + ".overlay.png"));
         output.Commit();
         return total;
     }
 
-    /// <summary>The image with each nucleus' boundary pixels (those with a 4-neighbour of another label) in green.</summary>
-    public static RgbaImage Overlay(RgbaImage image, LabelMap labels)
+    static LabelMap? Cells(NucleusSegmentation segmentation, NucleiJobOptions options) => options.CellExpansionMicrons > 0
+        ? CellExpansion.Expand(segmentation.Labels, options.CellExpansionMicrons / options.Mpp) : null;
+
+    /// <summary>The image with each nucleus' boundary pixels (those with a 4-neighbour of another label) in green, and each
+    /// cell's in yellow.</summary>
+    public static RgbaImage Overlay(RgbaImage image, LabelMap labels, LabelMap? cells = null)
     {
         var overlay = new RgbaImage(image.Width, image.Height, (byte[])image.Pixels.Clone());
+        if (cells is not null) DrawBoundaries(overlay, cells, (255, 220, 0));
+        DrawBoundaries(overlay, labels, (0, 255, 0));
+        return overlay;
+    }
+
+    static void DrawBoundaries(RgbaImage overlay, LabelMap labels, (byte R, byte G, byte B) colour)
+    {
         int w = labels.Width, h = labels.Height;
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
@@ -157,9 +189,8 @@ public static class NucleiJob
                     || labels.Labels[y * w + x + 1] != l || labels.Labels[(y - 1) * w + x] != l || labels.Labels[(y + 1) * w + x] != l;
                 if (!edge) continue;
                 int o = (y * w + x) * 4;
-                overlay.Pixels[o] = 0; overlay.Pixels[o + 1] = 255; overlay.Pixels[o + 2] = 0;
+                overlay.Pixels[o] = colour.R; overlay.Pixels[o + 1] = colour.G; overlay.Pixels[o + 2] = colour.B;
             }
-        return overlay;
     }
 
     /// <summary>The GeoJSON and CSV of one input, streamed to temporary files; <see cref="Commit"/> renames them (GeoJSON last).</summary>
@@ -170,8 +201,11 @@ public static class NucleiJob
         readonly GeoJson.Writer _features;
         bool _committed;
 
-        public NucleiOutput(string dir, string name)
+        readonly bool _cells;
+
+        public NucleiOutput(string dir, string name, bool cells)
         {
+            _cells = cells;
             _geojson = Path.Combine(dir, name + ".geojson");
             _csv = Path.Combine(dir, name + ".csv");
             _geojsonTmp = AtomicFile.StagingPath(_geojson);
@@ -179,7 +213,8 @@ public static class NucleiJob
             _geojsonWriter = new StreamWriter(_geojsonTmp, false, new UTF8Encoding(false));
             _csvWriter = new StreamWriter(_csvTmp, false, new UTF8Encoding(false));
             _features = new GeoJson.Writer(_geojsonWriter);
-            _csvWriter.Write("nucleus_id,centroid_x,centroid_y,area_um2,perimeter_um,circularity,eccentricity,hematoxylin_od_mean\n");
+            _csvWriter.Write("nucleus_id,centroid_x,centroid_y,area_um2,perimeter_um,circularity,eccentricity,hematoxylin_od_mean"
+                + (cells ? ",cell_area_um2\n" : "\n"));
         }
 
         long _id;
@@ -189,10 +224,13 @@ public static class NucleiJob
             foreach (var n in nuclei)
             {
                 _id++;
-                _features.Add(new GeoJson.Feature([n.Outline], "Nucleus", (0, 200, 0), "detection", n.Measurements()));
+                _features.Add(_cells
+                    ? new GeoJson.Feature([n.CellOutline!], "Cell", (200, 160, 0), "cell", n.Measurements(), [n.Outline])
+                    : new GeoJson.Feature([n.Outline], "Nucleus", (0, 200, 0), "detection", n.Measurements()));
                 _csvWriter.Write(string.Create(CultureInfo.InvariantCulture, $"{_id},{n.CentroidX:0.##},{n.CentroidY:0.##},"
                     + $"{n.AreaMicrons:0.###},{n.PerimeterMicrons:0.###},{n.Circularity:0.####},{n.Eccentricity:0.####},"
-                    + $"{n.MeanHaematoxylin:0.####}\n"));
+                    + $"{n.MeanHaematoxylin:0.####}"));
+                _csvWriter.Write(_cells ? string.Create(CultureInfo.InvariantCulture, $",{n.CellAreaMicrons:0.###}\n") : "\n");
             }
         }
 

@@ -13,18 +13,30 @@ namespace Histo.Nuclei;
 /// <param name="Eccentricity">sqrt(1 - l2 / l1) of the pixel coordinates' covariance eigenvalues l1 &gt;= l2 (scikit-image's
 /// regionprops): 0 for a disc, towards 1 for a line.</param>
 /// <param name="MeanHaematoxylin">Mean haematoxylin OD over the nucleus' pixels (<see cref="ColourDeconvolution"/>).</param>
+/// <param name="CellOutline">The cell's outer boundary when cells were expanded (<see cref="CellExpansion"/>), else null.</param>
+/// <param name="CellAreaMicrons">The cell's area (um^2), NaN without cells.</param>
 public sealed record Nucleus(double CentroidX, double CentroidY, (double X, double Y)[] Outline, double AreaMicrons,
-    double PerimeterMicrons, double Circularity, double Eccentricity, double MeanHaematoxylin)
+    double PerimeterMicrons, double Circularity, double Eccentricity, double MeanHaematoxylin,
+    (double X, double Y)[]? CellOutline = null, double CellAreaMicrons = double.NaN)
 {
     /// <summary>The measurement names, as QuPath shows them, with their values.</summary>
-    public IReadOnlyDictionary<string, double> Measurements() => new Dictionary<string, double>
+    public IReadOnlyDictionary<string, double> Measurements()
     {
-        ["Nucleus: Area µm^2"] = AreaMicrons,
-        ["Nucleus: Perimeter µm"] = PerimeterMicrons,
-        ["Nucleus: Circularity"] = Circularity,
-        ["Nucleus: Eccentricity"] = Eccentricity,
-        ["Nucleus: Hematoxylin OD mean"] = MeanHaematoxylin,
-    };
+        var m = new Dictionary<string, double>
+        {
+            ["Nucleus: Area µm^2"] = AreaMicrons,
+            ["Nucleus: Perimeter µm"] = PerimeterMicrons,
+            ["Nucleus: Circularity"] = Circularity,
+            ["Nucleus: Eccentricity"] = Eccentricity,
+            ["Nucleus: Hematoxylin OD mean"] = MeanHaematoxylin,
+        };
+        if (CellOutline is not null)
+        {
+            m["Cell: Area µm^2"] = CellAreaMicrons;
+            m["Nucleus/Cell area ratio"] = AreaMicrons / CellAreaMicrons;
+        }
+        return m;
+    }
 }
 
 public static class NucleusMeasurements
@@ -34,8 +46,9 @@ public static class NucleusMeasurements
     /// (<paramref name="originX"/>, <paramref name="originY"/>); <paramref name="mpp"/> is the region's pixel size. Nuclei whose
     /// <paramref name="keep"/> (centroid in region pixels) is false are skipped.
     /// </summary>
+    /// <param name="cells">The nuclei's cells (same ids), whose outlines and areas are added; null: nuclei only.</param>
     public static List<Nucleus> Measure(NucleusSegmentation segmentation, double mpp, double originX = 0, double originY = 0,
-        double downsample = 1, Func<double, double, bool>? keep = null)
+        double downsample = 1, Func<double, double, bool>? keep = null, LabelMap? cells = null)
     {
         var labels = segmentation.Labels;
         int w = labels.Width, h = labels.Height, n = segmentation.Count;
@@ -54,6 +67,7 @@ public static class NucleusMeasurements
                 od[l] += segmentation.Haematoxylin[y * w + x];
                 x0[l] = Math.Min(x0[l], x); y0[l] = Math.Min(y0[l], y); x1[l] = Math.Max(x1[l], x); y1[l] = Math.Max(y1[l], y);
             }
+        var cellBoxes = cells is null ? null : Boxes(cells, n);
         var nuclei = new List<Nucleus>(n);
         for (int l = 1; l <= n; l++)
         {
@@ -66,27 +80,61 @@ public static class NucleusMeasurements
             double l1 = mean + spread, l2 = mean - spread;
             double eccentricity = l1 > 0 ? Math.Sqrt(Math.Max(0, 1 - l2 / l1)) : 0;
 
-            int bw = x1[l] - x0[l] + 1, bh = y1[l] - y0[l] + 1;
-            var mask = new byte[bw * bh];
-            for (int y = 0; y < bh; y++)
-                for (int x = 0; x < bw; x++)
-                    if (labels.Labels[(y0[l] + y) * w + x0[l] + x] == l) mask[y * bw + x] = 1;
-            var rings = MaskContours.Trace(mask, bw, bh);
-            // A watershed basin is 4-connected, so it has one outer ring; holes are not part of a nucleus outline.
-            var outer = rings.Select(r => r[0]).MaxBy(r => Math.Abs(MaskContours.SignedArea(r)))!;
-            var cut = CutCorners(outer);
-            double perimeter = 0;
-            for (int i = 0; i < cut.Length; i++)
-            {
-                var (ax, ay) = cut[i]; var (bx, by) = cut[(i + 1) % cut.Length];
-                perimeter += Math.Sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay));
-            }
+            var (cut, perimeter) = Outline(labels, l, x0[l], y0[l], x1[l], y1[l]);
             double areaMicrons = count[l] * mpp * mpp, perimeterMicrons = perimeter * mpp;
-            var outline = cut.Select(p => (originX + (x0[l] + p.X) * downsample, originY + (y0[l] + p.Y) * downsample)).ToArray();
-            nuclei.Add(new Nucleus(originX + (cx + 0.5) * downsample, originY + (cy + 0.5) * downsample, outline, areaMicrons,
-                perimeterMicrons, 4 * Math.PI * areaMicrons / (perimeterMicrons * perimeterMicrons), eccentricity, od[l] / count[l]));
+            (double X, double Y)[] ToSlide((double X, double Y)[] ring, int left, int top) =>
+                ring.Select(p => (originX + (left + p.X) * downsample, originY + (top + p.Y) * downsample)).ToArray();
+            (double X, double Y)[]? cellOutline = null;
+            double cellArea = double.NaN;
+            if (cellBoxes is not null)
+            {
+                var b = cellBoxes[l];
+                cellOutline = ToSlide(Outline(cells!, l, b.X0, b.Y0, b.X1, b.Y1).Ring, b.X0, b.Y0);
+                cellArea = b.Count * mpp * mpp;
+            }
+            nuclei.Add(new Nucleus(originX + (cx + 0.5) * downsample, originY + (cy + 0.5) * downsample, ToSlide(cut, x0[l], y0[l]),
+                areaMicrons, perimeterMicrons, 4 * Math.PI * areaMicrons / (perimeterMicrons * perimeterMicrons), eccentricity,
+                od[l] / count[l], cellOutline, cellArea));
         }
         return nuclei;
+    }
+
+    /// <summary>Pixel count and bounding box of each label of a map with labels 0..n.</summary>
+    static (int X0, int Y0, int X1, int Y1, long Count)[] Boxes(LabelMap map, int n)
+    {
+        var boxes = Enumerable.Repeat((X0: int.MaxValue, Y0: int.MaxValue, X1: -1, Y1: -1, Count: 0L), n + 1).ToArray();
+        for (int y = 0; y < map.Height; y++)
+            for (int x = 0; x < map.Width; x++)
+            {
+                int l = map.Labels[y * map.Width + x];
+                if (l == 0 || l > n) continue;
+                ref var b = ref boxes[l];
+                b = (Math.Min(b.X0, x), Math.Min(b.Y0, y), Math.Max(b.X1, x), Math.Max(b.Y1, y), b.Count + 1);
+            }
+        return boxes;
+    }
+
+    /// <summary>Outer outline (corners cut, simplified) of label <paramref name="l"/> within its box, relative to the box, and
+    /// its length in pixels.</summary>
+    static ((double X, double Y)[] Ring, double Perimeter) Outline(LabelMap labels, int l, int left, int top, int right, int bottom)
+    {
+        int w = labels.Width, bw = right - left + 1, bh = bottom - top + 1;
+        var mask = new byte[bw * bh];
+        for (int y = 0; y < bh; y++)
+            for (int x = 0; x < bw; x++)
+                if (labels.Labels[(top + y) * w + left + x] == l) mask[y * bw + x] = 1;
+        var rings = MaskContours.Trace(mask, bw, bh);
+        // A watershed basin is 4-connected, so it has one outer ring; holes are not part of a nucleus outline. A cell can
+        // split where a neighbour cuts it: its largest piece is its outline.
+        var outer = rings.Select(r => r[0]).MaxBy(r => Math.Abs(MaskContours.SignedArea(r)))!;
+        var cut = CutCorners(outer);
+        double perimeter = 0;
+        for (int i = 0; i < cut.Length; i++)
+        {
+            var (ax, ay) = cut[i]; var (bx, by) = cut[(i + 1) % cut.Length];
+            perimeter += Math.Sqrt((bx - ax) * (bx - ax) + (by - ay) * (by - ay));
+        }
+        return (cut, perimeter);
     }
 
     /// <summary>The ring through the middles of its unit pixel edges, which removes the pixel staircase's extra length
