@@ -6,7 +6,7 @@ namespace Histo.Tests;
 /// <summary>Nuclei instance metrics on hand-computed cases (the reference parity is in InstanceMetricsParityTests).</summary>
 public class InstanceMetricsTests
 {
-    static LabelMap Map(int width, int height, params (int Id, int X0, int Y0, int X1, int Y1)[] boxes)
+    internal static LabelMap Map(int width, int height, params (int Id, int X0, int Y0, int X1, int Y1)[] boxes)
     {
         var labels = new int[width * height];
         foreach (var (id, x0, y0, x1, y1) in boxes)

@@ -115,6 +115,54 @@ public sealed class InstancePairs
     public double Union(int t, int p) => TruthAreas[t] + PredictionAreas[p] - Intersections[t, p];
 }
 
+/// <summary>
+/// The counts behind typed detection (compute_stats.py's run_nuclei_type_stat): paired centroids and how many agree in type,
+/// and per type c the pairs where either side is c (TP, TN, FP, FN) and the unpaired predictions and truths of type c.
+/// HoVer-Net pools them over the dataset before dividing, which <see cref="Add"/> does.
+/// </summary>
+public sealed record TypedCounts(int Paired, int SameType, IReadOnlyDictionary<int, (int Tp, int Tn, int Fp, int Fn, int FpD, int FnD)> ByType)
+{
+    /// <summary>HoVer-Net's compute_stats.py weights of a type's false positives and negatives, paired (w0, w1) and unpaired
+    /// (w2, w3).</summary>
+    static readonly double[] TypeWeights = [2, 2, 1, 1];
+
+    public double TypeAccuracy => SameType / (double)Paired;
+
+    public IReadOnlyDictionary<int, double> F1ByType => ByType.ToDictionary(kv => kv.Key, kv =>
+    {
+        var (tp, tn, fp, fn, fpD, fnD) = kv.Value;
+        return 2.0 * (tp + tn) / (2.0 * (tp + tn) + TypeWeights[0] * fp + TypeWeights[1] * fn + TypeWeights[2] * fpD + TypeWeights[3] * fnD);
+    });
+
+    public TypedCounts Add(TypedCounts other) => new(Paired + other.Paired, SameType + other.SameType,
+        ByType.ToDictionary(kv => kv.Key, kv =>
+        {
+            var (a, b) = (kv.Value, other.ByType[kv.Key]);
+            return (a.Tp + b.Tp, a.Tn + b.Tn, a.Fp + b.Fp, a.Fn + b.Fn, a.FpD + b.FpD, a.FnD + b.FnD);
+        }));
+
+    public static TypedCounts Of(InstancePairs pairs, IReadOnlyDictionary<int, int> truthTypes,
+        IReadOnlyDictionary<int, int> predictionTypes, double radius, IEnumerable<int> types)
+    {
+        var matched = InstanceMetrics.MatchCentroids(pairs.TruthCentroids, pairs.PredictionCentroids, radius);
+        int TruthType(int t) => truthTypes.GetValueOrDefault(pairs.TruthIds[t]);
+        int PredType(int p) => predictionTypes.GetValueOrDefault(pairs.PredictionIds[p]);
+        var pairedTruth = matched.Select(m => TruthType(m.Truth)).ToArray();
+        var pairedPred = matched.Select(m => PredType(m.Prediction)).ToArray();
+        var unpairedTruth = Enumerable.Range(0, pairs.TruthCount).Except(matched.Select(m => m.Truth)).Select(TruthType).ToArray();
+        var unpairedPred = Enumerable.Range(0, pairs.PredictionCount).Except(matched.Select(m => m.Prediction)).Select(PredType).ToArray();
+        var byType = new Dictionary<int, (int, int, int, int, int, int)>();
+        foreach (int c in types)
+        {
+            var chosen = pairedTruth.Zip(pairedPred).Where(p => p.First == c || p.Second == c).ToArray();
+            byType[c] = (chosen.Count(p => p.First == c && p.Second == c), chosen.Count(p => p.First != c && p.Second != c),
+                chosen.Count(p => p.First != c && p.Second == c), chosen.Count(p => p.First == c && p.Second != c),
+                unpairedPred.Count(t => t == c), unpairedTruth.Count(t => t == c));
+        }
+        return new TypedCounts(pairedTruth.Length, pairedTruth.Zip(pairedPred).Count(p => p.First == p.Second), byType);
+    }
+}
+
 /// <summary>An instance's bounding box in pixels: first column and row, width and height.</summary>
 public readonly record struct InstanceBox(int X, int Y, int Width, int Height);
 
@@ -265,10 +313,6 @@ public static class InstanceMetrics
         return (tp, fn, fp, 2.0 * tp / (2.0 * tp + fp + fn));
     }
 
-    /// <summary>HoVer-Net's compute_stats.py weights of a type's false positives and negatives, paired (w0, w1) and unpaired
-    /// (w2, w3).</summary>
-    static readonly double[] TypeWeights = [2, 2, 1, 1];
-
     /// <summary>
     /// Typed detection (compute_stats.py's run_nuclei_type_stat on one image): centroid pairs as <see cref="DetectionF1"/>; type
     /// accuracy over the pairs; per type c, F_c = 2 (TP_c + TN_c) / (2 (TP_c + TN_c) + 2 FP_c + 2 FN_c + FP_d,c + FN_d,c) with
@@ -278,26 +322,8 @@ public static class InstanceMetrics
     public static (double TypeAccuracy, IReadOnlyDictionary<int, double> F1ByType) TypedDetection(InstancePairs pairs,
         IReadOnlyDictionary<int, int> truthTypes, IReadOnlyDictionary<int, int> predictionTypes, double radius, IEnumerable<int> types)
     {
-        var matched = MatchCentroids(pairs.TruthCentroids, pairs.PredictionCentroids, radius);
-        int TruthType(int t) => truthTypes.GetValueOrDefault(pairs.TruthIds[t]);
-        int PredType(int p) => predictionTypes.GetValueOrDefault(pairs.PredictionIds[p]);
-        var pairedTruth = matched.Select(m => TruthType(m.Truth)).ToArray();
-        var pairedPred = matched.Select(m => PredType(m.Prediction)).ToArray();
-        var unpairedTruth = Enumerable.Range(0, pairs.TruthCount).Except(matched.Select(m => m.Truth)).Select(TruthType).ToArray();
-        var unpairedPred = Enumerable.Range(0, pairs.PredictionCount).Except(matched.Select(m => m.Prediction)).Select(PredType).ToArray();
-        int same = pairedTruth.Zip(pairedPred).Count(p => p.First == p.Second);
-        double accuracy = same / (double)pairedTruth.Length;
-        var f1 = new Dictionary<int, double>();
-        foreach (int c in types)
-        {
-            var chosen = pairedTruth.Zip(pairedPred).Where(p => p.First == c || p.Second == c).ToArray();
-            int tp = chosen.Count(p => p.First == c && p.Second == c), tn = chosen.Count(p => p.First != c && p.Second != c);
-            int fp = chosen.Count(p => p.First != c && p.Second == c), fn = chosen.Count(p => p.First == c && p.Second != c);
-            int fpD = unpairedPred.Count(t => t == c), fnD = unpairedTruth.Count(t => t == c);
-            f1[c] = 2.0 * (tp + tn) / (2.0 * (tp + tn) + TypeWeights[0] * fp + TypeWeights[1] * fn + TypeWeights[2] * fpD
-                + TypeWeights[3] * fnD);
-        }
-        return (accuracy, f1);
+        var counts = TypedCounts.Of(pairs, truthTypes, predictionTypes, radius, types);
+        return (counts.TypeAccuracy, counts.F1ByType);
     }
 
     /// <summary>

@@ -13,17 +13,33 @@ public static class NucleiEvaluation
 {
     static readonly string[] Extensions = [".png", ".tif", ".tiff", ".npy"];
 
-    public sealed record ImageResult(string Name, InstanceScores Scores, CocoScores MaskAp, CocoScores BoxAp);
+    /// <summary>Typed scores of one image: the counts behind type accuracy and F_c, and PanNuke's PQ per type (NaN where the truth
+    /// has none of the type), mPQ and bPQ.</summary>
+    public sealed record TypedImage(TypedCounts Counts, IReadOnlyDictionary<int, double> PqByType, double MultiClassPq, double BinaryPq);
+
+    public sealed record ImageResult(string Name, InstanceScores Scores, CocoScores MaskAp, CocoScores BoxAp, TypedImage? Typed = null);
+
+    /// <summary>Typed scores over the dataset: HoVer-Net's type accuracy and F_c from the pooled pairs (compute_stats.py pools
+    /// every image's pairs before dividing); PanNuke's mPQ (per type the NaN-ignoring mean over images, then the mean over
+    /// types) and bPQ (mean over images).</summary>
+    public sealed record TypedDataset(IReadOnlyList<int> Types, double TypeAccuracy, IReadOnlyDictionary<int, double> F1ByType,
+        IReadOnlyDictionary<int, double> PqByType, double MultiClassPq, double BinaryPq);
 
     public sealed record Result(IReadOnlyList<ImageResult> Images, IReadOnlyDictionary<string, double> Mean, CocoScores MaskAp,
-        CocoScores BoxAp);
+        CocoScores BoxAp, TypedDataset? Typed = null);
 
     /// <param name="radius">Detection radius in pixels (HoVer-Net: 12 px at 0.25 um/px; scale it with the resolution).</param>
     /// <param name="scoresDir">Detection scores for AP: <c>NAME.csv</c> with <c>nucleus_id</c> (the label-map id) and <c>score</c>
     /// columns; without it every nucleus scores 1 and ties keep id order, as COCO's stable sort does.</param>
+    /// <param name="truthTypesDir">Types of the true nuclei: <c>NAME.csv</c> with <c>nucleus_id</c> and <c>type</c> (integer) columns,
+    /// as <c>histo synth --nuclei-regions</c> writes them; with <paramref name="predictionTypesDir"/>, typed scores.</param>
     public static Result Run(string predictionDir, string truthDir, double radius, string? outputDir = null, string? scoresDir = null,
-        int maxDetections = CocoAveragePrecision.DenseMaxDetections)
+        int maxDetections = CocoAveragePrecision.DenseMaxDetections, string? truthTypesDir = null, string? predictionTypesDir = null)
     {
+        if ((truthTypesDir is null) != (predictionTypesDir is null))
+            throw new UsageException("--types and --pred-types go together: the types of the true and of the predicted nuclei");
+        foreach (var (dir, option) in new[] { (truthTypesDir, "--types"), (predictionTypesDir, "--pred-types") })
+            if (dir is not null && !Directory.Exists(dir)) throw new HistoException($"{dir}: folder not found ({option})");
         Require.Positive("--radius", radius);
         Require.AtLeast("--max-detections", maxDetections, 1);
         if (scoresDir is not null && !Directory.Exists(scoresDir)) throw new HistoException($"{scoresDir}: folder not found (--scores)");
@@ -42,22 +58,76 @@ public static class NucleiEvaluation
                 var pairs = new InstancePairs(t, p);
                 var scores = scoresDir is null ? pairs.PredictionIds.Select(_ => 1.0).ToArray()
                     : DetectionScores(Path.Combine(scoresDir, kv.Key + ".csv"), pairs.PredictionIds);
+                (Dictionary<int, int> Truth, Dictionary<int, int> Prediction)? typed = truthTypesDir is null ? null : (Truth: NucleusTypes(Path.Combine(truthTypesDir, kv.Key + ".csv"), pairs.TruthIds),
+                    Prediction: NucleusTypes(Path.Combine(predictionTypesDir!, kv.Key + ".csv"), pairs.PredictionIds));
                 return (Name: kv.Key, Scores: InstanceMetrics.Compute(t, p, radius), Mask: CocoImage.Masks(pairs, scores),
-                    Box: CocoImage.Boxes(pairs, scores));
+                    Box: CocoImage.Boxes(pairs, scores), Pairs: pairs, TruthMap: t, PredictionMap: p, TypeMaps: typed);
             }
             catch (HistoException e) { throw new HistoException($"{predictions[kv.Key]}: {e.Message}", e); }
         }).ToList();
-        var rows = images.Select(i => new ImageResult(i.Name, i.Scores, CocoAveragePrecision.Evaluate([i.Mask], maxDetections),
-            CocoAveragePrecision.Evaluate([i.Box], maxDetections))).ToList();
-        var mean = Columns.ToDictionary(c => c.Name, c => rows.Select(c.Value).Average());
+        // The types scored: every type either side names (HoVer-Net's type_uid_list), in order.
+        var types = images.Where(i => i.TypeMaps is not null)
+            .SelectMany(i => i.TypeMaps!.Value.Truth.Values.Concat(i.TypeMaps!.Value.Prediction.Values)).Where(c => c != 0).Distinct()
+            .Order().ToArray();
+        var rows = images.Select(i =>
+        {
+            TypedImage? typed = null;
+            if (i.TypeMaps is { } maps)
+            {
+                var (mpq, bpq, byType) = InstanceMetrics.PanNukePq(i.TruthMap, i.PredictionMap, maps.Truth, maps.Prediction, types);
+                typed = new TypedImage(TypedCounts.Of(i.Pairs, maps.Truth, maps.Prediction, radius, types), byType, mpq, bpq);
+            }
+            return new ImageResult(i.Name, i.Scores, CocoAveragePrecision.Evaluate([i.Mask], maxDetections),
+                CocoAveragePrecision.Evaluate([i.Box], maxDetections), typed);
+        }).ToList();
+        var columns = ColumnsFor(truthTypesDir is not null);
+        IReadOnlyDictionary<string, double> mean = columns.ToDictionary(c => c.Name, c => rows.Select(c.Value).Average());
         var result = new Result(rows, mean, CocoAveragePrecision.Evaluate(images.Select(i => i.Mask).ToList(), maxDetections),
-            CocoAveragePrecision.Evaluate(images.Select(i => i.Box).ToList(), maxDetections));
+            CocoAveragePrecision.Evaluate(images.Select(i => i.Box).ToList(), maxDetections), truthTypesDir is null ? null : Pool(rows, types));
         if (outputDir is not null) Write(result, outputDir, radius);
         return result;
     }
 
-    /// <summary>The per-image columns, named as HoVer-Net's tables name them.</summary>
-    public static readonly IReadOnlyList<(string Name, Func<ImageResult, double> Value)> Columns =
+    static TypedDataset Pool(IReadOnlyList<ImageResult> rows, IReadOnlyList<int> types)
+    {
+        var counts = rows.Select(r => r.Typed!.Counts).Aggregate((a, b) => a.Add(b));
+        var pqByType = types.ToDictionary(c => c, c =>
+        {
+            var present = rows.Select(r => r.Typed!.PqByType[c]).Where(v => !double.IsNaN(v)).ToList();
+            return present.Count == 0 ? double.NaN : present.Average();
+        });
+        var defined = pqByType.Values.Where(v => !double.IsNaN(v)).ToList();
+        return new TypedDataset(types, counts.TypeAccuracy, counts.F1ByType, pqByType, defined.Count == 0 ? double.NaN : defined.Average(),
+            rows.Average(r => r.Typed!.BinaryPq));
+    }
+
+    /// <summary>Types by nucleus id from a CSV with nucleus_id and type columns; a nucleus of the label map without a row is an
+    /// error (a type file from another label map).</summary>
+    static Dictionary<int, int> NucleusTypes(string csv, IReadOnlyList<int> ids)
+    {
+        var table = CsvTable.Read(csv, "type file of this image");
+        int id = table.Column("nucleus_id"), type = table.Column("type");
+        if (id < 0 || type < 0) throw new HistoException($"{csv}: needs the columns nucleus_id and type");
+        var byId = new Dictionary<int, int>();
+        foreach (var (line, row) in table.Rows)
+        {
+            if (!int.TryParse(row[id], NumberStyles.Integer, CultureInfo.InvariantCulture, out int n)
+                || !int.TryParse(row[type], NumberStyles.Integer, CultureInfo.InvariantCulture, out int t) || t < 0)
+                throw new HistoException($"{csv}:{line}: '{row[id]},{row[type]}' is not a nucleus id and a type number (0 or more)");
+            if (!byId.TryAdd(n, t)) throw new HistoException($"{csv}:{line}: nucleus {n} has a second type");
+        }
+        var missing = ids.FirstOrDefault(i => !byId.ContainsKey(i));
+        if (missing != 0) throw new HistoException($"{csv}: no type for nucleus {missing} of the label map");
+        return byId;
+    }
+
+    /// <summary>The per-image columns, named as HoVer-Net's tables name them; with types, type accuracy, mPQ and bPQ too.</summary>
+    public static IReadOnlyList<(string Name, Func<ImageResult, double> Value)> ColumnsFor(bool typed) => typed
+        ? [.. Columns, ("type_accuracy", i => i.Typed!.Counts.TypeAccuracy), ("mpq", i => i.Typed!.MultiClassPq),
+            ("bpq", i => i.Typed!.BinaryPq)]
+        : Columns;
+
+    static readonly IReadOnlyList<(string Name, Func<ImageResult, double> Value)> Columns =
     [
         ("dice", i => i.Scores.Dice1), ("dice2", i => i.Scores.Dice2), ("aji", i => i.Scores.Aji), ("aji_plus", i => i.Scores.AjiPlus),
         ("dq", i => i.Scores.DetectionQuality), ("sq", i => i.Scores.SegmentationQuality), ("pq", i => i.Scores.PanopticQuality),
@@ -101,16 +171,24 @@ public static class NucleiEvaluation
     {
         Directory.CreateDirectory(outputDir);
         string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
-        var lines = new List<string> { "image," + string.Join(",", Columns.Select(c => c.Name)) };
-        lines.AddRange(result.Images.Select(i => i.Name + "," + string.Join(",", Columns.Select(c => F(c.Value(i))))));
-        lines.Add("mean," + string.Join(",", Columns.Select(c => F(result.Mean[c.Name]))));
+        var columns = ColumnsFor(result.Typed is not null);
+        var lines = new List<string> { "image," + string.Join(",", columns.Select(c => c.Name)) };
+        lines.AddRange(result.Images.Select(i => i.Name + "," + string.Join(",", columns.Select(c => F(c.Value(i))))));
+        lines.Add("mean," + string.Join(",", columns.Select(c => F(result.Mean[c.Name]))));
         AtomicFile.WriteAllText(Path.Combine(outputDir, "nuclei-metrics.csv"), string.Join("\n", lines) + "\n");
         var json = new
         {
             radius,
-            images = result.Images.ToDictionary(i => i.Name, i => Columns.ToDictionary(c => c.Name, c => c.Value(i))),
+            images = result.Images.ToDictionary(i => i.Name, i => columns.ToDictionary(c => c.Name, c => c.Value(i))),
             mean = result.Mean,
             coco = new { iou_thresholds = CocoAveragePrecision.IouThresholds, mask = result.MaskAp, box = result.BoxAp },
+            typed = result.Typed is not { } t ? null : new
+            {
+                types = t.Types, type_accuracy = t.TypeAccuracy,
+                f1_by_type = t.F1ByType.ToDictionary(kv => kv.Key.ToString(CultureInfo.InvariantCulture), kv => kv.Value),
+                pq_by_type = t.PqByType.ToDictionary(kv => kv.Key.ToString(CultureInfo.InvariantCulture), kv => kv.Value),
+                mpq = t.MultiClassPq, bpq = t.BinaryPq,
+            },
         };
         AtomicFile.WriteAllText(Path.Combine(outputDir, "nuclei-metrics.json"), JsonSerializer.Serialize(json, new JsonSerializerOptions
         {
