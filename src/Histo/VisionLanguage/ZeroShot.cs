@@ -109,11 +109,8 @@ public static class ZeroShot
     {
         var prompts = PromptSet.Load(promptsPath);
         var tokenizer = ClipTokenizer.Load(tokenizerName);
-        var labels = labelsPath is null ? null : ReadLabels(labelsPath, prompts);
-        using var model = ClipModel.Load(weights);
-        if (tokenizer.Encoding.VocabularySize > model.Config.Vocabulary)
-            throw new HistoException($"{weights}: the model's {model.Config.Vocabulary} token embeddings are fewer than the tokenizer's "
-                + $"{tokenizer.Encoding.VocabularySize} ids; give the tokenizer the model was trained with (--tokenizer)");
+        var labels = labelsPath is null ? null : ReadLabels(labelsPath, prompts, "image");
+        using var model = LoadChecked(weights, tokenizer);
         using var classes = ClassEmbeddings(model, tokenizer, prompts);
         using var normaliser = new InputNormaliser(ClipNormalization);
         using var logitScale = model.LogitScale.ToScalar();
@@ -142,20 +139,115 @@ public static class ZeroShot
         return (images.Count, metrics, csvPath);
     }
 
-    static Dictionary<string, int> ReadLabels(string path, PromptSet prompts)
+    /// <summary>Labels by the CSV's key column (image, or CLAM's slide_id), each a class of the prompt file.</summary>
+    static Dictionary<string, int> ReadLabels(string path, PromptSet prompts, string key)
     {
-        if (!File.Exists(path)) throw new HistoException($"{path}: no such labels file");
+        var table = CsvTable.Read(path, "labels file");
+        int k = table.Column(key), l = table.Column("label");
+        if (k < 0 || l < 0) throw new HistoException($"{path}: needs the columns {key} and label");
         var labels = new Dictionary<string, int>();
-        foreach (var (line, n) in File.ReadLines(path).Select((l, i) => (l, i + 1)).Skip(1))
+        foreach (var (line, row) in table.Rows)
         {
-            if (line.Trim().Length == 0) continue;
-            var parts = line.Split(',');
-            int c = parts.Length == 2 ? prompts.Classes.ToList().IndexOf(parts[1].Trim()) : -1;
+            int c = prompts.Classes.ToList().IndexOf(row[l]);
             if (c < 0)
-                throw new HistoException($"{path}: line {n} must be 'image,label' with a label among "
-                    + string.Join(", ", prompts.Classes));
-            labels[parts[0].Trim()] = c;
+                throw new HistoException($"{path}:{line}: label '{row[l]}' is not a class of the prompt file ({string.Join(", ", prompts.Classes)})");
+            if (!labels.TryAdd(row[k], c)) throw new HistoException($"{path}:{line}: {key} '{row[k]}' is listed twice");
         }
         return labels;
+    }
+
+    /// <summary>MI-Zero's default K values for top-K pooling.</summary>
+    public static readonly int[] DefaultTopK = [1, 5, 10, 50, 100];
+
+    /// <summary>One slide's pooled result: the pooling (mean, topK), the predicted class and the class probabilities.</summary>
+    public sealed record SlidePrediction(string SlideId, string Pooling, int Predicted, float[] Probabilities);
+
+    /// <summary>Balanced accuracy and (macro one-vs-rest) AUC of one pooling over the labelled slides.</summary>
+    public sealed record PoolingMetrics(string Pooling, int Slides, ClassificationMetrics Metrics, double Auc);
+
+    /// <summary>
+    /// Slide-level zero-shot by MI-Zero pooling (Lu et al., CVPR 2023) of patch features made by the model's own image tower
+    /// (e.g. TRIDENT's conch_v1 features, or CLIP image embeddings): patch logits = exp(logit_scale) x cosine with each class;
+    /// a slide's logit for a class is the mean of its top-K patch logits (K clamped to the patch count), or the mean over all
+    /// patches (the baseline); probabilities by softmax. Writes <c>slide-predictions.csv</c> (a row per slide and pooling) and,
+    /// with CLAM-style labels (<c>slide_id,label</c>), <c>slide-metrics.csv</c>.
+    /// </summary>
+    public static (IReadOnlyList<SlidePrediction> Predictions, IReadOnlyList<PoolingMetrics> Metrics) ClassifySlides(string weights,
+        string promptsPath, string tokenizerName, string featuresDir, string? labelsPath, IReadOnlyList<int> topK, string outputDir)
+    {
+        if (topK.Count == 0 || topK.Any(k => k < 1)) throw new UsageException("--topk takes positive whole numbers, e.g. 1,5,10,50,100");
+        var prompts = PromptSet.Load(promptsPath);
+        var tokenizer = ClipTokenizer.Load(tokenizerName);
+        var labels = labelsPath is null ? null : ReadLabels(labelsPath, prompts, "slide_id");
+        if (!Directory.Exists(featuresDir)) throw new HistoException($"{featuresDir}: folder not found (--features)");
+        var files = Directory.GetFiles(featuresDir, "*.h5").Order(StringComparer.Ordinal).ToList();
+        if (files.Count == 0) throw new HistoException($"{featuresDir}: no .h5 features files; embed the slides first");
+        var provenance = FeatureProvenance.Common(files);
+        using var model = LoadChecked(weights, tokenizer);
+        if (provenance.Dim != model.Config.EmbedDim)
+            throw new HistoException($"{files[0]}: features are {provenance.Dim}-d but {weights} embeds images in {model.Config.EmbedDim} "
+                + "dimensions; zero-shot needs features from this model's own image tower (its projected image embeddings)");
+        using var classes = ClassEmbeddings(model, tokenizer, prompts);
+        using var logitScale = model.LogitScale.ToScalar();
+        var poolings = new[] { "mean" }.Concat(topK.Distinct().Order().Select(k => $"top{k}")).ToArray();
+        var predictions = new List<SlidePrediction>();
+        foreach (var file in files)
+        {
+            var features = PatchFeatures.Read(file);
+            features.CheckFinite(file);
+            if (features.Count == 0) throw new HistoException($"{file}: no patches; re-run histo embed for this slide or remove it");
+            string slide = Path.GetFileNameWithoutExtension(file);
+            using var scope = NewDisposeScope();
+            var logits = Normalise(tensor(features.Features)).matmul(classes.t()).mul(logitScale);   // [N, classes]
+            foreach (var pooling in poolings)
+            {
+                var pooled = pooling == "mean" ? logits.mean([0])
+                    : logits.topk((int)Math.Min(int.Parse(pooling[3..], CultureInfo.InvariantCulture), features.Count), dim: 0).values.mean([0]);
+                var p = pooled.softmax(-1).data<float>().ToArray();
+                predictions.Add(new SlidePrediction(slide, pooling, Array.IndexOf(p, p.Max()), p));
+            }
+        }
+        var metrics = new List<PoolingMetrics>();
+        if (labels is not null)
+        {
+            var unlabelled = predictions.Select(p => p.SlideId).Distinct().Where(s => !labels.ContainsKey(s)).ToList();
+            if (unlabelled.Count == predictions.Count / poolings.Length)
+                throw new HistoException($"{labelsPath}: none of the {unlabelled.Count} slides has a label; check the slide_id column");
+            foreach (var pooling in poolings)
+            {
+                var rows = predictions.Where(p => p.Pooling == pooling && labels.ContainsKey(p.SlideId)).ToList();
+                var truth = rows.Select(r => labels[r.SlideId]).ToList();
+                var m = ClassificationMetrics.Compute(truth, rows.Select(r => r.Predicted).ToList(), prompts.Classes.Count);
+                var auc = truth.Distinct().Count() == prompts.Classes.Count
+                    ? SlideMetrics.MacroAuc(rows.Select(r => r.Probabilities.Select(v => (double)v).ToArray()).ToArray(), truth,
+                        prompts.Classes.Count)
+                    : double.NaN;
+                metrics.Add(new PoolingMetrics(pooling, rows.Count, m, auc));
+            }
+        }
+        JobFolder.CreateDirectory(outputDir);
+        var csv = new StringBuilder("slide_id,pooling,predicted," + string.Join(',', prompts.Classes.Select(c => "p_" + c)) + "\n");
+        foreach (var p in predictions)
+            csv.Append(CultureInfo.InvariantCulture, $"{p.SlideId},{p.Pooling},{prompts.Classes[p.Predicted]},")
+                .AppendJoin(',', p.Probabilities.Select(v => v.ToString("R", CultureInfo.InvariantCulture))).Append('\n');
+        AtomicFile.WriteAllText(Path.Combine(outputDir, "slide-predictions.csv"), csv.ToString());
+        if (metrics.Count > 0)
+        {
+            var m = new StringBuilder("pooling,slides,accuracy,balanced_accuracy,auc\n");
+            foreach (var r in metrics)
+                m.Append(CultureInfo.InvariantCulture, $"{r.Pooling},{r.Slides},{r.Metrics.Accuracy:R},{r.Metrics.BalancedAccuracy:R},{r.Auc:R}\n");
+            AtomicFile.WriteAllText(Path.Combine(outputDir, "slide-metrics.csv"), m.ToString());
+        }
+        return (predictions, metrics);
+    }
+
+    /// <summary>The checkpoint, refused when its token embeddings are fewer than the tokenizer's ids.</summary>
+    static ClipModel LoadChecked(string weights, ClipTokenizer tokenizer)
+    {
+        var model = ClipModel.Load(weights);
+        if (tokenizer.Encoding.VocabularySize <= model.Config.Vocabulary) return model;
+        model.Dispose();
+        throw new HistoException($"{weights}: the model's {model.Config.Vocabulary} token embeddings are fewer than the tokenizer's "
+            + $"{tokenizer.Encoding.VocabularySize} ids; give the tokenizer the model was trained with (--tokenizer)");
     }
 }
