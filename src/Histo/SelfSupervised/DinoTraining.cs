@@ -142,7 +142,6 @@ public static class DinoTraining
     /// <summary>The options a run was started with (and its number of images): a resumed run must use the same.</summary>
     public const string SettingsFile = "settings.json";
     /// <summary>Written last when an epoch is saved: its presence marks a run that can be resumed.</summary>
-    const string StateFile = "state.json";
 
     public sealed record EncoderInfo(string Arch, int InputSize, int FeatureDim);
     sealed record State(int Epoch, List<double> EpochLosses);
@@ -169,7 +168,7 @@ public static class DinoTraining
         // The initial encoder is built before the seed is set: a random network built on the way must not shift the draws below.
         var (spec, initial) = Architecture(options);
         JobFolder? folder = null;
-        string statePath = Path.Combine(runDir, StateFile);
+        string statePath = Path.Combine(runDir, EpochCheckpoint.StateFile);
         try
         {
             folder = JobFolder.Open(runDir, "histo pretrain"); // only once the inputs are known to be usable
@@ -210,21 +209,11 @@ public static class DinoTraining
         // ============ resume (or extend a finished run) ============
         var losses = new List<double>();
         int startEpoch = 0;
-        if (File.Exists(statePath))
+        if (EpochCheckpoint.Load<State>(runDir, CheckpointTensors(student, teacher, dino.Loss), dino.Optimizer) is { } state)
         {
-            var state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))!;
             if (state.Epoch + 1 > options.Epochs)
                 throw new UsageException($"{runDir} already holds {state.Epoch + 1} epochs; --epochs {options.Epochs} would shorten it: "
                     + $"give --epochs {state.Epoch + 1} or more, or another -o");
-            var saved = Safetensors.LoadStateDict(Path.Combine(runDir, "checkpoint.safetensors"), null!);
-            using (no_grad())
-            {
-                foreach (var (name, t) in student.state_dict()) t.copy_(saved["student." + name]);
-                foreach (var (name, t) in teacher.state_dict()) t.copy_(saved["teacher." + name]);
-                dino.Loss.Center.copy_(saved["center"]);
-            }
-            foreach (var t in saved.Values) t.Dispose();
-            dino.Optimizer.Load(Path.Combine(runDir, "optimizer.bin"));
             startEpoch = state.Epoch + 1;
             losses = state.EpochLosses;
         }
@@ -251,7 +240,7 @@ public static class DinoTraining
                     result.TeacherMarginalEntropy, lrSchedule[global]));
             }
             losses.Add(epochLoss / iterations);
-            SaveCheckpoint(runDir, student, teacher, dino.Loss, dino.Optimizer, new State(epoch, losses));
+            EpochCheckpoint.Save(runDir, CheckpointTensors(student, teacher, dino.Loss), dino.Optimizer, new State(epoch, losses));
             SaveBackbone(runDir, teacher, spec, options.Augmentation.GlobalSize);
             epochSaved?.Invoke(epoch + 1);
         }
@@ -339,15 +328,13 @@ public static class DinoTraining
         return bytes.narrow(2, 0, 3).permute(2, 0, 1).to_type(ScalarType.Float32) / ByteRange;
     }
 
-    static void SaveCheckpoint(string runDir, DinoNetwork student, DinoNetwork teacher, DinoLoss loss, Models.AdamW optimizer,
-        State state)
+    /// <summary>What a DINO checkpoint holds: both networks and the loss's centre.</summary>
+    static Dictionary<string, Tensor> CheckpointTensors(DinoNetwork student, DinoNetwork teacher, DinoLoss loss)
     {
         var tensors = student.state_dict().ToDictionary(kv => "student." + kv.Key, kv => kv.Value);
         foreach (var (name, t) in teacher.state_dict()) tensors["teacher." + name] = t;
         tensors["center"] = loss.Center;
-        AtomicFile.Write(Path.Combine(runDir, "checkpoint.safetensors"), tmp => Safetensors.SaveStateDict(tmp, tensors));
-        AtomicFile.Write(Path.Combine(runDir, "optimizer.bin"), tmp => optimizer.Save(tmp));
-        AtomicFile.WriteAllText(Path.Combine(runDir, StateFile), JsonSerializer.Serialize(state)); // last: marks the epoch done
+        return tensors;
     }
 
     static void SaveBackbone(string runDir, DinoNetwork teacher, EncoderSpec spec, int inputSize)
