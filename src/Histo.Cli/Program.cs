@@ -18,7 +18,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     PretrainCommand.Create(),
     EvaluateCommands.Knn(),
     EvaluateCommands.Probe(),
-    TextCommands.Tokenize(), TextCommands.BpeTrain(), ZeroShotCommand.Create(),
+    TextCommands.Tokenize(), TextCommands.BpeTrain(), ZeroShotCommand.Create(), ClipTrainCommand.Create(),
     SynthCommand.Create(),
     DemoCommand.Create(),
 };

@@ -19,9 +19,13 @@ static class SynthCommand
             + "(nuclei-truth/images, inst, types) for histo nuclei-eval." };
         var nucleiRegion = new Option<int>("--nuclei-region") { Description = "Side of those regions in pixels.",
             DefaultValueFactory = _ => SyntheticNucleiTruth.DefaultRegionSize };
+        var captions = new Option<int>("--captions") { Description = "Captioned patches per slide (captions/captions.csv, images/, "
+            + "prompts.json) for histo clip-train." };
+        var captionSize = new Option<int>("--caption-size") { Description = "Side of the captioned patches in pixels (read over 4x "
+            + "that at level 0).", DefaultValueFactory = _ => 64 };
         var command = new Command("synth", "Generate the built-in synthetic H&E cohort: pyramidal TIFF slides, tumour masks and labels.csv (CLAM format).")
         {
-            output, slides, seed, width, height, mpp, coarse, nucleiRegions, nucleiRegion,
+            output, slides, seed, width, height, mpp, coarse, nucleiRegions, nucleiRegion, captions, captionSize,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -30,6 +34,7 @@ static class SynthCommand
                 Slides = parse.GetValue(slides), Seed = parse.GetValue(seed), Width = parse.GetValue(width),
                 Height = parse.GetValue(height), Mpp = parse.GetValue(mpp), Coarse = parse.GetValue(coarse),
                 NucleiRegions = parse.GetValue(nucleiRegions), NucleiRegionSize = parse.GetValue(nucleiRegion),
+                Captions = parse.GetValue(captions), CaptionSize = parse.GetValue(captionSize),
             };
             string dir = parse.GetValue(output)!.FullName;
             IReadOnlyList<SyntheticSlideSpec> specs = [];

@@ -13,12 +13,12 @@ static class ZeroShotCommand
             + "from this model's image tower (e.g. TRIDENT's conch_v1), pooled per slide as MI-Zero does." };
         var topK = new Option<string>("--topk") { Description = "K values of MI-Zero's top-K pooling (mean pooling is always added).",
             DefaultValueFactory = _ => string.Join(',', ZeroShot.DefaultTopK) };
-        var weights = new Option<FileInfo>("--weights") { Description = "CLIP checkpoint in OpenAI's layout (safetensors or a "
-            + "torch.save state dict).", Required = true };
+        var weights = new Option<string>("--weights", "--model") { Description = "CLIP checkpoint in OpenAI's layout (safetensors or a "
+            + "torch.save state dict), or a histo clip-train run folder.", Required = true };
         var prompts = new Option<FileInfo>("--prompts") { Description = "Prompt file: {\"classnames\": {class: [names]}, "
             + "\"templates\": [\"... CLASSNAME ...\"]} (CONCH and MI-Zero's layout).", Required = true };
-        var tokenizer = new Option<string>("--tokenizer") { Description = "clip, a merges file, or a folder written by histo bpe-train.",
-            DefaultValueFactory = _ => "clip" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "clip, a merges file, or a folder written by histo bpe-train "
+            + "(default: a run's own tokenizer, else clip)." };
         var labels = new Option<FileInfo?>("--labels") { Description = "CSV image,label (file name, a class of the prompt file), or "
             + "with --features CLAM's case_id,slide_id,label: prints accuracy and balanced accuracy (and AUC for slides)." };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder for predictions.csv (images) or "
@@ -37,8 +37,8 @@ static class ZeroShotCommand
             {
                 var k = parse.GetValue(topK)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v =>
                     int.TryParse(v, out int n) ? n : throw new UsageException($"--topk '{v}' is not a whole number")).ToList();
-                var (predictions, poolMetrics) = ZeroShot.ClassifySlides(parse.GetValue(weights)!.FullName, parse.GetValue(prompts)!.FullName,
-                    parse.GetValue(tokenizer)!, featuresDir.FullName, parse.GetValue(labels)?.FullName, k, parse.GetValue(output)!.FullName);
+                var (predictions, poolMetrics) = ZeroShot.ClassifySlides(Path.GetFullPath(parse.GetValue(weights)!), parse.GetValue(prompts)!.FullName,
+                    parse.GetValue(tokenizer), featuresDir.FullName, parse.GetValue(labels)?.FullName, k, parse.GetValue(output)!.FullName);
                 Console.WriteLine($"{predictions.Select(p => p.SlideId).Distinct().Count()} slide(s) -> "
                     + Path.Combine(parse.GetValue(output)!.FullName, "slide-predictions.csv"));
                 foreach (var m in poolMetrics)
@@ -46,8 +46,8 @@ static class ZeroShotCommand
                         + $"accuracy {m.Metrics.Accuracy:F3}, balanced accuracy {m.Metrics.BalancedAccuracy:F3}, AUC {m.Auc:F3}"));
                 return 0;
             }
-            var (count, metrics, path) = ZeroShot.ClassifyImages(parse.GetValue(weights)!.FullName, parse.GetValue(prompts)!.FullName,
-                parse.GetValue(tokenizer)!, files.Select(f => f.FullName).ToList(), parse.GetValue(labels)?.FullName,
+            var (count, metrics, path) = ZeroShot.ClassifyImages(Path.GetFullPath(parse.GetValue(weights)!), parse.GetValue(prompts)!.FullName,
+                parse.GetValue(tokenizer), files.Select(f => f.FullName).ToList(), parse.GetValue(labels)?.FullName,
                 parse.GetValue(output)!.FullName);
             Console.WriteLine($"{count} image(s) -> {path}");
             if (metrics is not null)

@@ -24,6 +24,9 @@ public sealed record SyntheticCohortOptions
     /// <summary>Regions per slide with nucleus ground truth under <c>nuclei-truth/</c> (0: none).</summary>
     public int NucleiRegions { get; init; }
     public int NucleiRegionSize { get; init; } = SyntheticNucleiTruth.DefaultRegionSize;
+    /// <summary>Captioned patches per slide under <c>captions/</c> (0: none), of this side in pixels.</summary>
+    public int Captions { get; init; }
+    public int CaptionSize { get; init; } = 64;
 
     public const int DefaultSlides = 30;
 
@@ -39,6 +42,10 @@ public sealed record SyntheticCohortOptions
         if (NucleiRegions < 0) throw new UsageException($"--nuclei-regions must be 0 or more (got {NucleiRegions})");
         if (NucleiRegionSize is < 64 or > 4096) throw new UsageException($"--nuclei-region must be 64-4096 px (got {NucleiRegionSize})");
         if (NucleiRegions > 0 && Coarse) throw new UsageException("--nuclei-regions needs cells; drop --coarse");
+        if (Captions < 0) throw new UsageException($"--captions must be 0 or more (got {Captions})");
+        if (CaptionSize is < 16 or > 512) throw new UsageException($"--caption-size must be 16-512 px (got {CaptionSize})");
+        if (Captions > 0 && CaptionSize * SyntheticCaptions.Zoom > Math.Min(Width, Height))
+            throw new UsageException($"--caption-size {CaptionSize} reads {CaptionSize * SyntheticCaptions.Zoom} px, more than the slide");
     }
 }
 
@@ -113,6 +120,8 @@ public static class SyntheticCohort
             foreach (var spec in specs)
                 SyntheticNucleiTruth.Write(spec, Path.Combine(slidesDir, spec.SlideId + ".tif"), Path.Combine(outputDir, "nuclei-truth"),
                     options.NucleiRegions, options.NucleiRegionSize);
+        if (options.Captions > 0)
+            SyntheticCaptions.Write(specs, slidesDir, Path.Combine(outputDir, "captions"), options.Captions, options.CaptionSize);
         var csv = new StringBuilder("case_id,slide_id,label,grade\n");
         foreach (var s in specs) csv.Append(CultureInfo.InvariantCulture, $"{s.CaseId},{s.SlideId},{s.Label},{s.Grade}\n");
         AtomicFile.WriteAllText(Path.Combine(outputDir, "labels.csv"), csv.ToString());

@@ -57,7 +57,7 @@ public sealed record ClipConfig(string Name, int EmbedDim, int VisionWidth, int 
 /// text_projection</c>; <c>logit_scale</c>. The image feature is ln_post(class token) x proj; the text feature is
 /// ln_final at the end-of-text position (the largest id in the row) x text_projection, under a causal mask.
 /// </summary>
-public sealed class ClipModel : Module
+public sealed class ClipModel : Module, IVisionLanguageModel
 {
     readonly ClipVisionTower visual;
     readonly Embedding token_embedding;
@@ -105,6 +105,14 @@ public sealed class ClipModel : Module
         model.eval();
         return model;
     }
+
+    int IVisionLanguageModel.ImageSize => Config.ImageSize;
+    Models.InputNormalization IVisionLanguageModel.Normalization => ZeroShot.ClipNormalization;
+    int IVisionLanguageModel.Context => Config.Context;
+    int IVisionLanguageModel.Vocabulary => Config.Vocabulary;
+    int IVisionLanguageModel.EmbedDim => Config.EmbedDim;
+    string? IVisionLanguageModel.Tokenizer => null;
+    void IVisionLanguageModel.SetEvaluation() => eval();
 
     /// <summary>The image embedding (not normalised), [B, EmbedDim].</summary>
     public Tensor EncodeImage(Tensor images) => visual.forward(images);

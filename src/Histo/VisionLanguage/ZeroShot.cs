@@ -65,7 +65,7 @@ public static class ZeroShot
         new([0.48145466f, 0.4578275f, 0.40821073f], [0.26862954f, 0.26130258f, 0.27577711f]);
 
     /// <summary>The normalised class embeddings [classes, EmbedDim].</summary>
-    public static Tensor ClassEmbeddings(ClipModel model, ClipTokenizer tokenizer, PromptSet prompts)
+    public static Tensor ClassEmbeddings(IVisionLanguageModel model, ClipTokenizer tokenizer, PromptSet prompts)
     {
         using var scope = NewDisposeScope();
         var rows = new List<Tensor>();
@@ -73,8 +73,8 @@ public static class ZeroShot
             foreach (var names in prompts.Names)
             {
                 var texts = prompts.Templates.SelectMany(t => names.Select(n => t.Replace(PromptSet.Placeholder, n))).ToList();
-                var ids = texts.SelectMany(t => tokenizer.TokenizePadded(t, model.Config.Context)).ToArray();
-                var embeddings = Normalise(model.EncodeText(tensor(ids, [texts.Count, model.Config.Context])));
+                var ids = texts.SelectMany(t => tokenizer.TokenizePadded(t, model.Context)).ToArray();
+                var embeddings = Normalise(model.EncodeText(tensor(ids, [texts.Count, model.Context])));
                 rows.Add(Normalise(embeddings.mean([0], keepdim: true)));
             }
         return cat(rows, 0).MoveToOuterDisposeScope();
@@ -90,7 +90,7 @@ public static class ZeroShot
     }
 
     /// <summary>Class probabilities [B, classes] of preprocessed images.</summary>
-    public static Tensor Probabilities(ClipModel model, Tensor images, Tensor classEmbeddings, Scalar logitScale)
+    public static Tensor Probabilities(IVisionLanguageModel model, Tensor images, Tensor classEmbeddings, Scalar logitScale)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -104,15 +104,17 @@ public static class ZeroShot
     /// <c>histo zeroshot</c> on image files: <c>DIR/predictions.csv</c> (image, predicted class, one probability per class),
     /// and, with labels (<c>image,label</c> CSV, label a class of the prompt file), accuracy and balanced accuracy.
     /// </summary>
+    /// <param name="weights">A CLIP checkpoint file or a <c>histo clip-train</c> run folder.</param>
+    /// <param name="tokenizerName">null: the run's own tokenizer, or CLIP's.</param>
     public static (int Images, ClassificationMetrics? Metrics, string Path) ClassifyImages(string weights, string promptsPath,
-        string tokenizerName, IReadOnlyList<string> images, string? labelsPath, string outputDir)
+        string? tokenizerName, IReadOnlyList<string> images, string? labelsPath, string outputDir)
     {
         var prompts = PromptSet.Load(promptsPath);
-        var tokenizer = ClipTokenizer.Load(tokenizerName);
         var labels = labelsPath is null ? null : ReadLabels(labelsPath, prompts, "image");
-        using var model = LoadChecked(weights, tokenizer);
+        var (model, tokenizer) = LoadChecked(weights, tokenizerName);
+        using var _ = model;
         using var classes = ClassEmbeddings(model, tokenizer, prompts);
-        using var normaliser = new InputNormaliser(ClipNormalization);
+        using var normaliser = new InputNormaliser(model.Normalization);
         using var logitScale = model.LogitScale.ToScalar();
         var csv = new StringBuilder("image,predicted," + string.Join(',', prompts.Classes.Select(c => "p_" + c)) + "\n");
         var truth = new List<int>();
@@ -122,7 +124,7 @@ public static class ZeroShot
             RgbaImage image;
             try { image = RgbaImage.Load(path); }
             catch (Exception e) when (e is not HistoException) { throw new HistoException($"{path}: not a readable image ({e.Message})"); }
-            using var input = Preprocess(image, model.Config.ImageSize, normaliser);
+            using var input = Preprocess(image, model.ImageSize, normaliser);
             using var p = Probabilities(model, input, classes, logitScale);
             var probabilities = p[0].data<float>().ToArray();
             int best = Array.IndexOf(probabilities, probabilities.Max());
@@ -151,7 +153,9 @@ public static class ZeroShot
             int c = prompts.Classes.ToList().IndexOf(row[l]);
             if (c < 0)
                 throw new HistoException($"{path}:{line}: label '{row[l]}' is not a class of the prompt file ({string.Join(", ", prompts.Classes)})");
-            if (!labels.TryAdd(row[k], c)) throw new HistoException($"{path}:{line}: {key} '{row[k]}' is listed twice");
+            // Images are matched by file name (a pairs CSV lists them by relative path).
+            string name = key == "image" ? Path.GetFileName(row[k]) : row[k];
+            if (!labels.TryAdd(name, c)) throw new HistoException($"{path}:{line}: {key} '{row[k]}' is listed twice");
         }
         return labels;
     }
@@ -173,19 +177,19 @@ public static class ZeroShot
     /// with CLAM-style labels (<c>slide_id,label</c>), <c>slide-metrics.csv</c>.
     /// </summary>
     public static (IReadOnlyList<SlidePrediction> Predictions, IReadOnlyList<PoolingMetrics> Metrics) ClassifySlides(string weights,
-        string promptsPath, string tokenizerName, string featuresDir, string? labelsPath, IReadOnlyList<int> topK, string outputDir)
+        string promptsPath, string? tokenizerName, string featuresDir, string? labelsPath, IReadOnlyList<int> topK, string outputDir)
     {
         if (topK.Count == 0 || topK.Any(k => k < 1)) throw new UsageException("--topk takes positive whole numbers, e.g. 1,5,10,50,100");
         var prompts = PromptSet.Load(promptsPath);
-        var tokenizer = ClipTokenizer.Load(tokenizerName);
         var labels = labelsPath is null ? null : ReadLabels(labelsPath, prompts, "slide_id");
         if (!Directory.Exists(featuresDir)) throw new HistoException($"{featuresDir}: folder not found (--features)");
         var files = Directory.GetFiles(featuresDir, "*.h5").Order(StringComparer.Ordinal).ToList();
         if (files.Count == 0) throw new HistoException($"{featuresDir}: no .h5 features files; embed the slides first");
         var provenance = FeatureProvenance.Common(files);
-        using var model = LoadChecked(weights, tokenizer);
-        if (provenance.Dim != model.Config.EmbedDim)
-            throw new HistoException($"{files[0]}: features are {provenance.Dim}-d but {weights} embeds images in {model.Config.EmbedDim} "
+        var (model, tokenizer) = LoadChecked(weights, tokenizerName);
+        using var _ = model;
+        if (provenance.Dim != model.EmbedDim)
+            throw new HistoException($"{files[0]}: features are {provenance.Dim}-d but {weights} embeds images in {model.EmbedDim} "
                 + "dimensions; zero-shot needs features from this model's own image tower (its projected image embeddings)");
         using var classes = ClassEmbeddings(model, tokenizer, prompts);
         using var logitScale = model.LogitScale.ToScalar();
@@ -241,13 +245,22 @@ public static class ZeroShot
         return (predictions, metrics);
     }
 
-    /// <summary>The checkpoint, refused when its token embeddings are fewer than the tokenizer's ids.</summary>
-    static ClipModel LoadChecked(string weights, ClipTokenizer tokenizer)
+    /// <summary>The model and its tokenizer (the given one, else the run's, else CLIP's), refused when the model has fewer token
+    /// embeddings than the tokenizer has ids.</summary>
+    static (IVisionLanguageModel Model, ClipTokenizer Tokenizer) LoadChecked(string weights, string? tokenizerName)
     {
-        var model = ClipModel.Load(weights);
-        if (tokenizer.Encoding.VocabularySize <= model.Config.Vocabulary) return model;
-        model.Dispose();
-        throw new HistoException($"{weights}: the model's {model.Config.Vocabulary} token embeddings are fewer than the tokenizer's "
-            + $"{tokenizer.Encoding.VocabularySize} ids; give the tokenizer the model was trained with (--tokenizer)");
+        var model = VisionLanguageModels.Load(weights);
+        try
+        {
+            var tokenizer = ClipTokenizer.Load(tokenizerName ?? model.Tokenizer ?? "clip");
+            if (tokenizer.Encoding.VocabularySize <= model.Vocabulary) return (model, tokenizer);
+            throw new HistoException($"{weights}: the model's {model.Vocabulary} token embeddings are fewer than the tokenizer's "
+                + $"{tokenizer.Encoding.VocabularySize} ids; give the tokenizer the model was trained with (--tokenizer)");
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 }
