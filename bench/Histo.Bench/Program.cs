@@ -21,6 +21,7 @@ return mode switch
     "dino-step" => DinoStepBenchmark.Run(quick),
     "dino-fmnist" => DinoFashionMnist.Run(new BenchArgs(args)),
     "dino-pcam" => DinoPcam.Run(new BenchArgs(args)),
+    "clip-synth" => ClipSynthBenchmark.Run(new BenchArgs(args)),
     "torchsharp-gc-race" => GcRace.Run(new BenchArgs(args)),
     "mil-bag-step" => MilBenchmark.BagStep(args),
     "mil-cohort-memory" => MilCohortBenchmark.Run(new BenchArgs(args)),
@@ -34,7 +35,7 @@ static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
         + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
-        + "dino-step|dino-fmnist|dino-pcam|dino-cohort|torchsharp-gc-race "
+        + "dino-step|dino-fmnist|dino-pcam|dino-cohort|clip-synth|torchsharp-gc-race "
             + "[--quick]");
     return 2;
 }
