@@ -64,7 +64,7 @@ static class ClipSynthBenchmark
         // The supervised reference: a linear probe on the locked image tower's features, trained on the training patches' labels.
         using (var encoder = EncoderRegistry.Create(CntkResNet18.Config.Name, inputSize: 64))
         {
-            var probe = Probes.LogisticRegression(Embed(encoder, trainImages), trainLabels.ToArray(), Embed(encoder, testImages), classes.Count);
+            var probe = Probes.LogisticRegression(DinoPcam.Embed(encoder, trainImages, 64), trainLabels.ToArray(), DinoPcam.Embed(encoder, testImages, 64), classes.Count);
             var m = ClassificationMetrics.Compute(testLabels, probe, classes.Count);
             rows.Add(("linear probe on the image features (supervised)", m.Accuracy, m.BalancedAccuracy, 0));
         }
@@ -83,23 +83,5 @@ static class ClipSynthBenchmark
         int image = table.Column("image"), label = table.Column("label");
         return (table.Rows.Select(r => Path.Combine(captionsDir, r.Cells[image])).ToList(),
             table.Rows.Select(r => classes.IndexOf(r.Cells[label])).ToList());
-    }
-
-    static float[,] Embed(PatchEncoder encoder, IReadOnlyList<string> files)
-    {
-        int size = encoder.InputSize;
-        var result = new float[files.Count, encoder.FeatureDim];
-        for (int start = 0; start < files.Count; start += 256)
-        {
-            int count = Math.Min(256, files.Count - start);
-            var pixels = new byte[count * size * size * 4];
-            for (int i = 0; i < count; i++) RgbaImage.Load(files[start + i]).Resize(size, size).Pixels.CopyTo(pixels, i * size * size * 4);
-            using var batch = tensor(pixels, [count, size, size, 4]);
-            using var features = encoder.Embed(batch);
-            var flat = features.data<float>().ToArray();
-            for (int i = 0; i < count; i++)
-                for (int j = 0; j < encoder.FeatureDim; j++) result[start + i, j] = flat[i * encoder.FeatureDim + j];
-        }
-        return result;
     }
 }

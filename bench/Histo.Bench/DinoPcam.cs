@@ -121,7 +121,8 @@ static class DinoPcam
     static double Accuracy(int[] predicted, int[] labels) => predicted.Zip(labels).Count(p => p.First == p.Second) / (double)labels.Length;
 
     /// <summary>Features [N, D] of patch files resized to <paramref name="size"/>, in batches of 256.</summary>
-    static float[,] Embed(PatchEncoder encoder, IReadOnlyList<string> files, int size)
+    /// <summary>Features of image files resized to the given size, as a [files, FeatureDim] array.</summary>
+    internal static float[,] Embed(PatchEncoder encoder, IReadOnlyList<string> files, int size)
     {
         var result = new float[files.Count, encoder.FeatureDim];
         for (int start = 0; start < files.Count; start += 256)

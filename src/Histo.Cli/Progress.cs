@@ -42,6 +42,31 @@ static class Progress
     }
 
     /// <summary>
+    /// One bar over iterations of a training run: <paramref name="work"/> reports (done, total, what to show after the title),
+    /// e.g. the epoch and the loss terms; the bar ends full.
+    /// </summary>
+    public static void Training(string title, Action<Action<long, long, string>> work)
+    {
+        AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
+                new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(title, maxValue: 1);
+                var refresh = Throttled(ctx); // no refresh thread: see Run
+                work((done, total, status) =>
+                {
+                    task.MaxValue = Math.Max(total, 1);
+                    task.Value = done;
+                    task.Description = $"{title} [grey]{status}[/]";
+                    refresh();
+                });
+                task.Value = task.MaxValue;
+                ctx.Refresh();
+            });
+    }
+
+    /// <summary>
     /// Redraws <paramref name="ctx"/> at most ten times a second, on the calling thread: the progress bars here run with
     /// AutoRefresh(false) so that no refresh thread allocates while the work is inside TorchSharp (see above).
     /// </summary>

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Histo.VisionLanguage;
-using Spectre.Console;
 
 namespace Histo.Cli.Commands;
 
@@ -14,23 +13,23 @@ static class ClipTrainCommand
             + "CSV), e.g. captions/captions.csv from histo synth --captions.", Required = true };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Run folder (resumable; a model for histo zeroshot "
             + "--model RUN after every epoch).", Required = true };
-        var imageEncoder = With("--image-encoder", "Image tower: an encoder of histo encoders.", d.ImageEncoder);
-        var imageSize = With("--image-size", "Side the image tower sees.", d.ImageSize);
-        var textEncoder = With("--text-encoder", "transformer (CLIP's text tower) or bow (bag of words, CLIP's cheap baseline).",
+        var imageEncoder = PretrainCommand.With("--image-encoder", "Image tower: an encoder of histo encoders.", d.ImageEncoder);
+        var imageSize = PretrainCommand.With("--image-size", "Side the image tower sees.", d.ImageSize);
+        var textEncoder = PretrainCommand.With("--text-encoder", "transformer (CLIP's text tower) or bow (bag of words, CLIP's cheap baseline).",
             d.TextEncoder);
-        var tokenizer = With("--tokenizer", "clip, a merges file, or a histo bpe-train folder.", d.Tokenizer);
-        var embedDim = With("--embed-dim", "Shared embedding size.", d.EmbedDim);
-        var textWidth = With("--text-width", "Text tower width.", d.TextWidth);
-        var textLayers = With("--text-layers", "Text transformer layers.", d.TextLayers);
-        var context = With("--context", "Tokens per caption (longer ones are cut).", d.Context);
-        var epochs = With("--epochs", "Epochs (a finished run can be extended).", d.Epochs);
-        var batch = With("--batch-size", "Pairs per batch (each pair's negatives are the batch's others).", d.BatchSize);
-        var lr = With("--lr", "Peak learning rate (warm-up, then cosine decay).", d.LearningRate);
-        var weightDecay = With("--weight-decay", "AdamW weight decay on weight matrices.", d.WeightDecay);
-        var warmup = With("--warmup-epochs", "Warm-up epochs.", d.WarmupEpochs);
+        var tokenizer = PretrainCommand.With("--tokenizer", "clip, a merges file, or a histo bpe-train folder.", d.Tokenizer);
+        var embedDim = PretrainCommand.With("--embed-dim", "Shared embedding size.", d.EmbedDim);
+        var textWidth = PretrainCommand.With("--text-width", "Text tower width.", d.TextWidth);
+        var textLayers = PretrainCommand.With("--text-layers", "Text transformer layers.", d.TextLayers);
+        var context = PretrainCommand.With("--context", "Tokens per caption (longer ones are cut).", d.Context);
+        var epochs = PretrainCommand.With("--epochs", "Epochs (a finished run can be extended).", d.Epochs);
+        var batch = PretrainCommand.With("--batch-size", "Pairs per batch (each pair's negatives are the batch's others).", d.BatchSize);
+        var lr = PretrainCommand.With("--lr", "Peak learning rate (warm-up, then cosine decay).", d.LearningRate);
+        var weightDecay = PretrainCommand.With("--weight-decay", "AdamW weight decay on weight matrices.", d.WeightDecay);
+        var warmup = PretrainCommand.With("--warmup-epochs", "Warm-up epochs.", d.WarmupEpochs);
         var lockImage = new Option<bool>("--lock-image") { Description = "LiT: keep the image tower as initialised and train the "
             + "projections and the text tower (image features computed once)." };
-        var seed = With("--seed", "Random seed.", d.Seed);
+        var seed = PretrainCommand.With("--seed", "Random seed.", d.Seed);
         var overwrite = new Option<bool>("--overwrite") { Description = "Start the run again with other settings." };
         var command = new Command("clip-train", "Train a small vision-language model on image-caption pairs with CLIP's symmetric "
             + "InfoNCE; the run works as histo zeroshot --model RUN.")
@@ -52,28 +51,13 @@ static class ClipTrainCommand
             options.Validate();
             string runDir = parse.GetValue(output)!.FullName;
             IReadOnlyList<double> losses = [];
-            AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
-                    new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask("clip-train", maxValue: 1);
-                    var refresh = Progress.Throttled(ctx);
-                    losses = ContrastiveTraining.Run(parse.GetValue(pairs)!.FullName, options, runDir, p =>
-                    {
-                        task.MaxValue = p.Epochs * p.Iterations;
-                        task.Value = (p.Epoch - 1) * p.Iterations + p.Iteration;
-                        task.Description = $"clip-train epoch {p.Epoch}/{p.Epochs} [grey]loss {p.Loss:0.000} batch accuracy {p.Accuracy:0.00}[/]";
-                        refresh();
-                    }, Console.Error.WriteLine);
-                });
+            Progress.Training("clip-train", report => losses = ContrastiveTraining.Run(parse.GetValue(pairs)!.FullName, options, runDir,
+                p => report((p.Epoch - 1L) * p.Iterations + p.Iteration, (long)p.Epochs * p.Iterations,
+                    $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:0.000} batch accuracy {p.Accuracy:0.00}"), Console.Error.WriteLine));
             Console.WriteLine($"{losses.Count} epoch(s); mean InfoNCE per epoch: {string.Join(", ", losses.Select(l => l.ToString("0.000")))}");
             Console.WriteLine($"Model: {runDir} (use 'histo zeroshot --model {runDir} --prompts FILE ...')");
             return 0;
         }));
         return command;
     }
-
-    static Option<T> With<T>(string name, string description, T fallback) =>
-        new(name) { Description = description, DefaultValueFactory = _ => fallback };
 }

@@ -85,22 +85,10 @@ static class PretrainCommand
             Console.WriteLine($"DINO on {images.Describe()}");
             string runDir = parse.GetValue(output)!.FullName;
             IReadOnlyList<double> losses = [];
-            AnsiConsole.Progress().AutoClear(false).AutoRefresh(false)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(),
-                    new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask("DINO", maxValue: 1);
-                    var refresh = Progress.Throttled(ctx); // no refresh thread: see Progress.Throttled
-                    losses = DinoTraining.Run(images, options, runDir, log: Console.Error.WriteLine, progress: p =>
-                    {
-                        task.MaxValue = p.Epochs * p.Iterations;
-                        task.Value = (p.Epoch - 1) * p.Iterations + p.Iteration;
-                        task.Description = $"DINO epoch {p.Epoch}/{p.Epochs} [grey]loss {p.Loss:0.000} teacher entropy "
-                            + $"{p.TeacherEntropy:0.00} (batch {p.TeacherMarginalEntropy:0.00}) lr {p.LearningRate:0.0e0}[/]";
-                        refresh();
-                    });
-                });
+            Progress.Training("DINO", report => losses = DinoTraining.Run(images, options, runDir, log: Console.Error.WriteLine,
+                progress: p => report((p.Epoch - 1L) * p.Iterations + p.Iteration, (long)p.Epochs * p.Iterations,
+                    $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:0.000} teacher entropy {p.TeacherEntropy:0.00} "
+                    + $"(batch {p.TeacherMarginalEntropy:0.00}) lr {p.LearningRate:0.0e0}")));
             Console.WriteLine($"{images.Count} patches, {losses.Count} epoch(s); mean loss per epoch: "
                 + $"{string.Join(", ", losses.Select(l => l.ToString("0.000")))}");
             Console.WriteLine($"Teacher backbone: {Path.Combine(runDir, DinoTraining.BackboneFile)} (use 'histo embed --encoder "
@@ -110,7 +98,8 @@ static class PretrainCommand
         return command;
     }
 
-    static Option<T> With<T>(string name, string description, T fallback) =>
+    /// <summary>An option with a description and a default (the training commands' options).</summary>
+    internal static Option<T> With<T>(string name, string description, T fallback) =>
         new(name) { Description = description, DefaultValueFactory = _ => fallback };
 
     /// <summary>An option taking two numbers, "min max".</summary>
