@@ -72,5 +72,19 @@ public class ContrastiveTests
         Assert.True(code == 0, stderr);
         Assert.Contains("balanced accuracy", stdout);
         Assert.Equal(images.Length + 1, File.ReadAllLines(dir["zs/predictions.csv"]).Length);
+
+        // The run as a patch encoder (its image tower and projection), then slide-level zero-shot by MI-Zero pooling.
+        (code, _, stderr) = Cli.Run("tile", dir["cohort/slides"], "--mpp", "2", "--patch-size", "32", "--min-tissue", "0.3",
+            "-o", dir["tiles"]);
+        Assert.True(code == 0, stderr);
+        (code, _, stderr) = Cli.Run("embed", dir["cohort/slides"], "--coords", dir["tiles"], "--encoder", dir["run"], "-o", dir["emb"]);
+        Assert.True(code == 0, stderr);
+        var features = Histo.IO.PatchFeatures.Read(Directory.GetFiles(dir["emb/features"], "*.h5").Order().First());
+        Assert.Equal(16, features.Dim);   // the run's --embed-dim
+        (code, stdout, stderr) = Cli.Run("zeroshot", "--model", dir["run"], "--prompts", dir["cohort/captions/prompts.json"],
+            "--features", dir["emb/features"], "--labels", dir["cohort/labels.csv"], "--topk", "1,5", "-o", dir["mizero"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("top5", stdout);
+        Assert.Equal(1 + 3 * 3, File.ReadAllLines(dir["mizero/slide-predictions.csv"]).Length);   // 3 slides x (mean, top1, top5)
     }
 }

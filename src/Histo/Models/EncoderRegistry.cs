@@ -119,6 +119,15 @@ public static class EncoderRegistry
             // Patches are embedded at the size the run trained its global crops at.
             return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? info.InputSize }, network);
         }
+        if (Directory.Exists(nameOrPath) && File.Exists(Path.Combine(nameOrPath, VisionLanguage.ContrastiveModel.ConfigFile)))
+        {
+            // A `histo clip-train` run: its image tower and projection, so the features are the run's image embeddings, the
+            // ones `histo zeroshot --features` pools against its text embeddings.
+            var model = VisionLanguage.ContrastiveModel.LoadRun(nameOrPath);
+            var spec = Get(model.Config.ImageEncoder);
+            return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? model.ImageSize, FeatureDim = model.EmbedDim },
+                new VisionLanguage.ContrastiveImageTower(model));
+        }
         if (!File.Exists(nameOrPath))
             throw new HistoException($"--encoder '{nameOrPath}' is neither a registered encoder "
                 + $"({string.Join(", ", All.Select(e => e.Name))}) nor an existing checkpoint file");

@@ -145,3 +145,17 @@ public sealed class ContrastiveModel : Module, IVisionLanguageModel
         return model;
     }
 }
+
+/// <summary>A clip-train run's image side as a patch encoder: image tower then projection (the embeddings zero-shot compares).</summary>
+public sealed class ContrastiveImageTower : Module<Tensor, Tensor>
+{
+    readonly ContrastiveModel model;
+
+    public ContrastiveImageTower(ContrastiveModel model) : base("contrastive-image")
+    {
+        this.model = model;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor images) => model.EncodeImage(images);
+}
