@@ -13,12 +13,16 @@ public class ClipParityTests
 {
     static string GoldenPath(string name) => Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", name);
 
-    [Fact]
-    public void ImageAndTextEmbeddingsMatchTheReference()
+    /// <summary>The same model under OpenAI's names, and under Hugging Face's CLIPModel names (tools/reference/clip_hf_reference.py,
+    /// PLIP's layout): the same embeddings.</summary>
+    [Theory]
+    [InlineData("clip-mini.pt")]
+    [InlineData("clip-mini-hf.bin")]
+    public void ImageAndTextEmbeddingsMatchTheReference(string file)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-golden.json")));
         var golden = doc.RootElement;
-        using var model = ClipModel.Load(GoldenPath("clip-mini.pt"));
+        using var model = ClipModel.Load(GoldenPath(file));
         Assert.Equal(2, model.Config.VisionHeads);
         Assert.Equal(64, model.Config.ImageSize);
 
@@ -38,6 +42,28 @@ public class ClipParityTests
             AssertClose(golden.GetProperty("text_features"), model.EncodeText(tokens), "text");
         }
         Assert.Equal(golden.GetProperty("logit_scale").GetDouble(), model.LogitScale, 3);
+    }
+
+    /// <summary>open_clip's layout (QuiltNet): OpenAI's names with nn.GELU; the reference ran the same weights with nn.GELU.</summary>
+    [Fact]
+    public void GeluVariantMatchesTheReference()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-mini-gelu.json")));
+        using var tokensDoc = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-golden.json")));
+        using var model = ClipModel.Load(GoldenPath("clip-mini.pt"), quickGelu: false);
+        var pixels = new float[2 * 3 * 64 * 64];
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < 64; y++)
+                    for (int x = 0; x < 64; x++)
+                        pixels[((b * 3 + c) * 64 + y) * 64 + x] = (float)(Math.Sin(x / 7.0 + c + b) * Math.Cos(y / 5.0 - c));
+        var rows = tokensDoc.RootElement.GetProperty("tokens").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetInt64()))
+            .ToArray();
+        using (no_grad())
+        {
+            AssertClose(doc.RootElement.GetProperty("image_features"), model.EncodeImage(tensor(pixels, [2, 3, 64, 64])), "image");
+            AssertClose(doc.RootElement.GetProperty("text_features"), model.EncodeText(tensor(rows, [2, 77])), "text");
+        }
     }
 
     static void AssertClose(JsonElement expected, Tensor actual, string what)

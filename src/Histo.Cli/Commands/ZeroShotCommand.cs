@@ -21,12 +21,14 @@ static class ZeroShotCommand
             + "(default: a run's own tokenizer, else clip)." };
         var labels = new Option<FileInfo?>("--labels") { Description = "CSV image,label (file name, a class of the prompt file), or "
             + "with --features CLAM's case_id,slide_id,label: prints accuracy and balanced accuracy (and AUC for slides)." };
+        var gelu = new Option<bool>("--gelu") { Description = "The checkpoint's MLPs use GELU (open_clip models such as QuiltNet), "
+            + "not OpenAI's QuickGELU (OpenAI CLIP, PLIP)." };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder for predictions.csv (images) or "
             + "slide-predictions.csv and slide-metrics.csv (slides).", Required = true };
         var command = new Command("zeroshot", "Zero-shot classification of images by text prompts: the class whose prompt "
             + "embeddings (averaged over templates and names) are closest to the image's.")
         {
-            images, weights, prompts, tokenizer, labels, output, features, topK,
+            images, weights, prompts, tokenizer, labels, output, features, topK, gelu,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -38,7 +40,7 @@ static class ZeroShotCommand
                 var k = parse.GetValue(topK)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v =>
                     int.TryParse(v, out int n) ? n : throw new UsageException($"--topk '{v}' is not a whole number")).ToList();
                 var (predictions, poolMetrics) = ZeroShot.ClassifySlides(Path.GetFullPath(parse.GetValue(weights)!), parse.GetValue(prompts)!.FullName,
-                    parse.GetValue(tokenizer), featuresDir.FullName, parse.GetValue(labels)?.FullName, k, parse.GetValue(output)!.FullName);
+                    parse.GetValue(tokenizer), featuresDir.FullName, parse.GetValue(labels)?.FullName, k, parse.GetValue(output)!.FullName, parse.GetValue(gelu));
                 Console.WriteLine($"{predictions.Select(p => p.SlideId).Distinct().Count()} slide(s) -> "
                     + Path.Combine(parse.GetValue(output)!.FullName, "slide-predictions.csv"));
                 foreach (var m in poolMetrics)
@@ -48,7 +50,7 @@ static class ZeroShotCommand
             }
             var (count, metrics, path) = ZeroShot.ClassifyImages(Path.GetFullPath(parse.GetValue(weights)!), parse.GetValue(prompts)!.FullName,
                 parse.GetValue(tokenizer), files.Select(f => f.FullName).ToList(), parse.GetValue(labels)?.FullName,
-                parse.GetValue(output)!.FullName);
+                parse.GetValue(output)!.FullName, parse.GetValue(gelu));
             Console.WriteLine($"{count} image(s) -> {path}");
             if (metrics is not null)
                 Console.WriteLine($"accuracy {metrics.Accuracy:F3}, balanced accuracy {metrics.BalancedAccuracy:F3}");

@@ -99,6 +99,7 @@ public sealed class ClipModel : Module, IVisionLanguageModel
     public static ClipModel Load(string path, bool quickGelu = true)
     {
         var tensors = Checkpoint.Read(path);
+        if (tensors.Keys.Any(k => k.StartsWith("vision_model.", StringComparison.Ordinal))) tensors = FromHuggingFace(tensors);
         var model = new ClipModel(ClipConfig.FromStateDict(tensors, Path.GetFileName(path), quickGelu));
         // build_model drops these non-tensor entries of OpenAI's archives; a re-saved state dict may still carry them.
         WeightLoading.Load(model, tensors, path, ignore: k => k is "input_resolution" or "context_length" or "vocab_size");
@@ -113,6 +114,55 @@ public sealed class ClipModel : Module, IVisionLanguageModel
     int IVisionLanguageModel.EmbedDim => Config.EmbedDim;
     string? IVisionLanguageModel.Tokenizer => null;
     void IVisionLanguageModel.SetEvaluation() => eval();
+
+    /// <summary>
+    /// Hugging Face's CLIPModel names (PLIP, and OpenAI's models on the Hub) to OpenAI's, as transformers'
+    /// convert_clip_original_pytorch_to_hf.py relates them: q/k/v projections packed into in_proj, layer_norm1/2 to ln_1/2,
+    /// fc1/fc2 to c_fc/c_proj, the projections' Linear weights transposed; the position_ids buffers dropped.
+    /// </summary>
+    static Dictionary<string, Tensor> FromHuggingFace(Dictionary<string, Tensor> hf)
+    {
+        var openai = new Dictionary<string, Tensor>();
+        string Block(string rest) => rest.Replace("self_attn.out_proj", "attn.out_proj").Replace("layer_norm1", "ln_1")
+            .Replace("layer_norm2", "ln_2").Replace("mlp.fc1", "mlp.c_fc").Replace("mlp.fc2", "mlp.c_proj");
+        foreach (var (tower, prefix) in new[] { ("vision_model.", "visual.transformer."), ("text_model.", "transformer.") })
+        {
+            var layers = hf.Keys.Where(k => k.StartsWith(tower + "encoder.layers.", StringComparison.Ordinal))
+                .Select(k => int.Parse(k.Split('.')[3], System.Globalization.CultureInfo.InvariantCulture)).Distinct();
+            foreach (int n in layers)
+            {
+                string from = $"{tower}encoder.layers.{n}.", to = $"{prefix}resblocks.{n}.";
+                foreach (var kind in new[] { "weight", "bias" })
+                    openai[$"{to}attn.in_proj_{kind}"] = cat(new[] { "q_proj", "k_proj", "v_proj" }
+                        .Select(q => hf[$"{from}self_attn.{q}.{kind}"]).ToList(), 0);
+                foreach (var (key, value) in hf.Where(kv => kv.Key.StartsWith(from, StringComparison.Ordinal)
+                    && !kv.Key.Contains("self_attn.q_proj") && !kv.Key.Contains("self_attn.k_proj") && !kv.Key.Contains("self_attn.v_proj")))
+                    openai[to + Block(key[from.Length..])] = value;
+            }
+        }
+        var direct = new Dictionary<string, string>
+        {
+            ["vision_model.embeddings.patch_embedding.weight"] = "visual.conv1.weight",
+            ["vision_model.embeddings.class_embedding"] = "visual.class_embedding",
+            ["vision_model.embeddings.position_embedding.weight"] = "visual.positional_embedding",
+            ["vision_model.pre_layrnorm.weight"] = "visual.ln_pre.weight", ["vision_model.pre_layrnorm.bias"] = "visual.ln_pre.bias",
+            ["vision_model.post_layernorm.weight"] = "visual.ln_post.weight", ["vision_model.post_layernorm.bias"] = "visual.ln_post.bias",
+            ["text_model.embeddings.token_embedding.weight"] = "token_embedding.weight",
+            ["text_model.embeddings.position_embedding.weight"] = "positional_embedding",
+            ["text_model.final_layer_norm.weight"] = "ln_final.weight", ["text_model.final_layer_norm.bias"] = "ln_final.bias",
+            ["logit_scale"] = "logit_scale",
+        };
+        foreach (var (from, to) in direct)
+            if (hf.TryGetValue(from, out var t)) openai[to] = t;
+        if (hf.TryGetValue("visual_projection.weight", out var vp)) openai["visual.proj"] = vp.t().contiguous();
+        if (hf.TryGetValue("text_projection.weight", out var tp)) openai["text_projection"] = tp.t().contiguous();
+        // Anything else (not position_ids) is kept under its own name, so a strict load names it.
+        foreach (var (key, value) in hf)
+            if (!key.EndsWith("position_ids", StringComparison.Ordinal) && !direct.ContainsKey(key) && !key.Contains(".encoder.layers.")
+                && key is not ("visual_projection.weight" or "text_projection.weight"))
+                openai[key] = value;
+        return openai;
+    }
 
     /// <summary>The image embedding (not normalised), [B, EmbedDim].</summary>
     public Tensor EncodeImage(Tensor images) => visual.forward(images);

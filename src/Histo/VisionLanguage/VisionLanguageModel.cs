@@ -28,11 +28,12 @@ public interface IVisionLanguageModel : IDisposable
 
 public static class VisionLanguageModels
 {
-    /// <summary>A <c>histo clip-train</c> run folder, or a CLIP checkpoint file in OpenAI's layout.</summary>
-    public static IVisionLanguageModel Load(string path)
+    /// <summary>A <c>histo clip-train</c> run folder, or a CLIP checkpoint file in OpenAI's or Hugging Face's layout.</summary>
+    /// <param name="gelu">The checkpoint's MLPs use nn.GELU (open_clip models such as QuiltNet), not OpenAI's QuickGELU.</param>
+    public static IVisionLanguageModel Load(string path, bool gelu = false)
     {
         if (Directory.Exists(path)) return ContrastiveModel.LoadRun(path);
         if (!File.Exists(path)) throw new HistoException($"{path}: no such checkpoint file or clip-train run folder (--weights/--model)");
-        return ClipModel.Load(path);
+        return ClipModel.Load(path, quickGelu: !gelu);
     }
 }

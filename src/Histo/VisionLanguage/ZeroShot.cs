@@ -107,11 +107,11 @@ public static class ZeroShot
     /// <param name="weights">A CLIP checkpoint file or a <c>histo clip-train</c> run folder.</param>
     /// <param name="tokenizerName">null: the run's own tokenizer, or CLIP's.</param>
     public static (int Images, ClassificationMetrics? Metrics, string Path) ClassifyImages(string weights, string promptsPath,
-        string? tokenizerName, IReadOnlyList<string> images, string? labelsPath, string outputDir)
+        string? tokenizerName, IReadOnlyList<string> images, string? labelsPath, string outputDir, bool gelu = false)
     {
         var prompts = PromptSet.Load(promptsPath);
         var labels = labelsPath is null ? null : ReadLabels(labelsPath, prompts, "image");
-        var (model, tokenizer) = LoadChecked(weights, tokenizerName);
+        var (model, tokenizer) = LoadChecked(weights, tokenizerName, gelu);
         using var _ = model;
         using var classes = ClassEmbeddings(model, tokenizer, prompts);
         using var normaliser = new InputNormaliser(model.Normalization);
@@ -177,7 +177,8 @@ public static class ZeroShot
     /// with CLAM-style labels (<c>slide_id,label</c>), <c>slide-metrics.csv</c>.
     /// </summary>
     public static (IReadOnlyList<SlidePrediction> Predictions, IReadOnlyList<PoolingMetrics> Metrics) ClassifySlides(string weights,
-        string promptsPath, string? tokenizerName, string featuresDir, string? labelsPath, IReadOnlyList<int> topK, string outputDir)
+        string promptsPath, string? tokenizerName, string featuresDir, string? labelsPath, IReadOnlyList<int> topK, string outputDir,
+        bool gelu = false)
     {
         if (topK.Count == 0 || topK.Any(k => k < 1)) throw new UsageException("--topk takes positive whole numbers, e.g. 1,5,10,50,100");
         var prompts = PromptSet.Load(promptsPath);
@@ -186,7 +187,7 @@ public static class ZeroShot
         var files = Directory.GetFiles(featuresDir, "*.h5").Order(StringComparer.Ordinal).ToList();
         if (files.Count == 0) throw new HistoException($"{featuresDir}: no .h5 features files; embed the slides first");
         var provenance = FeatureProvenance.Common(files);
-        var (model, tokenizer) = LoadChecked(weights, tokenizerName);
+        var (model, tokenizer) = LoadChecked(weights, tokenizerName, gelu);
         using var _ = model;
         if (provenance.Dim != model.EmbedDim)
             throw new HistoException($"{files[0]}: features are {provenance.Dim}-d but {weights} embeds images in {model.EmbedDim} "
@@ -247,9 +248,9 @@ public static class ZeroShot
 
     /// <summary>The model and its tokenizer (the given one, else the run's, else CLIP's), refused when the model has fewer token
     /// embeddings than the tokenizer has ids.</summary>
-    static (IVisionLanguageModel Model, ClipTokenizer Tokenizer) LoadChecked(string weights, string? tokenizerName)
+    static (IVisionLanguageModel Model, ClipTokenizer Tokenizer) LoadChecked(string weights, string? tokenizerName, bool gelu)
     {
-        var model = VisionLanguageModels.Load(weights);
+        var model = VisionLanguageModels.Load(weights, gelu);
         try
         {
             var tokenizer = ClipTokenizer.Load(tokenizerName ?? model.Tokenizer ?? "clip");
