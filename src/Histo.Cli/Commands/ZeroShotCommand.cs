@@ -21,6 +21,8 @@ static class ZeroShotCommand
             + "(default: a run's own tokenizer, else clip)." };
         var labels = new Option<FileInfo?>("--labels") { Description = "CSV image,label (file name, a class of the prompt file), or "
             + "with --features CLAM's case_id,slide_id,label: prints accuracy and balanced accuracy (and AUC for slides)." };
+        var slides = new Option<DirectoryInfo?>("--slides") { Description = "With --features: the slides, for a heatmap per slide and "
+            + "class of the patches' similarity to the class (heatmaps/SLIDE.CLASS.png)." };
         var gelu = new Option<bool>("--gelu") { Description = "The checkpoint's MLPs use GELU (open_clip models such as QuiltNet), "
             + "not OpenAI's QuickGELU (OpenAI CLIP, PLIP)." };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Output folder for predictions.csv (images) or "
@@ -28,7 +30,7 @@ static class ZeroShotCommand
         var command = new Command("zeroshot", "Zero-shot classification of images by text prompts: the class whose prompt "
             + "embeddings (averaged over templates and names) are closest to the image's.")
         {
-            images, weights, prompts, tokenizer, labels, output, features, topK, gelu,
+            images, weights, prompts, tokenizer, labels, output, features, topK, gelu, slides,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -40,7 +42,8 @@ static class ZeroShotCommand
                 var k = parse.GetValue(topK)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v =>
                     int.TryParse(v, out int n) ? n : throw new UsageException($"--topk '{v}' is not a whole number")).ToList();
                 var (predictions, poolMetrics) = ZeroShot.ClassifySlides(Path.GetFullPath(parse.GetValue(weights)!), parse.GetValue(prompts)!.FullName,
-                    parse.GetValue(tokenizer), featuresDir.FullName, parse.GetValue(labels)?.FullName, k, parse.GetValue(output)!.FullName, parse.GetValue(gelu));
+                    parse.GetValue(tokenizer), featuresDir.FullName, parse.GetValue(labels)?.FullName, k, parse.GetValue(output)!.FullName, parse.GetValue(gelu),
+                    parse.GetValue(slides)?.FullName);
                 Console.WriteLine($"{predictions.Select(p => p.SlideId).Distinct().Count()} slide(s) -> "
                     + Path.Combine(parse.GetValue(output)!.FullName, "slide-predictions.csv"));
                 foreach (var m in poolMetrics)

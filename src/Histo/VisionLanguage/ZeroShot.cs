@@ -5,6 +5,7 @@ using Histo.Evaluation;
 using Histo.Imaging;
 using Histo.IO;
 using Histo.Models;
+using Histo.Slides;
 using Histo.Text;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -178,7 +179,7 @@ public static class ZeroShot
     /// </summary>
     public static (IReadOnlyList<SlidePrediction> Predictions, IReadOnlyList<PoolingMetrics> Metrics) ClassifySlides(string weights,
         string promptsPath, string? tokenizerName, string featuresDir, string? labelsPath, IReadOnlyList<int> topK, string outputDir,
-        bool gelu = false)
+        bool gelu = false, string? slidesDir = null)
     {
         if (topK.Count == 0 || topK.Any(k => k < 1)) throw new UsageException("--topk takes positive whole numbers, e.g. 1,5,10,50,100");
         var prompts = PromptSet.Load(promptsPath);
@@ -196,6 +197,10 @@ public static class ZeroShot
         using var logitScale = model.LogitScale.ToScalar();
         var poolings = new[] { "mean" }.Concat(topK.Distinct().Order().Select(k => $"top{k}")).ToArray();
         var predictions = new List<SlidePrediction>();
+        // With the slides, a heatmap per slide and class of the patches' similarity to the class (its logit).
+        var slidePaths = slidesDir is null ? null : SlideBatch.Expand([slidesDir], f => WholeSlide.Extensions.Contains(
+            Path.GetExtension(f).ToLowerInvariant())).ToDictionary(WholeSlide.SlideIdOf);
+        if (slidePaths is not null) JobFolder.CreateDirectory(Path.Combine(outputDir, "heatmaps"));
         foreach (var file in files)
         {
             var features = PatchFeatures.Read(file);
@@ -210,6 +215,19 @@ public static class ZeroShot
                     : logits.topk((int)Math.Min(int.Parse(pooling[3..], CultureInfo.InvariantCulture), features.Count), dim: 0).values.mean([0]);
                 var p = pooled.softmax(-1).data<float>().ToArray();
                 predictions.Add(new SlidePrediction(slide, pooling, Array.IndexOf(p, p.Max()), p));
+            }
+            if (slidePaths is null) continue;
+            if (!slidePaths.TryGetValue(slide, out var slidePath))
+                throw new HistoException($"{slidesDir}: no slide named {slide} for its heatmaps (--slides)");
+            using var wsi = WholeSlide.Open(slidePath);
+            var coords = new PatchCoordinates(slide, features.Coords, features.PatchSize, features.PatchLevel, features.PatchSizeLevel0,
+                features.TargetMpp, double.NaN, double.NaN, 0, double.NaN);
+            var byClass = logits.t().contiguous().data<float>().ToArray();
+            for (int c = 0; c < prompts.Classes.Count; c++)
+            {
+                string stem = Path.Combine(outputDir, "heatmaps", $"{slide}.{prompts.Classes[c]}");
+                Reports.Heatmap.Write(wsi, coords, byClass.AsSpan(c * features.Count, features.Count).ToArray(), stem + ".png",
+                    stem + ".geojson", $"{slide}: similarity to '{prompts.Classes[c]}' (percentile within the slide)");
             }
         }
         var metrics = new List<PoolingMetrics>();
