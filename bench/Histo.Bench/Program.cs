@@ -22,6 +22,7 @@ return mode switch
     "dino-fmnist" => DinoFashionMnist.Run(new BenchArgs(args)),
     "dino-pcam" => DinoPcam.Run(new BenchArgs(args)),
     "clip-synth" => ClipSynthBenchmark.Run(new BenchArgs(args)),
+    "clip-speed" => ClipSpeedBenchmark.Run(quick),
     "torchsharp-gc-race" => GcRace.Run(new BenchArgs(args)),
     "mil-bag-step" => MilBenchmark.BagStep(args),
     "mil-cohort-memory" => MilCohortBenchmark.Run(new BenchArgs(args)),
@@ -35,7 +36,7 @@ static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
         + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
-        + "dino-step|dino-fmnist|dino-pcam|dino-cohort|clip-synth|torchsharp-gc-race "
+        + "dino-step|dino-fmnist|dino-pcam|dino-cohort|clip-synth|clip-speed|torchsharp-gc-race "
             + "[--quick]");
     return 2;
 }

@@ -24,18 +24,8 @@ else:
                                     reg_tokens=8, no_embed_class=True, pool='token'))
 
 
-def read_safetensors(path):
-    """The safetensors format: u64 little-endian header length, JSON header (dtype, shape, data_offsets), raw data."""
-    with open(path, 'rb') as f:
-        n = int.from_bytes(f.read(8), 'little')
-        header = json.loads(f.read(n))
-        data = f.read()
-    dtypes = {'F32': np.float32, 'F16': np.float16, 'I64': np.int64}
-    return {name: torch.from_numpy(np.frombuffer(data, dtypes[h['dtype']], count=int(np.prod(h['shape'])),
-                                                 offset=h['data_offsets'][0]).reshape(h['shape']).copy())
-            for name, h in header.items() if name != '__metadata__'}
-
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import read_safetensors  # noqa: E402
 state = read_safetensors(weights) if weights.endswith('.safetensors') else torch.load(weights)
 missing, unexpected = model.load_state_dict(state, strict=False)
 assert not [m for m in missing if not m.startswith('fc.')] and not unexpected, (missing, unexpected)
