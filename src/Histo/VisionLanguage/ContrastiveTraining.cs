@@ -25,7 +25,8 @@ public static class InfoNce
         var i = nn.functional.normalize(imageEmbeddings, p: 2, dim: -1);
         var t = nn.functional.normalize(textEmbeddings, p: 2, dim: -1);
         var logits = i.matmul(t.t()).mul(logLogitScale.exp());
-        var labels = arange(logits.shape[0], dtype: ScalarType.Int64);
+        using var n = logits.shape[0].ToScalar();   // kept alive through the call (KeptScalars)
+        var labels = arange(KeptScalars.Zero, n, KeptScalars.One, ScalarType.Int64);
         var loss = nn.functional.cross_entropy(logits, labels).add(nn.functional.cross_entropy(logits.t(), labels), KeptScalars.One)
             .div(KeptScalars.Of(2.0));
         double accuracy = logits.argmax(-1).eq(labels).to_type(ScalarType.Float64).mean().item<double>();
