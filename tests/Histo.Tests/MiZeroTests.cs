@@ -77,3 +77,36 @@ public class MiZeroTests
         Assert.Equal(2, Cli.Run([.. common, "--features", dir["features"], "--topk", "0,5", "-o", dir["out4"]]).Code);
     }
 }
+
+/// <summary>
+/// histo embed --encoder CLIP.pt: the checkpoint's image tower and projection with CLIP's preprocessing, so a patch's
+/// features are its image embedding as zero-shot computes it for an image file (the towers' parity is ClipParityTests').
+/// </summary>
+public class ClipEncoderTests
+{
+    [Fact]
+    public void Cli_EmbedWithAClipCheckpointGivesItsImageEmbeddings()
+    {
+        using var dir = new TempDir();
+        string weights = Path.Combine(SharedData.RepoRoot, "tools", "reference", "golden", "clip-mini.pt");
+        var (code, _, stderr) = Cli.Run("synth", "-o", dir["cohort"], "--slides", "1", "--width", "1024", "--height", "768");
+        Assert.True(code == 0, stderr);
+        (code, _, stderr) = Cli.Run("tile", dir["cohort/slides"], "--mpp", "2", "--patch-size", "64", "--save-patches", "-o", dir["tiles"]);
+        Assert.True(code == 0, stderr);
+        (code, _, stderr) = Cli.Run("embed", dir["cohort/slides"], "--coords", dir["tiles"], "--encoder", weights, "-o", dir["emb"]);
+        Assert.True(code == 0, stderr);
+        var features = PatchFeatures.Read(dir["emb/features/slide-001.h5"]);
+        Assert.Equal(64, features.Dim);   // the small CLIP's embedding width
+        using var model = Histo.VisionLanguage.ClipModel.Load(weights);
+        using var normaliser = new Histo.Models.InputNormaliser(Histo.VisionLanguage.ZeroShot.ClipNormalization);
+        for (int k = 0; k < Math.Min(3, features.Count); k++)
+        {
+            var patch = Histo.Imaging.RgbaImage.Load(dir[$"tiles/patches/slide-001/{features.Coords[k, 0]}_{features.Coords[k, 1]}.png"]);
+            using var input = Histo.VisionLanguage.ZeroShot.Preprocess(patch, 64, normaliser);
+            using var expected = model.EncodeImage(input);
+            var e = expected.data<float>().ToArray();
+            double worst = e.Select((v, j) => Math.Abs(v - features.Features[k, j])).Max();
+            Assert.True(worst < 1e-4 * e.Max(Math.Abs), $"patch {k}: features differ from the image embedding by {worst}");
+        }
+    }
+}

@@ -126,12 +126,24 @@ public static class EncoderRegistry
             var model = VisionLanguage.ContrastiveModel.LoadRun(nameOrPath);
             var spec = Get(model.Config.ImageEncoder);
             return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? model.ImageSize, FeatureDim = model.EmbedDim },
-                new VisionLanguage.ContrastiveImageTower(model));
+                new VisionLanguage.ImageTower(model));
         }
         if (!File.Exists(nameOrPath))
             throw new HistoException($"--encoder '{nameOrPath}' is neither a registered encoder "
                 + $"({string.Join(", ", All.Select(e => e.Name))}) nor an existing checkpoint file");
         var tensors = Checkpoint.Read(nameOrPath);
+        if (tensors.ContainsKey("visual.conv1.weight") || tensors.ContainsKey("vision_model.embeddings.patch_embedding.weight"))
+        {
+            // A CLIP checkpoint (OpenAI's or Hugging Face's layout; QuickGELU, as OpenAI CLIP and PLIP): its image tower and
+            // projection, with CLIP's preprocessing (bicubic resize of the shorter side, centre crop, CLIP's mean and std).
+            foreach (var t in tensors.Values) t.Dispose();
+            var clip = VisionLanguage.ClipModel.Load(nameOrPath);
+            int size = clip.Config.ImageSize;
+            var spec = new EncoderSpec($"clip:{Path.GetFileName(nameOrPath)}", "CLIP image tower and projection", size, clip.Config.EmbedDim,
+                VisionLanguage.ZeroShot.ClipNormalization, () => new VisionLanguage.ImageTower(VisionLanguage.ClipModel.Load(nameOrPath)),
+                Path.GetFullPath(nameOrPath)) { Transform = new CardTransform(size, size, InterpolationMode.Bicubic) };
+            return (spec, new VisionLanguage.ImageTower(clip));
+        }
         try
         {
             HistoException? closest = null;

@@ -146,16 +146,18 @@ public sealed class ContrastiveModel : Module, IVisionLanguageModel
     }
 }
 
-/// <summary>A clip-train run's image side as a patch encoder: image tower then projection (the embeddings zero-shot compares).</summary>
-public sealed class ContrastiveImageTower : Module<Tensor, Tensor>
+/// <summary>A vision-language model's image side as a patch encoder (a clip-train run, or a CLIP checkpoint): its image tower
+/// and projection, so the features are the image embeddings zero-shot compares with the text's.</summary>
+public sealed class ImageTower : Module<Tensor, Tensor>
 {
-    readonly ContrastiveModel model;
+    readonly Module model;
 
-    public ContrastiveImageTower(ContrastiveModel model) : base("contrastive-image")
+    public ImageTower(Module model) : base("image-tower")
     {
+        if (model is not IVisionLanguageModel) throw new ArgumentException("not a vision-language model", nameof(model));
         this.model = model;
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor images) => model.EncodeImage(images);
+    public override Tensor forward(Tensor images) => ((IVisionLanguageModel)model).EncodeImage(images);
 }
