@@ -18,6 +18,8 @@ public static class MilRegistry
         new("dsmil", "dual-stream MIL (Li et al. 2021)", (d, o, _) => new DsMil(d, o)),
         new("mean", "mean pooling", (d, o, _) => new PoolingMil(d, o, max: false)),
         new("max", "max pooling", (d, o, _) => new PoolingMil(d, o, max: true)),
+        new("transmil", "TransMIL, Nystrom-attention transformer with PPEG (Shao et al. 2021); not permutation-invariant",
+            (d, o, _) => new TransMil(d, o)),
     ];
 
     /// <param name="name">A name from <see cref="All"/>.</param>
