@@ -25,6 +25,8 @@ return mode switch
     "clip-speed" => ClipSpeedBenchmark.Run(quick),
     "torchsharp-gc-race" => GcRace.Run(new BenchArgs(args)),
     "mil-bag-step" => MilBenchmark.BagStep(args),
+    "transmil-step" => MilBenchmark.TransMilStep(args),
+    "transmil-memory" => MilBenchmark.TransMilMemory(),
     "mil-cohort-memory" => MilCohortBenchmark.Run(new BenchArgs(args)),
     "mil-cohort-train" => MilCohortBenchmark.Train(args),
     "mil-balance" => MilTrustBenchmark.Balance(new BenchArgs(args)),
@@ -35,7 +37,7 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
+        + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
         + "dino-step|dino-fmnist|dino-pcam|dino-cohort|clip-synth|clip-speed|torchsharp-gc-race "
             + "[--quick]");
     return 2;
