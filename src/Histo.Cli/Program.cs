@@ -16,7 +16,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     StainCommand.Create(),
     NucleiEvalCommand.Create(), NucleiCommand.Create(),
     PretrainCommand.Create(),
-    EvaluateCommands.Knn(),
+    EvaluateCommands.Knn(), EvaluateCommands.FewShot(),
     EvaluateCommands.Probe(),
     TextCommands.Tokenize(), TextCommands.BpeTrain(), ZeroShotCommand.Create(), ClipTrainCommand.Create(),
     SynthCommand.Create(),

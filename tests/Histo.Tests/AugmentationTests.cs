@@ -57,20 +57,6 @@ public class AugmentationTests
         Assert.Equal(1 / (2 * Math.PI * 1.5 * 1.5) / 0.4787147, k[1] * k[1], 6);
     }
 
-    [Fact]
-    public void FeatureNormalisations()
-    {
-        using var x = tensor(new float[,] { { 1, 10 }, { 3, 100 }, { 5, 1000 } });
-        Assert.Equal(new float[] { 0, 0, 0.5f, 0.0909091f, 1, 1 }, FeatureNormalisation.MinMax(x).flatten().data<float>().ToArray(),
-            new Tol(1e-5));
-        var z = FeatureNormalisation.ZScore(x);
-        Assert.Equal(0, z.mean([0]).abs().max().item<float>(), 5);
-        Assert.Equal(new float[] { 0, 1f / 3, 2f / 3, 1 }, FeatureNormalisation.Log(tensor(new float[,] { { 1 }, { 10 }, { 100 },
-            { 1000 } })).flatten().data<float>().ToArray(), new Tol(1e-6));
-        Assert.Equal(0.5, FeatureNormalisation.Atan(tensor(new float[] { 1 })).item<float>(), 6);
-        Assert.Equal(1, FeatureNormalisation.L2(x).norm(1)[2].item<float>(), 6);
-    }
-
     sealed class Tol(double t) : IEqualityComparer<float>, IEqualityComparer<double>
     {
         public bool Equals(float a, float b) => Math.Abs(a - b) <= t;

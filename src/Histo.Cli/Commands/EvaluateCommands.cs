@@ -49,6 +49,42 @@ static class EvaluateCommands
                 j].ToString().PadLeft(5))));
     }
 
+    public static Command FewShot()
+    {
+        var o = Inputs();
+        var shots = new Option<string>("--shots") { Description = "Support samples per class, one run per count.",
+            DefaultValueFactory = _ => string.Join(',', Histo.Evaluation.FewShot.DefaultShots) };
+        var episodes = new Option<int>("--episodes") { Description = "Episodes per shot count.",
+            DefaultValueFactory = _ => Histo.Evaluation.FewShot.DefaultEpisodes };
+        var normalise = new Option<string>("--normalise") { Description = "Feature normalisation with the support's statistics: "
+            + string.Join(", ", FeatureNormalisation.Kinds) + " (SimpleShot's and UNI's centre-l2 by default).",
+            DefaultValueFactory = _ => "centre-l2" };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the episodes.", DefaultValueFactory = _ => 0UL };
+        var command = new Command("fewshot", "Few-shot classification of frozen features by class prototypes (SimpleShot/ProtoNet, "
+            + "as UNI evaluates encoders): k support samples per class, nearest prototype, mean and 95% interval over episodes.")
+            { shots, episodes, normalise, seed };
+        foreach (var option in o.All) command.Options.Add(option);
+        command.SetAction(CliRunner.Guard(parse =>
+        {
+            string kind = parse.GetValue(normalise)!;
+            if (!FeatureNormalisation.Kinds.Contains(kind))
+                throw new UsageException($"--normalise '{kind}': choose one of {string.Join(", ", FeatureNormalisation.Kinds)}");
+            var k = parse.GetValue(shots)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v =>
+                int.TryParse(v, out int n) && n > 0 ? n : throw new UsageException($"--shots '{v}' is not a positive whole number")).ToList();
+            Require.AtLeast("--episodes", parse.GetValue(episodes), 1);
+            var (train, trainY, test, testY, classes) = Load(parse, o);
+            var results = Histo.Evaluation.FewShot.Evaluate(train, trainY, test, testY, classes.Length, k, parse.GetValue(episodes), kind,
+                parse.GetValue(seed));
+            Console.WriteLine($"few-shot prototypes ({classes.Length}-way, {kind}, {parse.GetValue(episodes)} episodes; "
+                + $"{testY.Length} test samples):");
+            foreach (var r in results)
+                Console.WriteLine($"  {r.Shots,3}-shot: accuracy {r.Accuracy:0.0000} +/- {r.AccuracyInterval:0.0000}, balanced accuracy "
+                    + $"{r.BalancedAccuracy:0.0000} +/- {r.BalancedAccuracyInterval:0.0000}");
+            return 0;
+        }));
+        return command;
+    }
+
     public static Command Knn()
     {
         var o = Inputs();

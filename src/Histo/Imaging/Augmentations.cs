@@ -117,36 +117,3 @@ public static class Augmentations
         return (x.dim() == 3 ? both.squeeze(0) : both).MoveToOuterDisposeScope();
     }
 }
-
-/// <summary>Feature normalisations of the methods reference, applied per column (feature) over rows (samples) unless stated.</summary>
-public static class FeatureNormalisation
-{
-    /// <summary>(x - min) / (max - min) per feature, into [0, 1].</summary>
-    public static Tensor MinMax(Tensor x)
-    {
-        using var min = x.amin([0], keepdim: true);
-        using var max = x.amax([0], keepdim: true);
-        return (x - min) / (max - min).clamp_min(Of(1e-12));
-    }
-
-    /// <summary>(x - mean) / std per feature (population std).</summary>
-    public static Tensor ZScore(Tensor x)
-    {
-        using var mean = x.mean([0], keepdim: true);
-        using var std = x.std(0, unbiased: false, keepdim: true);
-        return (x - mean) / std.clamp_min(Of(1e-12));
-    }
-
-    /// <summary>log10(x) / log10(max) per feature, for x &gt;= 1.</summary>
-    public static Tensor Log(Tensor x)
-    {
-        using var max = x.amax([0], keepdim: true);
-        return x.log10() / max.log10();
-    }
-
-    /// <summary>atan(x) * 2 / pi, into (-1, 1).</summary>
-    public static Tensor Atan(Tensor x) => x.atan().mul(Of(2 / Math.PI));
-
-    /// <summary>x / |x| per row (sample).</summary>
-    public static Tensor L2(Tensor x) => nn.functional.normalize(x, p: 2, dim: 1);
-}
