@@ -8,7 +8,8 @@ public class MilModelTests
     public static TheoryData<string, int> ModelsAndSizes()
     {
         var data = new TheoryData<string, int>();
-        foreach (var m in MilRegistry.All) foreach (int n in new[] { 1, 7, 300 }) data.Add(m.Name, n);
+        // TransMIL is order-dependent by design (TransMilTests test what holds for it).
+        foreach (var m in MilRegistry.All.Where(m => m.PermutationInvariant)) foreach (int n in new[] { 1, 7, 300 }) data.Add(m.Name, n);
         return data;
     }
 

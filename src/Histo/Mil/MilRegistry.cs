@@ -7,7 +7,8 @@ public static class MilRegistry
     /// <param name="Name">The name <c>--model</c> takes.</param>
     /// <param name="Description">One line for help texts.</param>
     /// <param name="Create">(input size, model outputs, task classes) to a model; outputs differ from classes for ordinal heads.</param>
-    public sealed record Entry(string Name, string Description, Func<int, int, int, MilModel> Create);
+    /// <param name="PermutationInvariant">Whether the bag's instance order leaves the output unchanged (TransMIL's PPEG reads it).</param>
+    public sealed record Entry(string Name, string Description, Func<int, int, int, MilModel> Create, bool PermutationInvariant = true);
 
     public static IReadOnlyList<Entry> All { get; } =
     [
@@ -19,7 +20,7 @@ public static class MilRegistry
         new("mean", "mean pooling", (d, o, _) => new PoolingMil(d, o, max: false)),
         new("max", "max pooling", (d, o, _) => new PoolingMil(d, o, max: true)),
         new("transmil", "TransMIL, Nystrom-attention transformer with PPEG (Shao et al. 2021); not permutation-invariant",
-            (d, o, _) => new TransMil(d, o)),
+            (d, o, _) => new TransMil(d, o), PermutationInvariant: false),
     ];
 
     /// <param name="name">A name from <see cref="All"/>.</param>
