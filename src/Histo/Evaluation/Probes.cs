@@ -45,6 +45,39 @@ public static class Probes
         return Rows(nn.functional.softmax((xt.matmul(w) + b).to_type(ScalarType.Float64), 1));
     }
 
+    /// <summary>The L2 strengths the sweep tries: C = 10^-4 .. 10^4 (inverse strength, as scikit-learn's C).</summary>
+    public static readonly double[] CGrid = Enumerable.Range(-4, 9).Select(e => Math.Pow(10, e)).ToArray();
+
+    /// <summary>
+    /// The linear probe's C chosen as UNI does: a validation split of 20% of each class (at least one sample) drawn with the
+    /// few-shot episodes' SplitMix64 sampler, the probe fitted on the rest for each C of <see cref="CGrid"/>, the C with the
+    /// best validation balanced accuracy kept (the smallest among ties). The caller refits on all training data with it.
+    /// </summary>
+    public static (double C, double[] ValidationBalancedAccuracy) ChooseC(float[,] train, int[] labels, int classes, ulong seed)
+    {
+        var validation = Enumerable.Range(0, classes).SelectMany(c =>
+        {
+            var pool = Enumerable.Range(0, labels.Length).Where(i => labels[i] == c).ToArray();
+            if (pool.Length < 2) throw new HistoException($"class {c} has {pool.Length} training sample(s); choosing C needs at least 2");
+            return FewShot.Draw(pool, Math.Max(1, (int)Math.Round(0.2 * pool.Length, MidpointRounding.ToEven)), seed, 0, c);
+        }).ToHashSet();
+        var fit = Enumerable.Range(0, labels.Length).Where(i => !validation.Contains(i)).ToArray();
+        var held = validation.Order().ToArray();
+        float[,] Rows(int[] rows)
+        {
+            var m = new float[rows.Length, train.GetLength(1)];
+            for (int i = 0; i < rows.Length; i++) for (int j = 0; j < train.GetLength(1); j++) m[i, j] = train[rows[i], j];
+            return m;
+        }
+        var (fitX, heldX) = (Rows(fit), Rows(held));
+        var fitY = fit.Select(i => labels[i]).ToArray();
+        var heldY = held.Select(i => labels[i]).ToList();
+        var scores = CGrid.Select(c => ClassificationMetrics.Compute(heldY, LogisticRegression(fitX, fitY, heldX, classes, c,
+            iterations: 1000), classes).BalancedAccuracy).ToArray();
+        double best = scores.Max();
+        return (CGrid[Array.FindIndex(scores, v => v == best)], scores);
+    }
+
     /// <summary>Row-wise argmax, the first maximum on ties.</summary>
     public static int[] ArgMax(double[][] scores) => scores.Select(row =>
     {
