@@ -26,14 +26,7 @@ public class ClipParityTests
         Assert.Equal(2, model.Config.VisionHeads);
         Assert.Equal(64, model.Config.ImageSize);
 
-        var images = zeros(2, 3, 64, 64);
-        var pixels = new float[2 * 3 * 64 * 64];
-        for (int b = 0; b < 2; b++)
-            for (int c = 0; c < 3; c++)
-                for (int y = 0; y < 64; y++)
-                    for (int x = 0; x < 64; x++)
-                        pixels[((b * 3 + c) * 64 + y) * 64 + x] = (float)(Math.Sin(x / 7.0 + c + b) * Math.Cos(y / 5.0 - c));
-        images = tensor(pixels, [2, 3, 64, 64]);
+        var images = ReferenceImages();
         var rows = golden.GetProperty("tokens").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetInt64())).ToArray();
         var tokens = tensor(rows, [2, 77]);
         using (no_grad())
@@ -51,19 +44,25 @@ public class ClipParityTests
         using var doc = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-mini-gelu.json")));
         using var tokensDoc = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-golden.json")));
         using var model = ClipModel.Load(GoldenPath("clip-mini.pt"), quickGelu: false);
+        var rows = tokensDoc.RootElement.GetProperty("tokens").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetInt64()))
+            .ToArray();
+        using (no_grad())
+        {
+            AssertClose(doc.RootElement.GetProperty("image_features"), model.EncodeImage(ReferenceImages()), "image");
+            AssertClose(doc.RootElement.GetProperty("text_features"), model.EncodeText(tensor(rows, [2, 77])), "text");
+        }
+    }
+
+    /// <summary>The reference's images: channel c of image b is sin(x / 7 + c + b) cos(y / 5 - c), 64 x 64.</summary>
+    static Tensor ReferenceImages()
+    {
         var pixels = new float[2 * 3 * 64 * 64];
         for (int b = 0; b < 2; b++)
             for (int c = 0; c < 3; c++)
                 for (int y = 0; y < 64; y++)
                     for (int x = 0; x < 64; x++)
                         pixels[((b * 3 + c) * 64 + y) * 64 + x] = (float)(Math.Sin(x / 7.0 + c + b) * Math.Cos(y / 5.0 - c));
-        var rows = tokensDoc.RootElement.GetProperty("tokens").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetInt64()))
-            .ToArray();
-        using (no_grad())
-        {
-            AssertClose(doc.RootElement.GetProperty("image_features"), model.EncodeImage(tensor(pixels, [2, 3, 64, 64])), "image");
-            AssertClose(doc.RootElement.GetProperty("text_features"), model.EncodeText(tensor(rows, [2, 77])), "text");
-        }
+        return tensor(pixels, [2, 3, 64, 64]);
     }
 
     static void AssertClose(JsonElement expected, Tensor actual, string what)

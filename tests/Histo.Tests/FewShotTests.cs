@@ -20,7 +20,7 @@ public class FewShotTests
         return doc.RootElement.Clone();
     }
 
-    static float[,] Matrix(JsonElement rows)
+    internal static float[,] Matrix(JsonElement rows)
     {
         var r = rows.EnumerateArray().Select(x => x.EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray();
         var m = new float[r.Length, r[0].Length];

@@ -16,22 +16,14 @@ public class ProbeSweepTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture>
         return doc.RootElement.Clone();
     }
 
-    static float[,] Matrix(JsonElement rows)
-    {
-        var r = rows.EnumerateArray().Select(x => x.EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray();
-        var m = new float[r.Length, r[0].Length];
-        for (int i = 0; i < r.Length; i++) for (int j = 0; j < r[i].Length; j++) m[i, j] = r[i][j];
-        return m;
-    }
-
     [Fact]
     public void ChoosesTheReferencesC()
     {
         var features = Load("fewshot-golden.json");
         var golden = Load("probe-sweep-golden.json");
-        var train = Matrix(features.GetProperty("train"));
+        var train = FewShotTests.Matrix(features.GetProperty("train"));
         var trainY = features.GetProperty("train_labels").EnumerateArray().Select(v => v.GetInt32()).ToArray();
-        var test = Matrix(features.GetProperty("test"));
+        var test = FewShotTests.Matrix(features.GetProperty("test"));
         var testY = features.GetProperty("test_labels").EnumerateArray().Select(v => v.GetInt32()).ToList();
         int classes = features.GetProperty("classes").GetInt32();
         var (c, scores) = Probes.ChooseC(train, trainY, classes, (ulong)golden.GetProperty("seed").GetInt32());
