@@ -49,13 +49,34 @@ public static class SlideBatch
     }
 
     /// <summary>Parses "i/n" (0-based shard i of n).</summary>
-    public static (int Index, int Count) ParseShard(string text)
+    public static (int Index, int Count) ParseShard(string text) => ParseShard(text, Environment.GetEnvironmentVariable);
+
+    /// <summary>
+    /// <c>i/n</c>; or <c>auto</c>: the index and count of a Slurm array task (SLURM_ARRAY_TASK_ID less SLURM_ARRAY_TASK_MIN,
+    /// SLURM_ARRAY_TASK_COUNT), so
+    /// one job file serves every task; or <c>auto/n</c>: the index of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) or of a
+    /// Slurm task, with the count given (Kubernetes does not set it).
+    /// </summary>
+    public static (int Index, int Count) ParseShard(string text, Func<string, string?> environment)
     {
+        if (text == "auto" || text.StartsWith("auto/", StringComparison.Ordinal))
+        {
+            // A Slurm array need not start at 0 (--array=1-4): the index counts from SLURM_ARRAY_TASK_MIN.
+            string? index = environment("JOB_COMPLETION_INDEX") ?? (environment("SLURM_ARRAY_TASK_ID") is { } id
+                && int.TryParse(id, out int task) ? $"{task - (int.TryParse(environment("SLURM_ARRAY_TASK_MIN"), out int min) ? min : 0)}"
+                : null);
+            string? count = text == "auto" ? environment("SLURM_ARRAY_TASK_COUNT") : text[5..];
+            if (index is null || count is null)
+                throw new UsageException(text == "auto"
+                    ? "--shard auto needs SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (an sbatch --array task); elsewhere give i/n"
+                    : $"--shard {text} needs JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID");
+            text = $"{index}/{count}";
+        }
         var parts = text.Split('/');
         if (parts.Length == 2 && int.TryParse(parts[0], out int i) && int.TryParse(parts[1], out int n) && n >= 1 && i >= 0
             && i < n) return (i, n);
-        throw new UsageException($"--shard '{text}' must be i/n with 0 <= i < n (e.g. 0/4 .. 3/4; with Slurm: "
-            + $"$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)");
+        throw new UsageException($"--shard '{text}' must be i/n with 0 <= i < n (e.g. 0/4 .. 3/4), auto (a Slurm array task) or "
+            + "auto/n (a Kubernetes Indexed Job of n)");
     }
 
     /// <summary>
