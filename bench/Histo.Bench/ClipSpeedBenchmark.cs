@@ -65,7 +65,8 @@ static class ClipSpeedBenchmark
         if (py.Code != 0) throw new InvalidOperationException("PyTorch reference failed: " + py.Stderr);
         var peer = JsonDocument.Parse(py.Stdout.Trim().Split('\n')[^1]).RootElement;
         double histoImages = iterations * images / imageSeconds, histoPrompts = iterations * prompts.Length / textSeconds;
-        double torchImages = peer.GetProperty("images_per_second").GetDouble(), torchPrompts = peer.GetProperty("prompts_per_second").GetDouble();
+        double torchImages = peer.GetProperty("images_per_second").GetDouble(),
+            torchPrompts = peer.GetProperty("prompts_per_second").GetDouble();
         void Agreement(string what, float[] ours, JsonElement theirs)
         {
             var t = theirs.EnumerateArray().Select(v => v.GetSingle()).ToArray();

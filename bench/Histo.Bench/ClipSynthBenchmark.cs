@@ -39,7 +39,8 @@ static class ClipSynthBenchmark
         var (trainImages, trainLabels) = Labelled(train);
         string prompts = Path.Combine(test, "prompts.json");
         var classes = PromptSet.Load(prompts).Classes.ToList();
-        Console.WriteLine($"held-out patches: {testImages.Count} ({string.Join(", ", classes.Select((c, i) => $"{c} {testLabels.Count(l => l == i)}"))})");
+        var counts = classes.Select((c, i) => $"{c} {testLabels.Count(l => l == i)}");
+        Console.WriteLine($"held-out patches: {testImages.Count} ({string.Join(", ", counts)})");
 
         var rows = new List<(string Name, double Accuracy, double Balanced, double Seconds)>();
         foreach (var text in new[] { ContrastiveConfig.Transformer, ContrastiveConfig.BagOfWords })
@@ -58,13 +59,15 @@ static class ClipSynthBenchmark
                 Path.Combine(run, "zeroshot"));
             Console.WriteLine($"  {text}: InfoNCE {losses[0]:0.000} -> {losses[^1]:0.000} in {seconds:0} s; zero-shot accuracy "
                 + $"{metrics!.Accuracy:0.000}, balanced {metrics.BalancedAccuracy:0.000}");
-            rows.Add(($"zero-shot, {text} text tower{(options.LockImage ? " (LiT)" : "")}", metrics.Accuracy, metrics.BalancedAccuracy, seconds));
+            rows.Add(($"zero-shot, {text} text tower{(options.LockImage ? " (LiT)" : "")}", metrics.Accuracy,
+                metrics.BalancedAccuracy, seconds));
         }
 
         // The supervised reference: a linear probe on the locked image tower's features, trained on the training patches' labels.
         using (var encoder = EncoderRegistry.Create(CntkResNet18.Config.Name, inputSize: 64))
         {
-            var probe = Probes.LogisticRegression(DinoPcam.Embed(encoder, trainImages, 64), trainLabels.ToArray(), DinoPcam.Embed(encoder, testImages, 64), classes.Count);
+            var probe = Probes.LogisticRegression(DinoPcam.Embed(encoder, trainImages, 64), trainLabels.ToArray(),
+                DinoPcam.Embed(encoder, testImages, 64), classes.Count);
             var m = ClassificationMetrics.Compute(testLabels, probe, classes.Count);
             rows.Add(("linear probe on the image features (supervised)", m.Accuracy, m.BalancedAccuracy, 0));
         }

@@ -15,7 +15,8 @@ public class CellExpansionTests
         double best = double.PositiveInfinity;
         for (int y = 0; y < map.Height; y++)
             for (int x = 0; x < map.Width; x++)
-                if (map.Labels[y * map.Width + x] == label) best = Math.Min(best, Math.Sqrt((double)(x - px) * (x - px) + (double)(y - py) * (y - py)));
+                if (map.Labels[y * map.Width + x] == label) best = Math.Min(best,
+                    Math.Sqrt((double)(x - px) * (x - px) + (double)(y - py) * (y - py)));
         return best;
     }
 

@@ -34,7 +34,8 @@ public class CocoAveragePrecisionTests
         Close("ap75", actual.Ap75);
         Close("ar", actual.Ar);
         var byThreshold = expected.GetProperty("ap_by_threshold").EnumerateArray().Select(v => v.GetDouble()).ToArray();
-        for (int k = 0; k < byThreshold.Length; k++) Assert.True(Math.Abs(byThreshold[k] - actual.ApByThreshold[k]) <= 1e-9, $"{what} AP[{k}]");
+        for (int k = 0; k < byThreshold.Length; k++) Assert.True(Math.Abs(byThreshold[k] - actual.ApByThreshold[k]) <= 1e-9,
+            $"{what} AP[{k}]");
     }
 
     static void AssertDataset(List<(InstancePairs Pairs, double[] Scores)> images, JsonElement expected, int maxDets, string what)
@@ -136,8 +137,10 @@ public class CocoAveragePrecisionTests
         Directory.CreateDirectory(dir["truth"]);
         Directory.CreateDirectory(dir["pred"]);
         Directory.CreateDirectory(dir["scores"]);
-        LabelMapFile.WritePng(dir["truth/tile.png"], InstanceMetricsParityTests.Decode(c.GetProperty("shape"), c.GetProperty("truth").GetString()!));
-        LabelMapFile.WritePng(dir["pred/tile.png"], InstanceMetricsParityTests.Decode(c.GetProperty("shape"), c.GetProperty("pred").GetString()!));
+        LabelMapFile.WritePng(dir["truth/tile.png"], InstanceMetricsParityTests.Decode(c.GetProperty("shape"),
+            c.GetProperty("truth").GetString()!));
+        LabelMapFile.WritePng(dir["pred/tile.png"], InstanceMetricsParityTests.Decode(c.GetProperty("shape"),
+            c.GetProperty("pred").GetString()!));
         var scores = golden.GetProperty("scores")[index].EnumerateArray().Select(p => string.Create(
             System.Globalization.CultureInfo.InvariantCulture, $"{p[0].GetInt32()},{p[1].GetDouble():R}"));
         File.WriteAllLines(dir["scores/tile.csv"], ["nucleus_id,score", .. scores]);
@@ -148,9 +151,11 @@ public class CocoAveragePrecisionTests
         using var json = JsonDocument.Parse(File.ReadAllText(dir["out/nuclei-metrics.json"]));
         var expected = golden.GetProperty("max_dets").GetProperty("3000");
         var mask = json.RootElement.GetProperty("coco").GetProperty("mask");
-        Assert.Equal(expected.GetProperty("mask").GetProperty("images")[index].GetProperty("ap").GetDouble(), mask.GetProperty("Ap").GetDouble(), 9);
+        Assert.Equal(expected.GetProperty("mask").GetProperty("images")[index].GetProperty("ap").GetDouble(),
+            mask.GetProperty("Ap").GetDouble(), 9);
         var box = json.RootElement.GetProperty("coco").GetProperty("box");
-        Assert.Equal(expected.GetProperty("box").GetProperty("images")[index].GetProperty("ap50").GetDouble(), box.GetProperty("Ap50").GetDouble(), 9);
+        Assert.Equal(expected.GetProperty("box").GetProperty("images")[index].GetProperty("ap50").GetDouble(),
+            box.GetProperty("Ap50").GetDouble(), 9);
 
         // A score file that misses a nucleus: one line naming it, exit 1.
         File.WriteAllLines(dir["scores/tile.csv"], ["nucleus_id,score", "1,0.5"]);

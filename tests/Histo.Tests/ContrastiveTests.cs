@@ -82,7 +82,8 @@ public class ContrastiveTests
         var features = Histo.IO.PatchFeatures.Read(Directory.GetFiles(dir["emb/features"], "*.h5").Order().First());
         Assert.Equal(16, features.Dim);   // the run's --embed-dim
         (code, stdout, stderr) = Cli.Run("zeroshot", "--model", dir["run"], "--prompts", dir["cohort/captions/prompts.json"],
-            "--features", dir["emb/features"], "--labels", dir["cohort/labels.csv"], "--topk", "1,5", "--slides", dir["cohort/slides"], "-o", dir["mizero"]);
+            "--features", dir["emb/features"], "--labels", dir["cohort/labels.csv"], "--topk", "1,5", "--slides",
+                dir["cohort/slides"], "-o", dir["mizero"]);
         Assert.True(code == 0, stderr);
         Assert.Contains("top5", stdout);
         Assert.Equal(1 + 3 * 3, File.ReadAllLines(dir["mizero/slide-predictions.csv"]).Length);   // 3 slides x (mean, top1, top5)

@@ -34,7 +34,8 @@ public class ProbeSweepTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFixture>
         Assert.Equal(golden.GetProperty("chosen_c").GetDouble(), c, 12);
         var p = Probes.LogisticRegressionProbabilities(train, trainY, test, classes, c, iterations: 1000);
         var m = ClassificationMetrics.Compute(testY, Probes.ArgMax(p), classes);
-        Assert.True(Math.Abs(golden.GetProperty("test_balanced_accuracy").GetDouble() - m.BalancedAccuracy) <= 0.02, $"{m.BalancedAccuracy}");
+        Assert.True(Math.Abs(golden.GetProperty("test_balanced_accuracy").GetDouble() - m.BalancedAccuracy) <= 0.02,
+            $"{m.BalancedAccuracy}");
         Assert.True(Math.Abs(golden.GetProperty("test_auc").GetDouble() - SlideMetrics.MacroAuc(p, testY, classes)) <= 0.01);
     }
 

@@ -35,7 +35,8 @@ public class SyntheticNucleiTruthTests
             if (labels[i] != 0) { inside += h; nInside++; } else { outside += h; nOutside++; }
         }
         // Nuclei carry two to ten times the haematoxylin of cytoplasm and stroma in the generator's recipe.
-        Assert.True(inside / nInside > 2 * (outside / nOutside), $"haematoxylin OD {inside / nInside:0.000} in nuclei vs {outside / nOutside:0.000}");
+        Assert.True(inside / nInside > 2 * (outside / nOutside),
+            $"haematoxylin OD {inside / nInside:0.000} in nuclei vs {outside / nOutside:0.000}");
     }
 
     [Fact]
@@ -64,7 +65,8 @@ public class SyntheticNucleiTruthTests
     public void SynthWritesTruthThatNucleiEvalScores()
     {
         using var dir = new TempDir();
-        var (code, _, stderr) = Cli.Run("synth", "-o", dir["cohort"], "--slides", "2", "--width", "2048", "--height", "1536", "--mpp", "0.25",
+        var (code, _, stderr) = Cli.Run("synth", "-o", dir["cohort"], "--slides", "2", "--width", "2048", "--height", "1536", "--mpp",
+            "0.25",
             "--nuclei-regions", "1", "--nuclei-region", "512");
         Assert.True(code == 0, stderr);
         string truth = dir["cohort/nuclei-truth"];

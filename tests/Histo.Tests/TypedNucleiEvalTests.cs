@@ -27,8 +27,10 @@ public class TypedNucleiEvalTests
         var c = InstanceMetricsParityTests.Golden().GetProperty("synthetic").GetProperty(name);
         using var dir = new TempDir();
         foreach (var sub in new[] { "truth", "pred", "tt", "pt" }) Directory.CreateDirectory(dir[sub]);
-        LabelMapFile.WritePng(dir["truth/a.png"], InstanceMetricsParityTests.Decode(c.GetProperty("shape"), c.GetProperty("truth").GetString()!));
-        LabelMapFile.WritePng(dir["pred/a.png"], InstanceMetricsParityTests.Decode(c.GetProperty("shape"), c.GetProperty("pred").GetString()!));
+        LabelMapFile.WritePng(dir["truth/a.png"], InstanceMetricsParityTests.Decode(c.GetProperty("shape"),
+            c.GetProperty("truth").GetString()!));
+        LabelMapFile.WritePng(dir["pred/a.png"], InstanceMetricsParityTests.Decode(c.GetProperty("shape"),
+            c.GetProperty("pred").GetString()!));
         WriteTypes(dir["tt/a.csv"], c.GetProperty("truth_types").EnumerateArray().Select(p => (p[0].GetInt32(), p[1].GetInt32())));
         WriteTypes(dir["pt/a.csv"], c.GetProperty("pred_types").EnumerateArray().Select(p => (p[0].GetInt32(), p[1].GetInt32())));
         var (code, stdout, stderr) = Cli.Run("nuclei-eval", "--pred", dir["pred"], "--truth", dir["truth"], "--types", dir["tt"],

@@ -15,7 +15,8 @@ static class ClipTrainCommand
             + "--model RUN after every epoch).", Required = true };
         var imageEncoder = PretrainCommand.With("--image-encoder", "Image tower: an encoder of histo encoders.", d.ImageEncoder);
         var imageSize = PretrainCommand.With("--image-size", "Side the image tower sees.", d.ImageSize);
-        var textEncoder = PretrainCommand.With("--text-encoder", "transformer (CLIP's text tower) or bow (bag of words, CLIP's cheap baseline).",
+        var textEncoder = PretrainCommand.With("--text-encoder",
+            "transformer (CLIP's text tower) or bow (bag of words, CLIP's cheap baseline).",
             d.TextEncoder);
         var tokenizer = PretrainCommand.With("--tokenizer", "clip, a merges file, or a histo bpe-train folder.", d.Tokenizer);
         var embedDim = PretrainCommand.With("--embed-dim", "Shared embedding size.", d.EmbedDim);
@@ -41,7 +42,8 @@ static class ClipTrainCommand
         {
             var options = new ContrastiveOptions
             {
-                ImageEncoder = parse.GetValue(imageEncoder)!, ImageSize = parse.GetValue(imageSize), TextEncoder = parse.GetValue(textEncoder)!,
+                ImageEncoder = parse.GetValue(imageEncoder)!, ImageSize = parse.GetValue(imageSize),
+                    TextEncoder = parse.GetValue(textEncoder)!,
                 Tokenizer = parse.GetValue(tokenizer)!, EmbedDim = parse.GetValue(embedDim), TextWidth = parse.GetValue(textWidth),
                 TextLayers = parse.GetValue(textLayers), Context = parse.GetValue(context), Epochs = parse.GetValue(epochs),
                 BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay),
@@ -54,7 +56,8 @@ static class ClipTrainCommand
             Progress.Training("clip-train", report => losses = ContrastiveTraining.Run(parse.GetValue(pairs)!.FullName, options, runDir,
                 p => report((p.Epoch - 1L) * p.Iterations + p.Iteration, (long)p.Epochs * p.Iterations,
                     $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:0.000} batch accuracy {p.Accuracy:0.00}"), Console.Error.WriteLine));
-            Console.WriteLine($"{losses.Count} epoch(s); mean InfoNCE per epoch: {string.Join(", ", losses.Select(l => l.ToString("0.000")))}");
+            Console.WriteLine($"{losses.Count} epoch(s); mean InfoNCE per epoch: "
+                + string.Join(", ", losses.Select(l => l.ToString("0.000"))));
             Console.WriteLine($"Model: {runDir} (use 'histo zeroshot --model {runDir} --prompts FILE ...')");
             return 0;
         }));

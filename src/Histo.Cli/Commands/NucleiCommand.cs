@@ -45,7 +45,8 @@ static class NucleiCommand
         var command = new Command("nuclei", "Detect nuclei (QuPath-style, no training) in slides or tiles: QuPath GeoJSON detections "
             + "with area, perimeter, circularity, eccentricity and haematoxylin OD; a CSV; an overlay picture.")
         {
-            inputs, output, mpp, tile, overlap, cellExpansion, minTissue, model, threshold, sigma, background, seedRadius, minArea, maxArea, shard,
+            inputs, output, mpp, tile, overlap, cellExpansion, minTissue, model, threshold, sigma, background, seedRadius, minArea,
+                maxArea, shard,
             skipErrors, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>

@@ -41,8 +41,10 @@ static class ZeroShotCommand
             {
                 var k = parse.GetValue(topK)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v =>
                     int.TryParse(v, out int n) ? n : throw new UsageException($"--topk '{v}' is not a whole number")).ToList();
-                var (predictions, poolMetrics) = ZeroShot.ClassifySlides(Path.GetFullPath(parse.GetValue(weights)!), parse.GetValue(prompts)!.FullName,
-                    parse.GetValue(tokenizer), featuresDir.FullName, parse.GetValue(labels)?.FullName, k, parse.GetValue(output)!.FullName, parse.GetValue(gelu),
+                var (predictions, poolMetrics) = ZeroShot.ClassifySlides(Path.GetFullPath(parse.GetValue(weights)!),
+                    parse.GetValue(prompts)!.FullName,
+                    parse.GetValue(tokenizer), featuresDir.FullName, parse.GetValue(labels)?.FullName, k,
+                        parse.GetValue(output)!.FullName, parse.GetValue(gelu),
                     parse.GetValue(slides)?.FullName);
                 Console.WriteLine($"{predictions.Select(p => p.SlideId).Distinct().Count()} slide(s) -> "
                     + Path.Combine(parse.GetValue(output)!.FullName, "slide-predictions.csv"));
@@ -51,7 +53,8 @@ static class ZeroShotCommand
                         + $"accuracy {m.Metrics.Accuracy:F3}, balanced accuracy {m.Metrics.BalancedAccuracy:F3}, AUC {m.Auc:F3}"));
                 return 0;
             }
-            var (count, metrics, path) = ZeroShot.ClassifyImages(Path.GetFullPath(parse.GetValue(weights)!), parse.GetValue(prompts)!.FullName,
+            var (count, metrics, path) = ZeroShot.ClassifyImages(Path.GetFullPath(parse.GetValue(weights)!),
+                parse.GetValue(prompts)!.FullName,
                 parse.GetValue(tokenizer), files.Select(f => f.FullName).ToList(), parse.GetValue(labels)?.FullName,
                 parse.GetValue(output)!.FullName, parse.GetValue(gelu));
             Console.WriteLine($"{count} image(s) -> {path}");

@@ -120,7 +120,8 @@ public sealed class InstancePairs
 /// and per type c the pairs where either side is c (TP, TN, FP, FN) and the unpaired predictions and truths of type c.
 /// HoVer-Net pools them over the dataset before dividing, which <see cref="Add"/> does.
 /// </summary>
-public sealed record TypedCounts(int Paired, int SameType, IReadOnlyDictionary<int, (int Tp, int Tn, int Fp, int Fn, int FpD, int FnD)> ByType)
+public sealed record TypedCounts(int Paired, int SameType, IReadOnlyDictionary<int, (int Tp, int Tn, int Fp, int Fn, int FpD,
+    int FnD)> ByType)
 {
     /// <summary>HoVer-Net's compute_stats.py weights of a type's false positives and negatives, paired (w0, w1) and unpaired
     /// (w2, w3).</summary>

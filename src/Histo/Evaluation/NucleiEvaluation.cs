@@ -58,7 +58,8 @@ public static class NucleiEvaluation
                 var pairs = new InstancePairs(t, p);
                 var scores = scoresDir is null ? pairs.PredictionIds.Select(_ => 1.0).ToArray()
                     : DetectionScores(Path.Combine(scoresDir, kv.Key + ".csv"), pairs.PredictionIds);
-                (Dictionary<int, int> Truth, Dictionary<int, int> Prediction)? typed = truthTypesDir is null ? null : (Truth: NucleusTypes(Path.Combine(truthTypesDir, kv.Key + ".csv"), pairs.TruthIds),
+                (Dictionary<int, int> Truth, Dictionary<int,
+                    int> Prediction)? typed = truthTypesDir is null ? null : (Truth: NucleusTypes(Path.Combine(truthTypesDir, kv.Key + ".csv"), pairs.TruthIds),
                     Prediction: NucleusTypes(Path.Combine(predictionTypesDir!, kv.Key + ".csv"), pairs.PredictionIds));
                 return (Name: kv.Key, Scores: InstanceMetrics.Compute(t, p, radius), Mask: CocoImage.Masks(pairs, scores),
                     Box: CocoImage.Boxes(pairs, scores), Pairs: pairs, TruthMap: t, PredictionMap: p, TypeMaps: typed);
@@ -83,7 +84,8 @@ public static class NucleiEvaluation
         var columns = ColumnsFor(truthTypesDir is not null);
         IReadOnlyDictionary<string, double> mean = columns.ToDictionary(c => c.Name, c => rows.Select(c.Value).Average());
         var result = new Result(rows, mean, CocoAveragePrecision.Evaluate(images.Select(i => i.Mask).ToList(), maxDetections),
-            CocoAveragePrecision.Evaluate(images.Select(i => i.Box).ToList(), maxDetections), truthTypesDir is null ? null : Pool(rows, types));
+            CocoAveragePrecision.Evaluate(images.Select(i => i.Box).ToList(), maxDetections),
+                truthTypesDir is null ? null : Pool(rows, types));
         if (outputDir is not null) Write(result, outputDir, radius);
         return result;
     }

@@ -125,7 +125,8 @@ public static class EncoderRegistry
             // ones `histo zeroshot --features` pools against its text embeddings.
             var model = VisionLanguage.ContrastiveModel.LoadRun(nameOrPath);
             var spec = Get(model.Config.ImageEncoder);
-            return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? model.ImageSize, FeatureDim = model.EmbedDim },
+            return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? model.ImageSize,
+                FeatureDim = model.EmbedDim },
                 new VisionLanguage.ImageTower(model));
         }
         if (!File.Exists(nameOrPath))
@@ -139,7 +140,8 @@ public static class EncoderRegistry
             foreach (var t in tensors.Values) t.Dispose();
             var clip = VisionLanguage.ClipModel.Load(nameOrPath);
             int size = clip.Config.ImageSize;
-            var spec = new EncoderSpec($"clip:{Path.GetFileName(nameOrPath)}", "CLIP image tower and projection", size, clip.Config.EmbedDim,
+            var spec = new EncoderSpec($"clip:{Path.GetFileName(nameOrPath)}", "CLIP image tower and projection", size,
+                clip.Config.EmbedDim,
                 VisionLanguage.ZeroShot.ClipNormalization, () => new VisionLanguage.ImageTower(VisionLanguage.ClipModel.Load(nameOrPath)),
                 Path.GetFullPath(nameOrPath)) { Transform = new CardTransform(size, size, InterpolationMode.Bicubic) };
             return (spec, new VisionLanguage.ImageTower(clip));

@@ -57,7 +57,8 @@ public static class SyntheticCaptions
             int read = size * Zoom, written = 0;
             for (int attempt = 0; attempt < 4000 && written < perSlide; attempt++)
             {
-                long x = (long)(Unit(spec.Seed, 300, attempt) * (spec.Width - read)), y = (long)(Unit(spec.Seed, 301, attempt) * (spec.Height - read));
+                long x = (long)(Unit(spec.Seed, 300, attempt) * (spec.Width - read)), y = (long)(Unit(spec.Seed, 301,
+                    attempt) * (spec.Height - read));
                 double u = (x + read / 2.0) * spec.Mpp, v = (y + read / 2.0) * spec.Mpp;
                 if (!tissue.InTissue(u, v)) continue;
                 bool tumour = tissue.InTumour(u, v);

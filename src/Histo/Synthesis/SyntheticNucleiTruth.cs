@@ -47,7 +47,8 @@ public static class SyntheticNucleiTruth
             LabelMapFile.WritePng(Path.Combine(outputDir, "inst", name + ".png"), new LabelMap(size, size, labels));
             var csv = new StringBuilder("nucleus_id,type,type_name\n");
             for (int id = 1; id < nucleusTypes.Length; id++)
-                csv.Append(CultureInfo.InvariantCulture, $"{id},{(int)nucleusTypes[id]},{nucleusTypes[id].ToString().ToLowerInvariant()}\n");
+                csv.Append(CultureInfo.InvariantCulture,
+                    $"{id},{(int)nucleusTypes[id]},{nucleusTypes[id].ToString().ToLowerInvariant()}\n");
             AtomicFile.WriteAllText(types, csv.ToString());
         }
         return names;

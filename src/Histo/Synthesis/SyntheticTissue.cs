@@ -436,7 +436,8 @@ public sealed class SyntheticTissue
             double nox = cx + 0.3 * rn * (Unit(ck, 7) - 0.5), noy = cy + 0.3 * rn * (Unit(ck, 8) - 0.5);
             ulong nucleus = Hash(ck, 0x50);
             if ((u - nox) * (u - nox) + (v - noy) * (v - noy) < 0.8 * 0.8) return new Stain(1.1, 0.7, nucleus, NucleusType.Epithelial);
-            return new Stain((0.5 + 0.7 * SmoothStep(0.55, 0.95, rel) + 0.2 * atypia) * Chromatin(u, v), 0.2, nucleus, NucleusType.Epithelial);
+            return new Stain((0.5 + 0.7 * SmoothStep(0.55, 0.95, rel) + 0.2 * atypia) * Chromatin(u, v), 0.2, nucleus,
+                NucleusType.Epithelial);
         }
         if (f2 - f1 < 0.9) return (0.2, 0.85); // cell membrane / intercellular bridge
         return (0.08, 0.72); // glassy eosinophilic cytoplasm

@@ -129,7 +129,8 @@ public sealed class ContrastiveModel : Module, IVisionLanguageModel
     {
         var tensors = state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
         AtomicFile.Write(Path.Combine(runDir, WeightsFile), tmp => Safetensors.SaveStateDict(tmp, tensors));
-        AtomicFile.WriteAllText(Path.Combine(runDir, ConfigFile), JsonSerializer.Serialize(Config, new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(Path.Combine(runDir, ConfigFile), JsonSerializer.Serialize(Config,
+            new JsonSerializerOptions { WriteIndented = true }));
     }
 
     public static ContrastiveModel LoadRun(string runDir)

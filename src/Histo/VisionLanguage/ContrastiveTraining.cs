@@ -111,7 +111,8 @@ public static class ContrastiveTraining
         // ============ model, optimiser ============
         manual_seed(options.Seed);
         using var model = new ContrastiveModel(new ContrastiveConfig(options.ImageEncoder, options.ImageSize, options.TextEncoder,
-            options.EmbedDim, options.TextWidth, options.TextLayers, options.Context, tokenizer.Encoding.VocabularySize, options.Tokenizer));
+            options.EmbedDim, options.TextWidth, options.TextLayers, options.Context, tokenizer.Encoding.VocabularySize,
+                options.Tokenizer));
         using var pixels = Preprocess(images, model);
         using var tokens = tensor(captions.SelectMany(c => tokenizer.TokenizePadded(c, options.Context, truncate: true)).ToArray(),
             [captions.Count, options.Context]);

@@ -153,7 +153,8 @@ public static class ZeroShot
         {
             int c = prompts.Classes.ToList().IndexOf(row[l]);
             if (c < 0)
-                throw new HistoException($"{path}:{line}: label '{row[l]}' is not a class of the prompt file ({string.Join(", ", prompts.Classes)})");
+                throw new HistoException($"{path}:{line}: label '{row[l]}' is not a class of the prompt file "
+                    + $"({string.Join(", ", prompts.Classes)})");
             // Images are matched by file name (a pairs CSV lists them by relative path).
             string name = key == "image" ? Path.GetFileName(row[k]) : row[k];
             if (!labels.TryAdd(name, c)) throw new HistoException($"{path}:{line}: {key} '{row[k]}' is listed twice");
@@ -212,7 +213,8 @@ public static class ZeroShot
             foreach (var pooling in poolings)
             {
                 var pooled = pooling == "mean" ? logits.mean([0])
-                    : logits.topk((int)Math.Min(int.Parse(pooling[3..], CultureInfo.InvariantCulture), features.Count), dim: 0).values.mean([0]);
+                    : logits.topk((int)Math.Min(int.Parse(pooling[3..], CultureInfo.InvariantCulture), features.Count),
+                        dim: 0).values.mean([0]);
                 var p = pooled.softmax(-1).data<float>().ToArray();
                 predictions.Add(new SlidePrediction(slide, pooling, Array.IndexOf(p, p.Max()), p));
             }
@@ -258,7 +260,8 @@ public static class ZeroShot
         {
             var m = new StringBuilder("pooling,slides,accuracy,balanced_accuracy,auc\n");
             foreach (var r in metrics)
-                m.Append(CultureInfo.InvariantCulture, $"{r.Pooling},{r.Slides},{r.Metrics.Accuracy:R},{r.Metrics.BalancedAccuracy:R},{r.Auc:R}\n");
+                m.Append(CultureInfo.InvariantCulture,
+                    $"{r.Pooling},{r.Slides},{r.Metrics.Accuracy:R},{r.Metrics.BalancedAccuracy:R},{r.Auc:R}\n");
             AtomicFile.WriteAllText(Path.Combine(outputDir, "slide-metrics.csv"), m.ToString());
         }
         return (predictions, metrics);
