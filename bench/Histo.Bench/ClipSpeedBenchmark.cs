@@ -74,7 +74,8 @@ static class ClipSpeedBenchmark
             Console.WriteLine($"  {what} embedding, Histo vs PyTorch: cosine {EmbeddingBenchmark.Cosine(ours, t):F7}, max |difference| "
                 + $"{diff:E2} of scale {scale:F3} ({diff / scale:E1} relative)");
         }
-        Console.WriteLine($"CLIP ViT-B/16 (random weights), {threads} threads, {iterations} timed pass(es); PyTorch {peer.GetProperty("torch").GetString()}:");
+        string torchVersion = peer.GetProperty("torch").GetString()!;
+        Console.WriteLine($"CLIP ViT-B/16 (random weights), {threads} threads, {iterations} timed pass(es); PyTorch {torchVersion}:");
         Agreement("first image's", firstImage, peer.GetProperty("first_image"));
         Agreement("first prompt's", firstText, peer.GetProperty("first_text"));
         Console.WriteLine($"  image tower, {images} images at 224 px in chunks of {chunk}: Histo {histoImages:0.00} images/s, PyTorch "

@@ -37,7 +37,8 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|mil-ood|knn|knn-memory|"
+        + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|mil-ood|"
+        + "knn|knn-memory|"
         + "dino-step|dino-fmnist|dino-pcam|dino-cohort|clip-synth|clip-speed|torchsharp-gc-race "
             + "[--quick]");
     return 2;

@@ -44,8 +44,8 @@ public class ClipParityTests
         using var doc = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-mini-gelu.json")));
         using var tokensDoc = JsonDocument.Parse(File.ReadAllText(GoldenPath("clip-golden.json")));
         using var model = ClipModel.Load(GoldenPath("clip-mini.pt"), quickGelu: false);
-        var rows = tokensDoc.RootElement.GetProperty("tokens").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetInt64()))
-            .ToArray();
+        var rows = tokensDoc.RootElement.GetProperty("tokens").EnumerateArray()
+            .SelectMany(r => r.EnumerateArray().Select(v => v.GetInt64())).ToArray();
         using (no_grad())
         {
             AssertClose(doc.RootElement.GetProperty("image_features"), model.EncodeImage(ReferenceImages()), "image");

@@ -29,7 +29,8 @@ public class MiZeroTests
         var labels = new List<string> { "case_id,slide_id,label" };
         foreach (var s in slides)
         {
-            var rows = s.GetProperty("features").EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToList();
+            var rows = s.GetProperty("features").EnumerateArray()
+                .Select(r => r.EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToList();
             var f = new float[rows.Count, rows[0].Length];
             for (int i = 0; i < rows.Count; i++) for (int j = 0; j < rows[i].Length; j++) f[i, j] = rows[i][j];
             string id = s.GetProperty("slide_id").GetString()!;
@@ -62,7 +63,8 @@ public class MiZeroTests
         var metrics = File.ReadAllLines(dir["out/slide-metrics.csv"]).Skip(1).Select(l => l.Split(',')).ToDictionary(c => c[0]);
         foreach (var (pooling, pairs) in truthByPooling)
         {
-            double expected = classes.Average(c => pairs.Count(p => p.Truth == c && p.Predicted == c) / (double)pairs.Count(p => p.Truth == c));
+            double expected = classes.Average(c => pairs.Count(p => p.Truth == c && p.Predicted == c)
+                / (double)pairs.Count(p => p.Truth == c));
             Assert.Equal(expected, double.Parse(metrics[pooling][3], CultureInfo.InvariantCulture), 9);
         }
 

@@ -6,8 +6,8 @@ scikit-image implements that as skimage.segmentation.expand_labels(label_image, 
 every background pixel within `distance` (Euclidean, pixel units) of a labelled pixel takes the label of its nearest
 labelled pixel (scipy.ndimage.distance_transform_edt with return_indices). This script calls that function on seeded
 random label maps (touching and overlapping nuclei, narrow gaps, labels at the image border, QuPath's 5 um at
-0.25 um/px = 20 px on a dense map), so the expected maps are scikit-image's own. Where two labels are equally near, SciPy's choice is one valid answer;
-the test accepts the other nearest label there, checking the tie by brute force.
+0.25 um/px = 20 px on a dense map), so the expected maps are scikit-image's own. Where two labels are equally near,
+SciPy's choice is one valid answer; the test accepts the other nearest label there, checking the tie by brute force.
 
 Usage:  /usr/bin/python3 cell_expansion_reference.py [OUT_DIR]     (default: golden/ next to this script)
 """
@@ -42,7 +42,8 @@ def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, 'golden')
     rng = np.random.default_rng(7)
     cases = []
-    for (h, w, n, d) in [(40, 50, 6, 3.0), (64, 64, 25, 5.5), (96, 80, 60, 2.0), (50, 70, 1, 100.0), (30, 30, 0, 4.0), (200, 240, 180, 20.0)]:
+    sizes = [(40, 50, 6, 3.0), (64, 64, 25, 5.5), (96, 80, 60, 2.0), (50, 70, 1, 100.0), (30, 30, 0, 4.0), (200, 240, 180, 20.0)]
+    for (h, w, n, d) in sizes:
         m = random_map(rng, h, w, n)
         e = expand_labels(m, distance=d)
         cases.append(dict(name='random_%dx%d_%d_nuclei_d%g' % (h, w, n, d), shape=[h, w], distance=d, labels=b64(m), expanded=b64(e)))

@@ -34,8 +34,7 @@ static class EmbedCommand
         var stainNorm = new Option<string?>("--stain-norm") { Description = "Normalise every patch's staining before the encoder: "
             + "macenko or reinhard (torchstain's methods); needs --stain-target." };
         var stainTarget = new Option<FileInfo?>("--stain-target") { Description = "The image whose staining patches are mapped to." };
-        var shard = new Option<string?>("--shard") { Description = "Process shard i of n (0-based, 'i/n'), for array jobs; 'auto' in a Slurm "
-            + "array task, 'auto/n' in a Kubernetes Indexed Job of n." };
+        var shard = CommonOptions.Shard();
         var skipErrors = new Option<bool>("--skip-errors") { Description = "Go on past slides that fail and list them at the end." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Redo slides that already have features." };
         var command = new Command("embed",

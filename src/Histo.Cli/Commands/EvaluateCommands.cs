@@ -69,8 +69,9 @@ static class EvaluateCommands
             string kind = parse.GetValue(normalise)!;
             if (!FeatureNormalisation.Kinds.Contains(kind))
                 throw new UsageException($"--normalise '{kind}': choose one of {string.Join(", ", FeatureNormalisation.Kinds)}");
-            var k = parse.GetValue(shots)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v =>
-                int.TryParse(v, out int n) && n > 0 ? n : throw new UsageException($"--shots '{v}' is not a positive whole number")).ToList();
+            var k = parse.GetValue(shots)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(v => int.TryParse(v, out int n) && n > 0 ? n
+                    : throw new UsageException($"--shots '{v}' is not a positive whole number")).ToList();
             Require.AtLeast("--episodes", parse.GetValue(episodes), 1);
             var (train, trainY, test, testY, classes) = Load(parse, o);
             var results = Histo.Evaluation.FewShot.Evaluate(train, trainY, test, testY, classes.Length, k, parse.GetValue(episodes), kind,

@@ -38,8 +38,7 @@ static class NucleiCommand
             { Description = "Smallest nucleus, um^2.", DefaultValueFactory = _ => detector.MinAreaMicrons };
         var maxArea = new Option<double>("--max-area")
             { Description = "Largest nucleus, um^2.", DefaultValueFactory = _ => detector.MaxAreaMicrons };
-        var shard = new Option<string?>("--shard") { Description = "Process shard i of n (0-based, 'i/n'), for array jobs; 'auto' in a Slurm "
-            + "array task, 'auto/n' in a Kubernetes Indexed Job of n." };
+        var shard = CommonOptions.Shard();
         var skipErrors = new Option<bool>("--skip-errors") { Description = "Go on past inputs that fail and list them at the end." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Redo inputs already done, or change the settings of a folder." };
         var command = new Command("nuclei", "Detect nuclei (QuPath-style, no training) in slides or tiles: QuPath GeoJSON detections "

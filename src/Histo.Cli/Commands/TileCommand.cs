@@ -24,8 +24,7 @@ static class TileCommand
             DefaultValueFactory = _ => defaults.MinTissue };
         var mppCsv = new Option<FileInfo?>("--mpp-csv") { Description = "CSV 'slide_id,mpp' giving or overriding level-0 resolutions." };
         var savePatches = new Option<bool>("--save-patches") { Description = "Also write every patch as PNG under patches/<slide_id>/." };
-        var shard = new Option<string?>("--shard") { Description = "Process shard i of n (0-based, 'i/n'), for array jobs; 'auto' in a Slurm "
-            + "array task, 'auto/n' in a Kubernetes Indexed Job of n." };
+        var shard = CommonOptions.Shard();
         var skipErrors = new Option<bool>("--skip-errors") { Description = "Go on past slides that fail and list them at the end." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Redo slides that are already tiled." };
         var threads = new Option<int>("--threads") { Description = "Threads reading patches.",

@@ -132,7 +132,8 @@ public sealed record TypedCounts(int Paired, int SameType, IReadOnlyDictionary<i
     public IReadOnlyDictionary<int, double> F1ByType => ByType.ToDictionary(kv => kv.Key, kv =>
     {
         var (tp, tn, fp, fn, fpD, fnD) = kv.Value;
-        return 2.0 * (tp + tn) / (2.0 * (tp + tn) + TypeWeights[0] * fp + TypeWeights[1] * fn + TypeWeights[2] * fpD + TypeWeights[3] * fnD);
+        return 2.0 * (tp + tn) / (2.0 * (tp + tn) + TypeWeights[0] * fp + TypeWeights[1] * fn + TypeWeights[2] * fpD
+            + TypeWeights[3] * fnD);
     });
 
     public TypedCounts Add(TypedCounts other) => new(Paired + other.Paired, SameType + other.SameType,

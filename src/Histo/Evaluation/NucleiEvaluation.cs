@@ -58,9 +58,9 @@ public static class NucleiEvaluation
                 var pairs = new InstancePairs(t, p);
                 var scores = scoresDir is null ? pairs.PredictionIds.Select(_ => 1.0).ToArray()
                     : DetectionScores(Path.Combine(scoresDir, kv.Key + ".csv"), pairs.PredictionIds);
-                (Dictionary<int, int> Truth, Dictionary<int,
-                    int> Prediction)? typed = truthTypesDir is null ? null : (Truth: NucleusTypes(Path.Combine(truthTypesDir, kv.Key + ".csv"), pairs.TruthIds),
-                    Prediction: NucleusTypes(Path.Combine(predictionTypesDir!, kv.Key + ".csv"), pairs.PredictionIds));
+                (Dictionary<int, int> Truth, Dictionary<int, int> Prediction)? typed = truthTypesDir is null ? null
+                    : (NucleusTypes(Path.Combine(truthTypesDir, kv.Key + ".csv"), pairs.TruthIds),
+                        NucleusTypes(Path.Combine(predictionTypesDir!, kv.Key + ".csv"), pairs.PredictionIds));
                 return (Name: kv.Key, Scores: InstanceMetrics.Compute(t, p, radius), Mask: CocoImage.Masks(pairs, scores),
                     Box: CocoImage.Boxes(pairs, scores), Pairs: pairs, TruthMap: t, PredictionMap: p, TypeMaps: typed);
             }

@@ -38,8 +38,8 @@ public static class EpochCheckpoint
                 foreach (var (name, t) in tensors)
                 {
                     if (!saved.TryGetValue(name, out var value))
-                        throw new HistoException($"{Path.Combine(runDir, TensorsFile)}: no '{name}'; the run was made by another version or "
-                            + "recipe; use --overwrite or another -o");
+                        throw new HistoException($"{Path.Combine(runDir, TensorsFile)}: no '{name}'; the run was made by another "
+                            + "version or recipe; use --overwrite or another -o");
                     t.copy_(value);
                 }
         }

@@ -43,7 +43,8 @@ public static class SyntheticNucleiTruth
             slide.ReadRegion(x, y, 0, size, size).Save(Path.Combine(outputDir, "images", name + ".png"));
             var (labels, nucleusTypes) = tissue.NucleusLabels(x, y, size, size);
             if (nucleusTypes.Length - 1 > ushort.MaxValue)
-                throw new HistoException($"{name}: {nucleusTypes.Length - 1} nuclei do not fit a 16-bit label map; use a smaller --nuclei-region");
+                throw new HistoException($"{name}: {nucleusTypes.Length - 1} nuclei do not fit a 16-bit label map; "
+                    + "use a smaller --nuclei-region");
             LabelMapFile.WritePng(Path.Combine(outputDir, "inst", name + ".png"), new LabelMap(size, size, labels));
             var csv = new StringBuilder("nucleus_id,type,type_name\n");
             for (int id = 1; id < nucleusTypes.Length; id++)

@@ -135,8 +135,9 @@ public sealed class ClipModel : Module, IVisionLanguageModel
                 foreach (var kind in new[] { "weight", "bias" })
                     openai[$"{to}attn.in_proj_{kind}"] = cat(new[] { "q_proj", "k_proj", "v_proj" }
                         .Select(q => hf[$"{from}self_attn.{q}.{kind}"]).ToList(), 0);
+                string[] packed = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"];
                 foreach (var (key, value) in hf.Where(kv => kv.Key.StartsWith(from, StringComparison.Ordinal)
-                    && !kv.Key.Contains("self_attn.q_proj") && !kv.Key.Contains("self_attn.k_proj") && !kv.Key.Contains("self_attn.v_proj")))
+                    && !packed.Any(kv.Key.Contains)))
                     openai[to + Block(key[from.Length..])] = value;
             }
         }
