@@ -185,9 +185,12 @@ public static class InstanceMetrics
     /// <summary>HoVer-Net's epsilon in SQ's and AJI's IoU denominators.</summary>
     const double Epsilon = 1e-6;
 
-    public static InstanceScores Compute(LabelMap truth, LabelMap prediction, double radius)
+    public static InstanceScores Compute(LabelMap truth, LabelMap prediction, double radius) =>
+        Compute(new InstancePairs(truth, prediction), truth, prediction, radius);
+
+    /// <summary>As <see cref="Compute(LabelMap, LabelMap, double)"/> with the pairs of the two maps already built.</summary>
+    public static InstanceScores Compute(InstancePairs pairs, LabelMap truth, LabelMap prediction, double radius)
     {
-        var pairs = new InstancePairs(truth, prediction);
         var (tp, fp, fn, dq, sq, pq) = PanopticQuality(pairs);
         var (dTp, dFn, dFp, f1) = DetectionF1(pairs.TruthCentroids, pairs.PredictionCentroids, radius);
         return new InstanceScores(tp, fp, fn, dq, sq, pq, Dice1(truth, prediction), Dice2(pairs), Aji(pairs), AjiPlus(pairs),

@@ -61,7 +61,7 @@ public static class NucleiEvaluation
                 (Dictionary<int, int> Truth, Dictionary<int, int> Prediction)? typed = truthTypesDir is null ? null
                     : (NucleusTypes(Path.Combine(truthTypesDir, kv.Key + ".csv"), pairs.TruthIds),
                         NucleusTypes(Path.Combine(predictionTypesDir!, kv.Key + ".csv"), pairs.PredictionIds));
-                return (Name: kv.Key, Scores: InstanceMetrics.Compute(t, p, radius), Mask: CocoImage.Masks(pairs, scores),
+                return (Name: kv.Key, Scores: InstanceMetrics.Compute(pairs, t, p, radius), Mask: CocoImage.Masks(pairs, scores),
                     Box: CocoImage.Boxes(pairs, scores), Pairs: pairs, TruthMap: t, PredictionMap: p, TypeMaps: typed);
             }
             catch (HistoException e) { throw new HistoException($"{predictions[kv.Key]}: {e.Message}", e); }

@@ -137,8 +137,7 @@ public static class EncoderRegistry
         {
             // A CLIP checkpoint (OpenAI's or Hugging Face's layout; QuickGELU, as OpenAI CLIP and PLIP): its image tower and
             // projection, with CLIP's preprocessing (bicubic resize of the shorter side, centre crop, CLIP's mean and std).
-            foreach (var t in tensors.Values) t.Dispose();
-            var clip = VisionLanguage.ClipModel.Load(nameOrPath);
+            var clip = VisionLanguage.ClipModel.Load(tensors, nameOrPath);
             int size = clip.Config.ImageSize;
             var spec = new EncoderSpec($"clip:{Path.GetFileName(nameOrPath)}", "CLIP image tower and projection", size,
                 clip.Config.EmbedDim,

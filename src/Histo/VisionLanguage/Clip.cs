@@ -81,24 +81,30 @@ public sealed class ClipModel : Module, IVisionLanguageModel
         text_projection = Parameter(empty(config.TextWidth, config.EmbedDim));
         logit_scale = Parameter(ones([]));
         RegisterComponents();
-        using (no_grad())
-        {
-            // model.py's initialize_parameters.
-            init.normal_(token_embedding.weight, std: 0.02);
-            init.normal_(positional_embedding, std: 0.01);
-            init.normal_(text_projection, std: Math.Pow(config.TextWidth, -0.5));
-            using var scale = InitialLogitScale.ToScalar();
-            logit_scale.fill_(scale);
-        }
+        InitialiseText(token_embedding, positional_embedding, text_projection, logit_scale, config.TextWidth);
+    }
+
+    /// <summary>model.py's initialize_parameters for the text side and the temperature (positions optional: a bag of words
+    /// has none).</summary>
+    internal static void InitialiseText(Embedding tokens, Parameter? positions, Parameter projection, Parameter logitScale, int width)
+    {
+        using var _ = no_grad();
+        init.normal_(tokens.weight, std: 0.02);
+        if (positions is not null) init.normal_(positions, std: 0.01);
+        init.normal_(projection, std: Math.Pow(width, -0.5));
+        using var scale = InitialLogitScale.ToScalar();
+        logitScale.fill_(scale);
     }
 
     /// <summary>
     /// A CLIP checkpoint in OpenAI's layout (safetensors or a torch.save state dict; OpenAI's TorchScript archives must be
     /// re-saved as a state dict), its configuration read from the shapes, loaded strictly.
     /// </summary>
-    public static ClipModel Load(string path, bool quickGelu = true)
+    public static ClipModel Load(string path, bool quickGelu = true) => Load(Checkpoint.Read(path), path, quickGelu);
+
+    /// <summary>As <see cref="Load(string, bool)"/> from a checkpoint already read (<paramref name="path"/> names it).</summary>
+    public static ClipModel Load(Dictionary<string, Tensor> tensors, string path, bool quickGelu = true)
     {
-        var tensors = Checkpoint.Read(path);
         if (tensors.Keys.Any(k => k.StartsWith("vision_model.", StringComparison.Ordinal))) tensors = FromHuggingFace(tensors);
         var model = new ClipModel(ClipConfig.FromStateDict(tensors, Path.GetFileName(path), quickGelu));
         // build_model drops these non-tensor entries of OpenAI's archives; a re-saved state dict may still carry them.

@@ -57,15 +57,7 @@ public sealed class ContrastiveModel : Module, IVisionLanguageModel
         text_projection = Parameter(empty(config.TextWidth, config.EmbedDim));
         logit_scale = Parameter(ones([]));
         RegisterComponents();
-        using (no_grad())
-        {
-            // CLIP's initialisation (model.py's initialize_parameters) for what this class adds.
-            init.normal_(token_embedding.weight, std: 0.02);
-            if (positional_embedding is not null) init.normal_(positional_embedding, std: 0.01);
-            init.normal_(text_projection, std: Math.Pow(config.TextWidth, -0.5));
-            using var scale = ClipModel.InitialLogitScale.ToScalar();
-            logit_scale.fill_(scale);
-        }
+        ClipModel.InitialiseText(token_embedding, positional_embedding, text_projection, logit_scale, config.TextWidth);
     }
 
     public int ImageSize => Config.ImageSize;

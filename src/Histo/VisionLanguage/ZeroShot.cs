@@ -196,7 +196,9 @@ public static class ZeroShot
                 + "dimensions; zero-shot needs features from this model's own image tower (its projected image embeddings)");
         using var classes = ClassEmbeddings(model, tokenizer, prompts);
         using var logitScale = model.LogitScale.ToScalar();
-        var poolings = new[] { "mean" }.Concat(topK.Distinct().Order().Select(k => $"top{k}")).ToArray();
+        // Mean pooling (no K), then top-K for each K.
+        var poolings = new (string Name, int? K)[] { ("mean", null) }.Concat(topK.Distinct().Order().Select(k => ($"top{k}", (int?)k)))
+            .ToArray();
         var predictions = new List<SlidePrediction>();
         // With the slides, a heatmap per slide and class of the patches' similarity to the class (its logit).
         var slidePaths = slidesDir is null ? null : SlideBatch.Expand([slidesDir], f => WholeSlide.Extensions.Contains(
@@ -210,13 +212,11 @@ public static class ZeroShot
             string slide = Path.GetFileNameWithoutExtension(file);
             using var scope = NewDisposeScope();
             var logits = Normalise(tensor(features.Features)).matmul(classes.t()).mul(logitScale);   // [N, classes]
-            foreach (var pooling in poolings)
+            foreach (var (name, k) in poolings)
             {
-                var pooled = pooling == "mean" ? logits.mean([0])
-                    : logits.topk((int)Math.Min(int.Parse(pooling[3..], CultureInfo.InvariantCulture), features.Count),
-                        dim: 0).values.mean([0]);
+                var pooled = k is null ? logits.mean([0]) : logits.topk(Math.Min(k.Value, features.Count), dim: 0).values.mean([0]);
                 var p = pooled.softmax(-1).data<float>().ToArray();
-                predictions.Add(new SlidePrediction(slide, pooling, Array.IndexOf(p, p.Max()), p));
+                predictions.Add(new SlidePrediction(slide, name, Array.IndexOf(p, p.Max()), p));
             }
             if (slidePaths is null) continue;
             if (!slidePaths.TryGetValue(slide, out var slidePath))
@@ -238,7 +238,7 @@ public static class ZeroShot
             var unlabelled = predictions.Select(p => p.SlideId).Distinct().Where(s => !labels.ContainsKey(s)).ToList();
             if (unlabelled.Count == predictions.Count / poolings.Length)
                 throw new HistoException($"{labelsPath}: none of the {unlabelled.Count} slides has a label; check the slide_id column");
-            foreach (var pooling in poolings)
+            foreach (var (pooling, _) in poolings)
             {
                 var rows = predictions.Where(p => p.Pooling == pooling && labels.ContainsKey(p.SlideId)).ToList();
                 var truth = rows.Select(r => labels[r.SlideId]).ToList();
