@@ -61,6 +61,13 @@ public class ContrastiveTests
         Assert.True(code == 0, stderr);
         string first = stdout.Split("per epoch: ")[1].Split('\n')[0].Trim();
         Assert.StartsWith(first + ", ", stdout2.Split("per epoch: ")[1]);
+        // A pairs file naming a missing image: one line with the CSV's line, and no run folder left behind.
+        File.WriteAllLines(dir["bad.csv"], ["image,caption", .. Enumerable.Range(0, 12).Select(i => $"nowhere-{i}.png,a caption")]);
+        (code, _, stderr) = Cli.Run(["clip-train", "--pairs", dir["bad.csv"], "-o", dir["bad-run"], .. train[5..], "--epochs", "1"]);
+        Assert.Equal(1, code);
+        Assert.Contains("bad.csv:2: image", stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
+        Assert.False(Directory.Exists(dir["bad-run"]));
         // Other settings on the same run are refused, naming the difference.
         (code, _, stderr) = Cli.Run([.. train, "--epochs", "2", "--lr", "1e-3"]);
         Assert.Equal(1, code);

@@ -196,7 +196,11 @@ public static class ContrastiveTraining
         foreach (var (line, row) in table.Rows)
         {
             if (row[caption].Length == 0) throw new HistoException($"{csv}:{line}: empty caption");
-            images.Add(Path.Combine(dir, row[image]));
+            string path = Path.Combine(dir, row[image]);
+            // Checked before the run folder is made, so a wrong path leaves nothing behind.
+            if (!File.Exists(path))
+                throw new HistoException($"{csv}:{line}: image {path} not found; paths are relative to the CSV's folder");
+            images.Add(path);
             captions.Add(row[caption]);
         }
         return (images, captions);
