@@ -20,6 +20,10 @@ public sealed record ResNetConfig(string Name, bool Bottleneck, int[] Layers, in
     /// <summary>ResNet-50: bottleneck blocks 3-4-6-3, 2048-d features.</summary>
     public static ResNetConfig ResNet50 => new("resnet50", true, [3, 4, 6, 3], [64, 128, 256, 512]);
     /// <summary>CLAM's resnet50_trunc (Lu et al. 2021, models/resnet_custom.py): ResNet-50 through layer3, 1024-d.</summary>
+    /// <summary>ResNet-18 at half width (32-64-128-256 channels, 256-d): a quarter of the multiply-adds, a distillation student.</summary>
+    public static ResNetConfig ResNet18Half => new("resnet18-half", false, [2, 2, 2, 2], [32, 64, 128, 256]);
+    /// <summary>ResNet-10: one basic block per stage (the depth of RepDistiller's small students), 512-d.</summary>
+    public static ResNetConfig ResNet10 => new("resnet10", false, [1, 1, 1, 1], [64, 128, 256, 512]);
     public static ResNetConfig ResNet50Trunc => new("resnet50-trunc", true, [3, 4, 6], [64, 128, 256]);
 }
 
@@ -72,15 +76,31 @@ public sealed class ResNet : Module<Tensor, Tensor>
             if (m is Conv2d c) init.kaiming_normal_(c.weight, mode: init.FanInOut.FanOut, nonlinearity: init.NonlinearityType.ReLU);
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, stages: null);
+
+    /// <summary>
+    /// The pooled feature [B, C] and each stage's output (layer1 [B, C1, H/4, W/4] ... the last stage), the activations
+    /// attention transfer compares (Zagoruyko and Komodakis 2017 take them at the end of each group of blocks).
+    /// </summary>
+    public (Tensor Pooled, List<Tensor> Stages) ForwardStages(Tensor x)
+    {
+        var stages = new List<Tensor>();
+        return (Forward(x, stages), stages);
+    }
+
+    Tensor Forward(Tensor x, List<Tensor>? stages)
     {
         using var scope = NewDisposeScope();
         x = functional.relu(FusedConvBn.Apply(conv1, bn1, _stem, CntkPad(x, 7, 2)));   // [B, 64, H/2, W/2]
         x = _padding == ResNetPadding.Torchvision
             ? functional.max_pool2d(x, 3, 2, 1)
             : functional.max_pool2d(functional.pad(x, [1, 0, 1, 0], value: double.NegativeInfinity), 3, 2); // [B, 64, H/4, W/4]
-        x = layer3.forward(layer2.forward(layer1.forward(x)));              // [B, C, H/16, W/16]
-        if (layer4 is not null) x = layer4.forward(x);                      // [B, C, H/32, W/32]
+        foreach (var layer in new[] { layer1, layer2, layer3, layer4 })    // [B, C, H/4 ... H/32, W/4 ... W/32]
+        {
+            if (layer is null) continue;
+            x = layer.forward(x);
+            stages?.Add(x.MoveToOuterDisposeScope());
+        }
         return x.mean([2, 3]).MoveToOuterDisposeScope();                    // global average pool: [B, C]
     }
 
