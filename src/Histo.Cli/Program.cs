@@ -16,6 +16,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     StainCommand.Create(),
     NucleiEvalCommand.Create(), NucleiCommand.Create(),
     PretrainCommand.Create(),
+    DistillCommand.Create(),
     EvaluateCommands.Knn(), EvaluateCommands.FewShot(),
     EvaluateCommands.Probe(),
     TextCommands.Tokenize(), TextCommands.BpeTrain(), ZeroShotCommand.Create(), ClipTrainCommand.Create(),

@@ -10,12 +10,7 @@ static class PretrainCommand
     public static Command Create()
     {
         var d = new DinoOptions();
-        var patches = new Option<DirectoryInfo>("--patches") { Description = "Folder of patch images (e.g. patches/ of 'histo tile "
-            + "--save-patches')." };
-        var slides = new Option<string[]>("--slides") { Description = "Slide files or folders, read patch by patch at the coordinates "
-            + "of 'histo tile' (with --coords).", AllowMultipleArgumentsPerToken = true };
-        var coords = new Option<DirectoryInfo>("--coords") { Description = "Output folder of 'histo tile' (coords/<slide_id>.h5), for "
-            + "--slides." };
+        var inputs = new PatchInputs();
         var output = new Option<DirectoryInfo>("--output",
             "-o") { Description = "Run folder (checkpoint per epoch; teacher backbone for 'histo embed --encoder RUN').", Required = true };
         string randomArchs = string.Join(", ", Histo.Models.EncoderRegistry.All.Where(e => e.Weights == "none").Select(e => e.Name));
@@ -59,7 +54,7 @@ static class PretrainCommand
         var command = new Command("pretrain",
             "Self-supervised pretraining with DINO on patch images; resumes from the run folder, or extends it with more --epochs.")
         {
-            patches, slides, coords, output, arch, init, epochs, batch, outDim, local, globalSize, localSize, globalScale, localScale,
+            inputs.Patches, inputs.Slides, inputs.Coords, output, arch, init, epochs, batch, outDim, local, globalSize, localSize, globalScale, localScale,
             warmup, lr, minLr, weightDecay, weightDecayEnd, clipGrad, freeze, teacherTemp, warmupTeacherTemp, momentum, seed, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>
@@ -80,8 +75,7 @@ static class PretrainCommand
                 },
             };
             options.Validate(); // before any slide or image is opened
-            using var images = OpenPatches(parse.GetValue(patches), parse.GetValue(slides), parse.GetValue(coords));
-            if (images is SlidePatches sp) foreach (var skipped in sp.Skipped) Console.Error.WriteLine($"skipped: {skipped}");
+            using var images = inputs.Open(parse);
             Console.WriteLine($"DINO on {images.Describe()}");
             string runDir = parse.GetValue(output)!.FullName;
             IReadOnlyList<double> losses = [];
@@ -111,13 +105,36 @@ static class PretrainCommand
 
     static (double Min, double Max) Scale(double[] values) => (values[0], values[1]);
 
-    static IPatchSource OpenPatches(DirectoryInfo? patches, string[]? slides, DirectoryInfo? coords)
+}
+
+/// <summary>The unlabelled patches a training command reads: a folder of images, or tiled slides read at their coordinates.</summary>
+sealed class PatchInputs
+{
+    public Option<DirectoryInfo> Patches { get; } = new("--patches")
     {
+        Description = "Folder of patch images (e.g. patches/ of 'histo tile --save-patches').",
+    };
+    public Option<string[]> Slides { get; } = new("--slides")
+    {
+        Description = "Slide files or folders, read patch by patch at the coordinates of 'histo tile' (with --coords).",
+        AllowMultipleArgumentsPerToken = true,
+    };
+    public Option<DirectoryInfo> Coords { get; } = new("--coords")
+    {
+        Description = "Output folder of 'histo tile' (coords/<slide_id>.h5), for --slides.",
+    };
+
+    /// <summary>The patches; slides that cannot be read are reported on stderr and left out.</summary>
+    public IPatchSource Open(ParseResult parse)
+    {
+        var (patches, slides, coords) = (parse.GetValue(Patches), parse.GetValue(Slides), parse.GetValue(Coords));
         bool fromSlides = slides is { Length: > 0 };
         if (patches is null == !fromSlides)
             throw new UsageException("give either --patches DIR (patch images) or --slides SLIDES --coords DIR (tiled slides)");
         if (patches is not null) return new ImageFolderPatches(patches.FullName);
         if (coords is null) throw new UsageException("--slides needs --coords DIR, the output folder of 'histo tile' for these slides");
-        return new SlidePatches(SlideBatch.Expand(slides!), coords.FullName);
+        var source = new SlidePatches(SlideBatch.Expand(slides!), coords.FullName);
+        foreach (var skipped in source.Skipped) Console.Error.WriteLine($"skipped: {skipped}");
+        return source;
     }
 }

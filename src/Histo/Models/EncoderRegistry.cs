@@ -123,6 +123,12 @@ public static class EncoderRegistry
             // Patches are embedded at the size the run trained its global crops at.
             return (spec with { Weights = Path.GetFullPath(nameOrPath), InputSize = inputSize ?? info.InputSize }, network);
         }
+        if (Directory.Exists(nameOrPath) && Distillation.DistilledEncoder.IsRun(nameOrPath))
+        {
+            // A `histo distill` run: the student and its projection into the teacher's space, at the student's input side.
+            var (spec, network) = Distillation.DistilledEncoder.Load(nameOrPath);
+            return (spec with { InputSize = inputSize ?? spec.InputSize }, network);
+        }
         if (Directory.Exists(nameOrPath) && File.Exists(Path.Combine(nameOrPath, VisionLanguage.ContrastiveModel.ConfigFile)))
         {
             // A `histo clip-train` run: its image tower and projection, so the features are the run's image embeddings, the

@@ -94,6 +94,7 @@ public sealed class PatchEncoder : IDisposable
         if (computeType != ScalarType.Float32) Network.to(computeType);
         // Inference only from here on: batch norms are folded into their convolutions (bench encoders: ResNet-18 +N%).
         if (Network is ResNet resnet) resnet.FuseBatchNorm();
+        else if (Network is Distillation.DistilledEncoder { Backbone: ResNet student }) student.FuseBatchNorm();
         _normaliser = new InputNormaliser(spec.Normalization);
     }
 

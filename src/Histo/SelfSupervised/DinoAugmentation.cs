@@ -38,6 +38,16 @@ public sealed record DinoAugmentation
         return views;
     }
 
+    /// <summary>
+    /// One global view of an image [3, H, W] in [0, 1], [3, GlobalSize, GlobalSize]: DINO's first (always blurred) or second
+    /// (rarely blurred, sometimes solarised) global crop, e.g. a fixed view a distillation teacher sees once.
+    /// </summary>
+    public Tensor GlobalView(Tensor image, Random random, bool second)
+    {
+        using var batch = image.unsqueeze(0);
+        return View(batch, random, GlobalSize, GlobalScale, blurProbability: second ? 0.1 : 1.0, solarizeProbability: second ? 0.2 : 0);
+    }
+
     Tensor View(Tensor batch, Random random, int size, (double Min, double Max) scale, double blurProbability, double solarizeProbability)
     {
         using var scope = NewDisposeScope();

@@ -317,7 +317,7 @@ public static class DinoTraining
     // Kept alive, not converted on the fly: see KeptScalars.
     static readonly Scalar ByteRange = 255f.ToScalar();
 
-    static Tensor ToTensor(RgbaImage image, int minSide)
+    internal static Tensor ToTensor(RgbaImage image, int minSide)
     {
         if (Math.Min(image.Width, image.Height) < minSide)
         {
