@@ -103,7 +103,7 @@ static class DinoPcam
     }
 
     /// <summary>The first count / 2 patches (by name) of each class of a split, class 0 then class 1.</summary>
-    static (List<string> Files, int[] Labels) Split(string split, int count)
+    internal static (List<string> Files, int[] Labels) Split(string split, int count)
     {
         var files = new List<string>();
         var labels = new List<int>();

@@ -21,6 +21,7 @@ return mode switch
     "dino-step" => DinoStepBenchmark.Run(quick),
     "dino-fmnist" => DinoFashionMnist.Run(new BenchArgs(args)),
     "dino-pcam" => DinoPcam.Run(new BenchArgs(args)),
+    "distill" => DistillPcam.Run(new BenchArgs(args)),
     "clip-synth" => ClipSynthBenchmark.Run(new BenchArgs(args)),
     "clip-speed" => ClipSpeedBenchmark.Run(quick),
     "torchsharp-gc-race" => GcRace.Run(new BenchArgs(args)),
@@ -39,7 +40,7 @@ static int Usage()
     Console.Error.WriteLine("usage: Histo.Bench "
         + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|mil-ood|"
         + "knn|knn-memory|"
-        + "dino-step|dino-fmnist|dino-pcam|dino-cohort|clip-synth|clip-speed|torchsharp-gc-race "
+        + "dino-step|dino-fmnist|dino-pcam|distill|dino-cohort|clip-synth|clip-speed|torchsharp-gc-race "
             + "[--quick]");
     return 2;
 }

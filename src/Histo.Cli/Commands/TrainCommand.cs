@@ -36,9 +36,29 @@ static class TrainCommand
         var cacheGb = new Option<double>("--cache-gb") { Description = "Most GB of bag features kept in memory; bags beyond it are "
             + "read again from their .h5 files (default: a quarter of this machine's memory).",
             DefaultValueFactory = _ => defaults.BagCacheBytes / 1e9 };
+        var distillFrom = new Option<DirectoryInfo?>("--distill-from")
+        {
+            Description = "A trained teacher run (softmax head): each training bag also learns the teacher's soft targets, from the "
+                + "teacher's model of the same fold, on the teacher's splits.",
+        };
+        var teacherFeatures = new Option<DirectoryInfo?>("--teacher-features")
+        {
+            Description = "The teacher's features folder, when the student trains on other features (default: --features).",
+        };
+        var alpha = new Option<double>("--alpha")
+        {
+            Description = "Weight of the soft targets, (1 - alpha) on the labels (RepDistiller's KD: 0.9).",
+            DefaultValueFactory = _ => Histo.Distillation.SoftTargets.DefaultAlpha,
+        };
+        var temperature = new Option<double>("--temperature")
+        {
+            Description = "Softmax temperature of the soft targets (RepDistiller: 4).",
+            DefaultValueFactory = _ => Histo.Distillation.SoftTargets.DefaultTemperature,
+        };
         var command = new Command("train", "Train a MIL model with k-fold cross-validation by case; writes per-fold and summary metrics.")
         {
             features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, classBalance, cacheGb, overwrite,
+            distillFrom, teacherFeatures, alpha, temperature,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -61,6 +81,10 @@ static class TrainCommand
                 LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay), Seed = parse.GetValue(seed),
                 SplitsDir = parse.GetValue(splits)?.FullName, Overwrite = parse.GetValue(overwrite),
                 BagCacheBytes = CacheBytes(parse.GetValue(cacheGb)),
+                Distillation = parse.GetValue(distillFrom) is { } teacher
+                    ? new MilDistillation(teacher.FullName, parse.GetValue(teacherFeatures)?.FullName, parse.GetValue(alpha),
+                        parse.GetValue(temperature))
+                    : null,
                 ClassBalance = parse.GetValue(classBalance) switch
                 {
                     "on" => true,
@@ -68,6 +92,8 @@ static class TrainCommand
                     var b => throw new UsageException($"--class-balance '{b}' must be on or off"),
                 },
             };
+            if (parse.GetValue(teacherFeatures) is not null && options.Distillation is null)
+                throw new UsageException("--teacher-features goes with --distill-from RUN");
             options.Validate(); // usage errors before any file is read
             var data = MilDataset.Load(parse.GetValue(labels)!.FullName, parse.GetValue(features)!.FullName, milTask);
             foreach (var w in data.Warnings) Console.Error.WriteLine($"warning: {w}");

@@ -42,6 +42,9 @@ public sealed record MilTrainingOptions
     /// <summary>Redo a run folder made with other settings (its folds are deleted) instead of refusing it.</summary>
     public bool Overwrite { get; init; }
 
+    /// <summary>Soft targets from a trained teacher run (<c>histo train --distill-from</c>); null trains on the labels alone.</summary>
+    public MilDistillation? Distillation { get; init; }
+
     public void Validate()
     {
         Require.AtLeast("--epochs", MaxEpochs, 1);
@@ -50,12 +53,34 @@ public sealed record MilTrainingOptions
         Require.NonNegative("--weight-decay", WeightDecay);
         if (BagCacheBytes < 0) throw new UsageException("--cache-gb must be 0 or more");
         if (Task == MilTask.Subtype && Head != HeadKind.Softmax) throw new UsageException("ordinal heads (coral, corn) need --task grade");
+        if (Distillation is { } d)
+        {
+            Require.InRange("--alpha", d.Alpha, 0, 1);
+            Require.Positive("--temperature", d.Temperature);
+            if (Head != HeadKind.Softmax)
+                throw new UsageException($"--distill-from matches softmax distributions; --head {Head.ToString().ToLowerInvariant()} "
+                    + "has none: use --head softmax");
+        }
         if (Model == "clam-sb" && Head != HeadKind.Softmax)
             throw new UsageException($"--model clam-sb cannot take --head {Head.ToString().ToLowerInvariant()}: its "
                 + $"instance-clustering branches are one per class and need the softmax head's classes; use --head softmax, or "
                     + $"another model (abmil, gated-abmil, dsmil, mean, max) for ordinal grades");
     }
 }
+
+/// <summary>
+/// A MIL student taught by a trained run (Hinton et al. 2015): each training bag's loss is (1 - Alpha) times its own loss
+/// on the label plus Alpha T^2 KL(softmax(z_t / T) || softmax(z_s / T)), z_t the teacher's logits for the bag from the
+/// teacher's model of the same fold. The student trains on the teacher's splits, so fold i's teacher never saw fold i's
+/// validation or test slides: its logits on the training slides leak nothing the student could not learn from the labels.
+/// (Out-of-fold logits pooled over the teacher's folds would: the model that scored a training slide was trained on this
+/// fold's test slides.) The teacher may use other features (another encoder): <see cref="TeacherFeatures"/>.
+/// </summary>
+/// <param name="TeacherRun">The teacher's <c>histo train</c> run folder.</param>
+/// <param name="TeacherFeatures">The teacher's features folder; null: the student's own.</param>
+/// <param name="Alpha">Weight of the soft targets (RepDistiller's KD: 0.9).</param>
+public sealed record MilDistillation(string TeacherRun, string? TeacherFeatures = null,
+    double Alpha = Distillation.SoftTargets.DefaultAlpha, double Temperature = Distillation.SoftTargets.DefaultTemperature);
 
 /// <summary>Metrics of one fold's test slides (or the summary over folds).</summary>
 public sealed record FoldMetrics(int Fold, int BestEpoch, double Auc, double BalancedAccuracy, double MacroF1, double Accuracy,
@@ -153,6 +178,8 @@ public static class MilTraining
         var byId = data.Bags.ToDictionary(b => b.SlideId);
         string splitsDir = Path.Combine(runDir, "splits");
         bool overwrite = options.Overwrite;
+        var teacher = options.Distillation is { } distillation ? TeacherOf(distillation, data, options) : null;
+        if (teacher is not null) options = options with { SplitsDir = teacher.Splits };
         var folds = options.SplitsDir is not null ? CaseSplits.Read(options.SplitsDir, data.Bags)
             : !overwrite && File.Exists(Path.Combine(splitsDir, "splits_0.csv")) ? CaseSplits.Read(splitsDir, data.Bags)
             : CaseSplits.Make(data.Bags, options.Folds, options.Seed, data.ClassNames);
@@ -191,7 +218,10 @@ public static class MilTraining
                 log?.Invoke($"fold {fold.Index}: already trained, kept");
                 continue;
             }
-            var metrics = TrainFold(data, loader, options, fold, folds.Count, byId, foldDir, log, onEpoch);
+            var softTargets = teacher is null ? null : TeacherLogits(teacher, fold, byId);
+            FoldMetrics metrics;
+            try { metrics = TrainFold(data, loader, options, fold, folds.Count, byId, foldDir, log, onEpoch, softTargets); }
+            finally { foreach (var t in softTargets?.Values ?? Enumerable.Empty<Tensor>()) t.Dispose(); }
             results.Add(metrics);
         }
         WriteSummary(results, data, options, runDir);
@@ -239,7 +269,7 @@ public static class MilTraining
 
     static FoldMetrics TrainFold(MilDataset data, BagLoader loader, MilTrainingOptions options, Fold fold, int foldCount, Dictionary<string,
         MilBag> byId, string foldDir,
-        Action<string>? log, Action<EpochProgress>? onEpoch)
+        Action<string>? log, Action<EpochProgress>? onEpoch, Dictionary<string, Tensor>? teacherLogits)
     {
         Directory.CreateDirectory(foldDir);
         manual_seed(options.Seed * 1000 + fold.Index);
@@ -301,7 +331,9 @@ public static class MilTraining
                 var output = model.Forward(features, bag.Label);
                 // The bag's loss scaled by its class weight: the step's gradient is w_y times the unweighted one.
                 // (A tensor factor, not a double: no Scalar made on the fly, see README's Platform notes.)
-                var loss = BagLoss(head, output, bag.Label) * classWeights[bag.Label];
+                var loss = BagLoss(head, output, bag.Label);
+                if (teacherLogits is not null) loss = WithSoftTargets(loss, output.Logits, teacherLogits[bag.SlideId], options.Distillation!);
+                loss *= classWeights[bag.Label];
                 double value = loss.item<float>();
                 if (!double.IsFinite(value)) throw new HistoException($"fold {fold.Index}, epoch {epoch}: the loss became {value} on "
                     + $"slide {bag.SlideId}; lower --lr");
@@ -311,7 +343,7 @@ public static class MilTraining
                 trainWeight += weights[bag.Label];
             }
             trainLoss /= Math.Max(1e-12, trainWeight);  // sum w L / sum w: the same units with or without class balance
-            double valLoss = Evaluate(model, head, val, classWeights, loader).Loss;
+            double valLoss = Evaluate(model, head, val, classWeights, loader, teacherLogits, options.Distillation).Loss;
             history.Append(CultureInfo.InvariantCulture, $"{epoch},{trainLoss:0.######},{valLoss:0.######}\n");
             if (valLoss < bestVal)
             {
@@ -365,6 +397,67 @@ public static class MilTraining
         return metrics;
     }
 
+    /// <summary>A teacher run checked against the student's cohort: the folder of its splits and of its features.</summary>
+    sealed record Teacher(string Run, string Splits, string FeaturesDir);
+
+    static Teacher TeacherOf(MilDistillation distillation, MilDataset data, MilTrainingOptions options)
+    {
+        string run = distillation.TeacherRun;
+        string configPath = Path.Combine(run, "config.json");
+        if (!File.Exists(configPath))
+            throw new HistoException($"{run}: not a training run (no config.json); --distill-from takes the -o folder of 'histo train'");
+        var config = JsonSerializer.Deserialize<RunConfig>(File.ReadAllText(configPath), Json)!;
+        if (config.Head != "softmax")
+            throw new HistoException($"{run}: the teacher has a {config.Head} head; --distill-from needs a softmax teacher");
+        if (!config.ClassNames.SequenceEqual(data.ClassNames))
+            throw new HistoException($"{run}: the teacher's classes ({string.Join(", ", config.ClassNames)}) are not the labels' "
+                + $"({string.Join(", ", data.ClassNames)}); give the labels CSV the teacher was trained on");
+        string splits = Path.Combine(run, "splits");
+        if (!File.Exists(Path.Combine(splits, "splits_0.csv")))
+            throw new HistoException($"{run}: no splits/splits_0.csv; finish the teacher's 'histo train' first");
+        if (options.SplitsDir is not null)
+            throw new UsageException("--distill-from trains on the teacher's splits; leave out --splits");
+        string features = distillation.TeacherFeatures ?? Path.GetDirectoryName(data.Bags[0].FeaturesPath)!;
+        if (Directory.Exists(Path.Combine(features, "features"))) features = Path.Combine(features, "features");
+        // The teacher must see the features it was trained on; a student on other features (another encoder) names the teacher's.
+        var missing = data.Bags.FirstOrDefault(b => !File.Exists(Path.Combine(features, b.SlideId + ".h5")));
+        if (missing is not null)
+            throw new HistoException($"{features}: no features of slide {missing.SlideId} for the teacher; pass --teacher-features, "
+                + "the folder the teacher was trained on");
+        var provenance = FeatureProvenance.Common(data.Bags.Select(b => Path.Combine(features, b.SlideId + ".h5")).ToList());
+        if (provenance.Dim != config.FeatureDim || (config.Encoder is { } encoder && provenance.Encoder != encoder))
+            throw new HistoException($"{features}: {provenance.Encoder} features ({provenance.Dim}-d), but the teacher {run} was "
+                + $"trained on {config.Encoder} ({config.FeatureDim}-d); pass --teacher-features, the folder it was trained on");
+        return new Teacher(run, splits, features);
+    }
+
+    /// <summary>The teacher's logits for each training and validation bag of a fold, from its model of that fold (computed once
+    /// per fold): the validation loss that picks the best epoch is the objective the student trains on.</summary>
+    static Dictionary<string, Tensor> TeacherLogits(Teacher teacher, Fold fold, Dictionary<string, MilBag> byId)
+    {
+        using var run = TrainedRun.Load(teacher.Run, fold.Index);
+        var logits = new Dictionary<string, Tensor>();
+        foreach (var slide in fold.Train.Concat(fold.Val))
+        {
+            var bag = byId[slide];
+            using var features = BagLoader.Load(bag with { FeaturesPath = Path.Combine(teacher.FeaturesDir, slide + ".h5") });
+            logits[slide] = run.FoldLogits(features);
+        }
+        return logits;
+    }
+
+    /// <summary>(1 - a) L_bag + a T^2 KL(softmax(z_t / T) || softmax(z_s / T)) (<see cref="Distillation.SoftTargets"/>).</summary>
+    static Tensor WithSoftTargets(Tensor bagLoss, Tensor studentLogits, Tensor teacherLogits, MilDistillation distillation)
+    {
+        using var scope = NewDisposeScope();
+        using var student = studentLogits.unsqueeze(0);
+        using var teacher = teacherLogits.unsqueeze(0);
+        var kl = Distillation.SoftTargets.KlTerm(student, teacher, distillation.Temperature);
+        using var hard = tensor((float)(1 - distillation.Alpha)); // tensor factors: no Scalar made on the fly (Platform notes)
+        using var soft = tensor((float)distillation.Alpha);
+        return bagLoss.mul(hard).add(kl.mul(soft), Models.KeptScalars.One).MoveToOuterDisposeScope();
+    }
+
     /// <summary>A short, stable digest of a list (SHA-256, 12 hex digits): cohorts and splits compared without listing them.</summary>
     static string Fingerprint(IEnumerable<string> items) =>
         "sha256:" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n",
@@ -409,8 +502,10 @@ public static class MilTraining
     /// <param name="bags">Bags to score.</param>
     /// <param name="classWeights">[K] weight per class; null: all 1.</param>
     /// <param name="loader">Where the bags' features come from; null: read each file once, keeping none.</param>
+    /// <param name="teacherLogits">With <paramref name="distillation"/>, the loss is a distilled student's: see
+    /// <see cref="MilDistillation"/>.</param>
     public static Evaluation Evaluate(MilModel model, MilHead head, IReadOnlyList<MilBag> bags, Tensor? classWeights = null,
-        BagLoader? loader = null)
+        BagLoader? loader = null, IReadOnlyDictionary<string, Tensor>? teacherLogits = null, MilDistillation? distillation = null)
     {
         using var uncached = loader is null ? new BagLoader(0) : null;
         model.eval();
@@ -427,7 +522,9 @@ public static class MilTraining
             using var scope = NewDisposeScope();
             var output = model.Forward(features);
             double wi = w is null ? 1 : w[bag.Label];
-            loss += wi * BagLoss(head, output, bag.Label).item<float>();
+            var bagLoss = BagLoss(head, output, bag.Label);
+            if (teacherLogits is not null) bagLoss = WithSoftTargets(bagLoss, output.Logits, teacherLogits[bag.SlideId], distillation!);
+            loss += wi * bagLoss.item<float>();
             weight += wi;
             var scores = head.DecisionScores(output.Logits);
             probabilities[i++] = head.ProbabilitiesFromScores(scores);

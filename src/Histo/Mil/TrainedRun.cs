@@ -102,6 +102,15 @@ public sealed class TrainedRun : IDisposable
         return new SlidePrediction(slideId, Config.ClassNames[predicted], rule.ProbabilitiesFromScores(decision!), energy, flag, scores);
     }
 
+    /// <summary>The model logits [K] of a bag [N, D] from a run loaded with one fold (a teacher's soft targets).</summary>
+    public Tensor FoldLogits(Tensor bag)
+    {
+        if (_folds.Count != 1) throw new InvalidOperationException("FoldLogits needs a run loaded with one fold");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        return _folds[0].Model.Forward(bag).Logits.detach().clone().MoveToOuterDisposeScope();
+    }
+
     public void Dispose()
     {
         foreach (var (model, head) in _folds) { model.Dispose(); head.Dispose(); }
