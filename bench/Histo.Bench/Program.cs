@@ -32,13 +32,14 @@ return mode switch
     "mil-cohort-train" => MilCohortBenchmark.Train(args),
     "mil-balance" => MilTrustBenchmark.Balance(new BenchArgs(args)),
     "mil-ood" => MilTrustBenchmark.OutOfDistribution(new BenchArgs(args)),
+    "mil-distill" => MilTrustBenchmark.Distill(new BenchArgs(args)),
     _ => Usage(),
 };
 
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|mil-ood|"
+        + "tiling|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|mil-ood|mil-distill|"
         + "knn|knn-memory|"
         + "dino-step|dino-fmnist|dino-pcam|distill|dino-cohort|clip-synth|clip-speed|torchsharp-gc-race "
             + "[--quick]");

@@ -25,6 +25,7 @@ public class ScalarRaceTests
         var converting = ConvertingMethods(torchSharp);
         Assert.Contains("Tensor.op_Multiply(Tensor,Double)", converting); // the scan sees what it must
         Assert.DoesNotContain("Tensor.op_Multiply(Tensor,Tensor)", converting);
+        Assert.Contains("Tensor.op_Addition(Tensor,Tensor)", converting); // through add(Tensor), which converts its alpha of 1
 
         using var pe = new PEReader(File.OpenRead(histo));
         var md = pe.GetMetadataReader();
@@ -54,24 +55,37 @@ public class ScalarRaceTests
         Assert.True(found.Count == 0, $"{found.Count} on-the-fly Scalar conversions:\n" + string.Join("\n", found.Distinct().Order()));
     }
 
-    /// <summary>TorchSharp methods whose own body converts a number to a Scalar, as "Type.Name(parameter types)".</summary>
+    /// <summary>
+    /// TorchSharp methods that convert a number to a Scalar, in their own body or in a TorchSharp method they call (the
+    /// closure: <c>a + b</c> is <c>op_Addition</c>, which calls <c>add(Tensor)</c>, which converts its alpha of 1), as
+    /// "Type.Name(parameter types)".
+    /// </summary>
     static HashSet<string> ConvertingMethods(string path)
     {
         using var pe = new PEReader(File.OpenRead(path));
         var md = pe.GetMetadataReader();
-        var implicitConversions = new HashSet<int>();
+        var converting = new HashSet<int>();
+        var calls = new Dictionary<int, List<int>>();
         foreach (var h in md.MethodDefinitions)
         {
             var m = md.GetMethodDefinition(h);
+            int token = MetadataTokens.GetToken(h);
             if (md.GetString(m.Name) == "op_Implicit" && md.GetString(md.GetTypeDefinition(m.GetDeclaringType()).Name) == "Scalar")
-                implicitConversions.Add(MetadataTokens.GetToken(h));
+                converting.Add(token);
+            if (m.RelativeVirtualAddress != 0)
+                calls[token] = CallTokens(pe.GetMethodBody(m.RelativeVirtualAddress).GetILBytes()!).ToList();
+        }
+        for (bool grew = true; grew;)
+        {
+            grew = false;
+            foreach (var (method, callees) in calls)
+                if (!converting.Contains(method) && callees.Any(converting.Contains)) grew = converting.Add(method) || grew;
         }
         var result = new HashSet<string>();
         foreach (var h in md.MethodDefinitions)
         {
             var m = md.GetMethodDefinition(h);
-            if (m.RelativeVirtualAddress == 0) continue;
-            if (!CallTokens(pe.GetMethodBody(m.RelativeVirtualAddress).GetILBytes()!).Any(implicitConversions.Contains)) continue;
+            if (m.RelativeVirtualAddress == 0 || !converting.Contains(MetadataTokens.GetToken(h))) continue;
             result.Add(Key(md, md.GetString(md.GetTypeDefinition(m.GetDeclaringType()).Name), md.GetString(m.Name),
                 m.DecodeSignature(new Names(md), null)));
         }

@@ -185,7 +185,7 @@ public static class EncoderDistillation
                     terms[name] = name switch
                     {
                         DistillOptions.Cosine => nn.functional.cosine_similarity(projected, teacherFeatures, 1).mean().neg()
-                            .add(KeptScalars.One),
+                            .add(KeptScalars.One, KeptScalars.One),
                         DistillOptions.Mse => nn.functional.mse_loss(projected, teacherFeatures),
                         _ => AttentionTransfer.Loss(stages, TeacherMaps(target, teacherSpec.FeatureDim, mapSides), options.Beta),
                     };

@@ -35,14 +35,14 @@ public static class Probes
         Tensor Closure()
         {
             optimizer.zero_grad();
-            var loss = nn.functional.cross_entropy(x.matmul(w) + b, y) + w.pow(Of(2L)).sum().mul(penalty);
+            var loss = nn.functional.cross_entropy(x.matmul(w).add(b, One), y).add(w.pow(Of(2L)).sum().mul(penalty), One);
             loss.backward();
             return loss;
         }
         optimizer.step(Closure);
         using var _ = no_grad();
         var xt = (tensor(test) - mean) / std;
-        return Rows(nn.functional.softmax((xt.matmul(w) + b).to_type(ScalarType.Float64), 1));
+        return Rows(nn.functional.softmax(xt.matmul(w).add(b, One).to_type(ScalarType.Float64), 1));
     }
 
     /// <summary>The L2 strengths the sweep tries: C = 10^-4 .. 10^4 (inverse strength, as scikit-learn's C).</summary>

@@ -15,7 +15,7 @@ public static class Augmentations
     public static Tensor Grayscale(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var luma = x.select(-3, 0).mul(Of(0.2989)) + x.select(-3, 1).mul(Of(0.587)) + x.select(-3, 2).mul(Of(0.114));
+        var luma = x.select(-3, 0).mul(Of(0.2989)).add(x.select(-3, 1).mul(Of(0.587)), One).add(x.select(-3, 2).mul(Of(0.114)), One);
         return luma.unsqueeze(-3).MoveToOuterDisposeScope();
     }
 
@@ -23,7 +23,7 @@ public static class Augmentations
     {
         using var scope = NewDisposeScope();
         using Scalar weight = ratio.ToScalar(), rest = (1 - ratio).ToScalar();
-        return (a.mul(weight) + b.mul(rest)).clamp(Zero, One).MoveToOuterDisposeScope();
+        return a.mul(weight).add(b.mul(rest), One).clamp(Zero, One).MoveToOuterDisposeScope();
     }
 
     /// <summary>x * factor, clamped.</summary>
@@ -58,7 +58,7 @@ public static class Augmentations
         var hr = maxc.eq(r).to_type(x.dtype) * (bc - gc);
         var hg = (maxc.eq(g) & maxc.ne(r)).to_type(x.dtype) * (rc.add(Of(2.0), One) - bc);
         var hb = (maxc.ne(g) & maxc.ne(r)).to_type(x.dtype) * (gc.add(Of(4.0), One) - rc);
-        var h = (hr + hg + hb).div(Of(6.0)).add(Of(1.0), One).fmod(Of(1.0));
+        var h = hr.add(hg, One).add(hb, One).div(Of(6.0)).add(Of(1.0), One).fmod(Of(1.0));
         using Scalar hueShift = shift.ToScalar();
         h = h.add(hueShift, One).fmod(Of(1.0));
         h = where(h.lt(Zero), h.add(One, One), h);

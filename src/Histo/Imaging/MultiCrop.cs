@@ -75,7 +75,7 @@ public static class MultiCrop
             var c = pixels.matmul(inverse);                                    // [HW, 3] concentrations
             var alpha = tensor(new float[] { (float)(1 + (2 * random.NextDouble() - 1) * sigma), (float)(1 + (2 * random.NextDouble() - 1) * sigma), 1f });
             var beta = tensor(new float[] { (float)((2 * random.NextDouble() - 1) * sigma), (float)((2 * random.NextDouble() - 1) * sigma), 0f });
-            var jittered = (c * alpha + beta).matmul(stains);                  // back to optical density
+            var jittered = (c * alpha).add(beta, One).matmul(stains);                // back to optical density
             outputs.Add((-jittered).exp().T.reshape(3, images.shape[2], images.shape[3]).clamp(Zero, One));
         }
         return stack(outputs).MoveToOuterDisposeScope();

@@ -151,7 +151,7 @@ public sealed class CoralHead : OrdinalHead
 
     public override int ModelOutputs => 1;
 
-    public Tensor TaskLogits(Tensor modelLogits) => modelLogits.reshape(1) + bias;  // [K-1]
+    public Tensor TaskLogits(Tensor modelLogits) => modelLogits.reshape(1).add(bias, Models.KeptScalars.One);  // [K-1]
 
     /// <summary>
     /// Sum over the K-1 tasks of the binary cross-entropy. With class balance on, the trainer scales this by the

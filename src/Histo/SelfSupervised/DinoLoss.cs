@@ -70,9 +70,9 @@ public sealed class DinoLoss : nn.Module
         using (no_grad())
         {
             var p = cat(teacher, 0);
-            LastTeacherEntropy = (-(p * (p + LogEpsilon).log()).sum(-1)).mean().item<float>();
+            LastTeacherEntropy = (-(p * p.add(LogEpsilon, KeptScalars.One).log()).sum(-1)).mean().item<float>();
             var marginal = p.mean([0]);
-            LastTeacherMarginalEntropy = (-(marginal * (marginal + LogEpsilon).log()).sum()).item<float>();
+            LastTeacherMarginalEntropy = (-(marginal * marginal.add(LogEpsilon, KeptScalars.One).log()).sum()).item<float>();
         }
         UpdateCenter(teacherOutput);
         return result.MoveToOuterDisposeScope();
