@@ -32,6 +32,9 @@ internal static unsafe partial class OpenSlideNative
     internal static partial double openslide_get_level_downsample(IntPtr osr, int level);
 
     [LibraryImport(Library)]
+    internal static partial int openslide_get_best_level_for_downsample(IntPtr osr, double downsample);
+
+    [LibraryImport(Library)]
     internal static partial void openslide_read_region(IntPtr osr, uint* dest, long x, long y, int level, long w, long h);
 
     [LibraryImport(Library)]

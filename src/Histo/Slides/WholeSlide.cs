@@ -206,6 +206,10 @@ public sealed class WholeSlide : IDisposable
         return best;
     }
 
+    /// <summary>OpenSlide's own choice (openslide_get_best_level_for_downsample: the last level whose downsample is below the
+    /// requested one, no tolerance), as Deep Zoom viewers built on OpenSlide pick their source level.</summary>
+    public int OpenSlideBestLevel(double downsample) => OpenSlideNative.openslide_get_best_level_for_downsample(Handle, downsample);
+
     public static string LibraryVersion => OpenSlideNative.Utf8(OpenSlideNative.openslide_get_version()) ?? "unknown";
 
     public void Dispose()
