@@ -17,6 +17,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     NucleiEvalCommand.Create(), NucleiCommand.Create(),
     PretrainCommand.Create(),
     DistillCommand.Create(),
+    ServeCommand.Create(),
     EvaluateCommands.Knn(), EvaluateCommands.FewShot(),
     EvaluateCommands.Probe(),
     TextCommands.Tokenize(), TextCommands.BpeTrain(), ZeroShotCommand.Create(), ClipTrainCommand.Create(),
