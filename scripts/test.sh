@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+# The viewer's browser test drives Debian's Chromium headless (ViewerBrowserTests).
+if ! command -v chromium >/dev/null; then
+  echo "Installing chromium for the browser tests (apt-get)..."
+  if [ "$(id -u)" -ne 0 ]; then echo "error: run as root (or: sudo apt-get install -y chromium)" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 results=out/test-results
 rm -rf "$results"
 set +e

@@ -63,6 +63,9 @@ public sealed class SlideServer : IAsyncDisposable
     /// <summary>The token requests must carry (query <c>token</c>, the cookie it sets, or the header); null on loopback.</summary>
     public string? Token { get; }
     public SlideCatalog Catalog => _catalog;
+    /// <summary>Tiles read from slides (not from the cache) per Deep Zoom level, over the server's life.</summary>
+    public IReadOnlyDictionary<int, int> TilesRead => _tilesRead;
+    readonly ConcurrentDictionary<int, int> _tilesRead = new();
 
     sealed record OpenedSlide(WholeSlide? Slide, DeepZoomPyramid? Pyramid, string? Error, string ETagStem);
 
@@ -201,6 +204,27 @@ public sealed class SlideServer : IAsyncDisposable
         return opened.Error is { } error ? Results.Json(new { error }, statusCode: StatusCodes.Status422UnprocessableEntity) : action(s, opened);
     }
 
+    readonly ConcurrentDictionary<string, Task<byte[]>> _reading = new();
+
+    /// <summary>Reads and encodes a tile on one of the bounded workers (waiting for one stops if its requester goes away).</summary>
+    async Task<byte[]> ReadTileAsync(string key, DeepZoomPyramid pyramid, int level, int col, int row, CancellationToken cancel)
+    {
+        try
+        {
+            await _workers.WaitAsync(cancel);
+            try
+            {
+                cancel.ThrowIfCancellationRequested();
+                var jpeg = await Task.Run(() => pyramid.ReadTile(level, col, row).EncodeJpeg(_options.JpegQuality), CancellationToken.None);
+                _tilesRead.AddOrUpdate(level, 1, (_, n) => n + 1);
+                _tiles.Set(key, jpeg, new MemoryCacheEntryOptions { Size = jpeg.Length });
+                return jpeg;
+            }
+            finally { _workers.Release(); }
+        }
+        finally { _reading.TryRemove(key, out _); }
+    }
+
     async Task<IResult> TileAsync(string id, int level, int col, int row, HttpContext http)
     {
         if (_catalog.Find(id) is not { } s) return Results.NotFound();
@@ -212,22 +236,24 @@ public sealed class SlideServer : IAsyncDisposable
         http.Response.Headers.CacheControl = Token is null ? "public, max-age=86400" : "private, max-age=86400";
         if (http.Request.Headers.IfNoneMatch.Contains(etag)) return Results.StatusCode(StatusCodes.Status304NotModified);
         string key = $"{id}/{level}/{col}/{row}";
-        if (!_tiles.TryGetValue(key, out byte[]? jpeg))
+        var cancel = http.RequestAborted;
+        byte[]? jpeg;
+        while (!_tiles.TryGetValue(key, out jpeg))
         {
-            var cancel = http.RequestAborted;
-            try { await _workers.WaitAsync(cancel); }
-            catch (OperationCanceledException) { return Results.StatusCode(499); }
+            // One read per tile however many requests want it at once: the first starts it, the others wait for it.
+            var read = _reading.GetOrAdd(key, _ => ReadTileAsync(key, opened.Pyramid, level, col, row, cancel));
             try
             {
-                if (cancel.IsCancellationRequested) return Results.StatusCode(499);
-                if (!_tiles.TryGetValue(key, out jpeg))
-                {
-                    try { jpeg = opened.Pyramid.ReadTile(level, col, row).EncodeJpeg(_options.JpegQuality); }
-                    catch (HistoException e) { return Results.Json(new { error = e.Message }, statusCode: 422); }
-                    _tiles.Set(key, jpeg, new MemoryCacheEntryOptions { Size = jpeg!.Length });
-                }
+                jpeg = await read.WaitAsync(cancel);
+                break;
             }
-            finally { _workers.Release(); }
+            catch (Exception e) when (e is OperationCanceledException or HistoException)
+            {
+                // A read that failed or whose starter went away (it may have ended before it was stored): never reused.
+                _reading.TryRemove(new KeyValuePair<string, Task<byte[]>>(key, read));
+                if (cancel.IsCancellationRequested) return Results.StatusCode(499);
+                if (e is HistoException) return Results.Json(new { error = e.Message }, statusCode: 422);
+            }
         }
         return Results.Bytes(jpeg!, "image/jpeg");
     }

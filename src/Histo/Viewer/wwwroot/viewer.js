@@ -174,10 +174,15 @@
     }
     await Promise.all(layers.map(load));
     draw();
+    // Ready (for people and tests) once every tile the view needs is drawn; polled, since the event can fire while the
+    // overlays load.
     const item = viewer.world.getItemAt(0);
-    const ready = () => { draw(); document.body.dataset.ready = '1'; };
-    if (item.getFullyLoaded()) ready();
-    else item.addOnceHandler('fully-loaded-change', ready);
+    const timer = setInterval(() => {
+      if (!item.getFullyLoaded()) return;
+      clearInterval(timer);
+      draw();
+      document.body.dataset.ready = '1';
+    }, 100);
   });
   viewer.addHandler('open-failed', e => { document.body.dataset.error = e.message || 'open failed'; });
 })();
