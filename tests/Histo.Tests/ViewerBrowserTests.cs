@@ -21,7 +21,7 @@ public class ViewerBrowserTests(SyntheticSlideFixture fixture) : IClassFixture<S
         var psi = new ProcessStartInfo(Chromium) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync", $"--user-data-dir={profile.Path}",
-            "--window-size=1200,800", "--hide-scrollbars", "--virtual-time-budget=15000" })
+            "--window-size=1200,800", "--hide-scrollbars", "--virtual-time-budget=60000" })
             psi.ArgumentList.Add(a);
         psi.ArgumentList.Add(screenshot is null ? "--dump-dom" : $"--screenshot={screenshot}");
         psi.ArgumentList.Add(url);
@@ -95,6 +95,10 @@ public class ViewerBrowserTests(SyntheticSlideFixture fixture) : IClassFixture<S
         Assert.Matches("data-drawn=\"tissue:[1-9]", dom);
         Assert.True(server.TilesRead.GetValueOrDefault(top) > before, $"no full-resolution tile (Deep Zoom level {top}) was read");
         Assert.Contains("id=\"layer-tissue\"", dom);
+        // Selecting a point inside the heatmap's square (as a click does) lists its measurements.
+        dom = Browse($"{page}#layers=attention:1&select={w / 2},{h / 2}", null, profile);
+        Assert.Matches("<td>attention</td><td>0.9</td>", dom);
+        Assert.Matches("<td>class</td><td>Attention</td>", dom);
         Shot("full-resolution", $"layers=attention:0.3&zoom=full&x={w / 2}&y={h / 2}");
     }
 }

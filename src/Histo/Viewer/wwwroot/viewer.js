@@ -1,5 +1,6 @@
 // histo serve: one slide in OpenSeadragon with Histo's overlays drawn on a canvas above it.
-// State in the URL hash, so a view can be shared or opened by a test: #layers=tissue:0.6,attention:0.5&zoom=full&x=..&y=..
+// State in the URL hash, so a view can be shared or opened by a test:
+// #layers=tissue:0.6,attention:0.5&zoom=full&x=..&y=..&select=x,y
 (async function () {
   'use strict';
   const id = document.body.dataset.slide;
@@ -144,8 +145,10 @@
     return hit;
   }
   viewer.addHandler('canvas-click', e => {
-    if (!e.quick) return;
-    const p = viewer.viewport.viewerElementToImageCoordinates(e.position);
+    if (e.quick) select(viewer.viewport.viewerElementToImageCoordinates(e.position));
+  });
+  // Also from the address (#select=x,y in level-0 px), so a shared link or a test shows the same measurements.
+  function select(p) {
     for (const layer of [...layers].reverse()) {
       if (!layer.on || !layer.features) continue;
       const f = layer.features.find(f => p.x >= f.box[0] && p.x <= f.box[2] && p.y >= f.box[1] && p.y <= f.box[3]
@@ -163,9 +166,12 @@
       details.replaceChildren(table);
       return;
     }
-  });
+  }
 
   for (const event of ['animation', 'update-viewport', 'resize', 'open']) viewer.addHandler(event, draw);
+  let tilesLoaded = 0, lastTile = Date.now();
+  viewer.addHandler('tile-loaded', () => { tilesLoaded++; lastTile = Date.now(); });
+  viewer.addHandler('tile-load-failed', () => { lastTile = Date.now(); });
   viewer.addHandler('open', async () => {
     if (hash.get('zoom') === 'full') {
       const x = Number(hash.get('x') ?? info.width / 2), y = Number(hash.get('y') ?? info.height / 2);
@@ -174,11 +180,17 @@
     }
     await Promise.all(layers.map(load));
     draw();
+    if (hash.get('select')) {
+      const [x, y] = hash.get('select').split(',').map(Number);
+      select(new OpenSeadragon.Point(x, y));
+    }
     // Ready (for people and tests) once every tile the view needs is drawn; polled, since the event can fire while the
     // overlays load.
+    // Or once tiles have stopped arriving for 1.5 s: a tile whose load was cancelled by a jump of the view can leave the
+    // image never "fully loaded".
     const item = viewer.world.getItemAt(0);
     const timer = setInterval(() => {
-      if (!item.getFullyLoaded()) return;
+      if (!item.getFullyLoaded() && !(tilesLoaded > 0 && Date.now() - lastTile > 1500)) return;
       clearInterval(timer);
       draw();
       document.body.dataset.ready = '1';
