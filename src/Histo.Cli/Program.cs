@@ -18,6 +18,7 @@ var root = new RootCommand("Histo: computational pathology from whole-slide imag
     PretrainCommand.Create(),
     DistillCommand.Create(),
     ServeCommand.Create(),
+    StatusCommand.Create(),
     EvaluateCommands.Knn(), EvaluateCommands.FewShot(),
     EvaluateCommands.Probe(),
     TextCommands.Tokenize(), TextCommands.BpeTrain(), ZeroShotCommand.Create(), ClipTrainCommand.Create(),

@@ -55,10 +55,19 @@ static class TrainCommand
             Description = "Softmax temperature of the soft targets (RepDistiller: 4).",
             DefaultValueFactory = _ => Histo.Distillation.SoftTargets.DefaultTemperature,
         };
+        var fold = new Option<int?>("--fold")
+        {
+            Description = "Train only fold i (0-based; one fold per array task, e.g. --fold $SLURM_ARRAY_TASK_ID); the last fold "
+                + "to finish writes the summary.",
+        };
+        var summarise = new Option<bool>("--summarise")
+        {
+            Description = "Train nothing: write the summary, ROC and curves from the finished folds, naming any that are not.",
+        };
         var command = new Command("train", "Train a MIL model with k-fold cross-validation by case; writes per-fold and summary metrics.")
         {
             features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, classBalance, cacheGb, overwrite,
-            distillFrom, teacherFeatures, alpha, temperature,
+            distillFrom, teacherFeatures, alpha, temperature, fold, summarise,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -80,7 +89,8 @@ static class TrainCommand
                 Model = parse.GetValue(model)!, Task = milTask, Head = headKind, Folds = parse.GetValue(folds), MaxEpochs = parse.GetValue(epochs),
                 LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay), Seed = parse.GetValue(seed),
                 SplitsDir = parse.GetValue(splits)?.FullName, Overwrite = parse.GetValue(overwrite),
-                BagCacheBytes = CacheBytes(parse.GetValue(cacheGb)),
+                BagCacheBytes = CacheBytes(parse.GetValue(cacheGb)), Fold = parse.GetValue(fold),
+                SummariseOnly = parse.GetValue(summarise),
                 Distillation = parse.GetValue(distillFrom) is { } teacher
                     ? new MilDistillation(teacher.FullName, parse.GetValue(teacherFeatures)?.FullName, parse.GetValue(alpha),
                         parse.GetValue(temperature))
@@ -117,7 +127,10 @@ static class TrainCommand
                     });
                 });
             foreach (var m in messages) Console.WriteLine(m);
-            Console.WriteLine(File.ReadAllText(Path.Combine(runDir, "summary.md")));
+            // A fold task that is not the last has no summary to show yet.
+            string summary = Path.Combine(runDir, "summary.md");
+            if (File.Exists(summary) && !messages.Any(m => m.Contains("the summary is written after the last")))
+                Console.WriteLine(File.ReadAllText(summary));
             return 0;
         }));
         return command;

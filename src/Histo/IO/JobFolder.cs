@@ -19,7 +19,7 @@ namespace Histo.IO;
 /// </summary>
 public sealed class JobFolder : IDisposable
 {
-    const string LockPrefix = ".histo.lock";
+    public const string LockPrefix = ".histo.lock";
     readonly FileStream _lock;
 
     public string Root { get; }
@@ -34,12 +34,32 @@ public sealed class JobFolder : IDisposable
     }
 
     /// <summary>Creates (if needed), locks and cleans <paramref name="dir"/>. <paramref name="shard"/> names a lock per shard.</summary>
-    public static JobFolder Open(string dir, string command, (int Index, int Count)? shard = null)
+    public static JobFolder Open(string dir, string command, (int Index, int Count)? shard = null) => Open(dir, command, shard,
+        TimeSpan.Zero);
+
+    /// <summary>As the other Open, waiting up to <paramref name="wait"/> for a run that holds
+    /// the lock (array tasks that share a short setup step, such as one fold per task writing the splits).</summary>
+    public static JobFolder Open(string dir, string command, (int Index, int Count)? shard, TimeSpan wait)
+    {
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            try { return OpenOnce(dir, command, shard); }
+            catch (HistoException) when (DateTime.UtcNow < deadline && IsHeld(dir, shard)) { Thread.Sleep(200); }
+        }
+    }
+
+    static bool IsHeld(string dir, (int Index, int Count)? shard) => HeldBy(Path.Combine(Path.GetFullPath(dir), LockName(shard))) is not null;
+
+    /// <summary>The lock file of a folder or of one shard of it.</summary>
+    public static string LockName((int Index, int Count)? shard) =>
+        shard is { } s ? $"{LockPrefix}.shard-{s.Index}-of-{s.Count}" : LockPrefix;
+
+    static JobFolder OpenOnce(string dir, string command, (int Index, int Count)? shard)
     {
         string root = Path.GetFullPath(dir);
         CreateDirectory(root);
-        string lockName = shard is { } s ? $"{LockPrefix}.shard-{s.Index}-of-{s.Count}" : LockPrefix;
-        string lockPath = Path.Combine(root, lockName);
+        string lockPath = Path.Combine(root, LockName(shard));
         FileStream stream;
         try
         {
@@ -172,6 +192,15 @@ public sealed class JobFolder : IDisposable
     {
         try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
         catch (ArgumentException) { return false; }
+    }
+
+    /// <summary>Who holds a lock file now ("histo train, process 12 on node3, since ..."), or null when no run holds it.</summary>
+    public static string? HeldBy(string lockPath)
+    {
+        if (!File.Exists(lockPath)) return null;
+        try { using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None); return null; }
+        catch (IOException) { return Holder(lockPath); }
+        catch (UnauthorizedAccessException) { return null; }
     }
 
     static string Holder(string lockPath)

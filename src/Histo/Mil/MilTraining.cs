@@ -42,6 +42,14 @@ public sealed record MilTrainingOptions
     /// <summary>Redo a run folder made with other settings (its folds are deleted) instead of refusing it.</summary>
     public bool Overwrite { get; init; }
 
+    /// <summary>Train only this fold (<c>--fold i</c>, one fold per array task); the last fold to finish writes the summary.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public int? Fold { get; init; }
+
+    /// <summary>Train nothing: write the summary and figures from the finished folds, naming any that are not (<c>--summarise</c>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool SummariseOnly { get; init; }
+
     /// <summary>Soft targets from a trained teacher run (<c>histo train --distill-from</c>); null trains on the labels alone.</summary>
     public MilDistillation? Distillation { get; init; }
 
@@ -53,6 +61,14 @@ public sealed record MilTrainingOptions
         Require.NonNegative("--weight-decay", WeightDecay);
         if (BagCacheBytes < 0) throw new UsageException("--cache-gb must be 0 or more");
         if (Task == MilTask.Subtype && Head != HeadKind.Softmax) throw new UsageException("ordinal heads (coral, corn) need --task grade");
+        if (Fold is { } f)
+        {
+            Require.InRange("--fold", f, 0, Folds - 1);
+            if (Overwrite) throw new UsageException("--overwrite with --fold would delete the other tasks' folds; delete the run folder "
+                + "first, or run once without --fold");
+            if (SummariseOnly) throw new UsageException("--summarise trains no fold; leave out --fold");
+        }
+        if (SummariseOnly && Overwrite) throw new UsageException("--summarise deletes nothing; leave out --overwrite");
         if (Distillation is { } d)
         {
             Require.InRange("--alpha", d.Alpha, 0, 1);
@@ -173,8 +189,19 @@ public static class MilTraining
         Action<string>? log = null, Action<EpochProgress>? onEpoch = null)
     {
         options.Validate();
-        using var folder = JobFolder.Open(runDir, "histo train");
-        foreach (var removed in folder.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
+        // One fold per task: the setup (settings, splits, configuration) under the folder's lock, which the other tasks wait
+        // for; then each fold under its own lock. A whole run holds the folder's lock throughout.
+        bool perFold = options.Fold is not null || options.SummariseOnly;
+        var folder = JobFolder.Open(runDir, "histo train", null, perFold ? TimeSpan.FromMinutes(5) : TimeSpan.Zero);
+        try { return Run(data, options, runDir, log, onEpoch, ref folder); }
+        finally { folder?.Dispose(); }
+    }
+
+    static IReadOnlyList<FoldMetrics> Run(MilDataset data, MilTrainingOptions options, string runDir, Action<string>? log,
+        Action<EpochProgress>? onEpoch, ref JobFolder? folder)
+    {
+        bool perFold = options.Fold is not null || options.SummariseOnly;
+        foreach (var removed in folder!.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
         var byId = data.Bags.ToDictionary(b => b.SlideId);
         string splitsDir = Path.Combine(runDir, "splits");
         bool overwrite = options.Overwrite;
@@ -205,28 +232,70 @@ public static class MilTraining
         AtomicFile.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json));
         CaseSplits.Write(folds, splitsDir);
 
-        var results = new List<FoldMetrics>();
+        if (perFold)
+        {
+            folder.Dispose();
+            folder = null;
+        }
+
         // One cache for all folds: a cohort that fits in it is read from disk once for the whole run.
         using var loader = new BagLoader(options.BagCacheBytes);
-        foreach (var fold in folds)
+        var toTrain = options.SummariseOnly ? [] : options.Fold is { } only ? folds.Where(f => f.Index == only).ToList() : folds;
+        foreach (var fold in toTrain)
         {
             string foldDir = Path.Combine(runDir, $"fold_{fold.Index}");
-            string metricsPath = Path.Combine(foldDir, "metrics.json");
-            if (File.Exists(metricsPath) && File.Exists(Path.Combine(foldDir, "model.safetensors")))
+            if (FinishedFold(foldDir) is not null)
             {
-                results.Add(JsonSerializer.Deserialize<FoldMetrics>(File.ReadAllText(metricsPath), Json)!);
                 log?.Invoke($"fold {fold.Index}: already trained, kept");
                 continue;
             }
+            using var foldLock = perFold ? JobFolder.Open(runDir, $"histo train --fold {fold.Index}", (fold.Index, folds.Count)) : null;
             var softTargets = teacher is null ? null : TeacherLogits(teacher, fold, byId);
-            FoldMetrics metrics;
-            try { metrics = TrainFold(data, loader, options, fold, folds.Count, byId, foldDir, log, onEpoch, softTargets); }
+            try { TrainFold(data, loader, options, fold, folds.Count, byId, foldDir, log, onEpoch, softTargets); }
             finally { foreach (var t in softTargets?.Values ?? Enumerable.Empty<Tensor>()) t.Dispose(); }
-            results.Add(metrics);
         }
-        WriteSummary(results, data, options, runDir);
-        WriteFigures(folds, data, options, runDir);
-        return results;
+
+        // The summary once every fold is done: by a whole run, by the last fold task to finish, or by --summarise.
+        var finished = folds.Select(f => FinishedFold(Path.Combine(runDir, $"fold_{f.Index}"))).ToList();
+        var missing = folds.Where((f, i) => finished[i] is null).ToList();
+        if (missing.Count > 0)
+        {
+            string what = string.Join("; ", missing.Select(f => $"fold {f.Index} {FoldState(runDir, f.Index, folds.Count)}"));
+            if (options.SummariseOnly)
+                throw new HistoException($"{runDir}: {missing.Count} of {folds.Count} folds are not finished ({what}); run them "
+                    + "with --fold i, then --summarise again");
+            log?.Invoke($"{folds.Count - missing.Count} of {folds.Count} folds finished ({what}); the summary is written after the last");
+            return finished.OfType<FoldMetrics>().ToList();
+        }
+        using (perFold ? JobFolder.Open(runDir, "histo train (summary)", null, TimeSpan.FromMinutes(5)) : null)
+        {
+            var results = finished.Select(f => f!).ToList();
+            WriteSummary(results, data, options, runDir);
+            WriteFigures(folds, data, options, runDir);
+            return results;
+        }
+    }
+
+    /// <summary>A fold's metrics when it has finished (metrics.json and model.safetensors), else null.</summary>
+    static FoldMetrics? FinishedFold(string foldDir)
+    {
+        string metricsPath = Path.Combine(foldDir, "metrics.json");
+        return File.Exists(metricsPath) && File.Exists(Path.Combine(foldDir, "model.safetensors"))
+            ? JsonSerializer.Deserialize<FoldMetrics>(File.ReadAllText(metricsPath), Json) : null;
+    }
+
+    /// <summary>Why a fold is not finished, in words: training now (by whom), stopped after an epoch, or never started.</summary>
+    public static string FoldState(string runDir, int fold, int folds)
+    {
+        string foldDir = Path.Combine(runDir, $"fold_{fold}");
+        if (JobFolder.HeldBy(Path.Combine(runDir, JobFolder.LockName((fold, folds)))) is { } holder) return $"in progress ({holder})";
+        string state = Path.Combine(foldDir, "resume", "state.json");
+        if (File.Exists(state))
+        {
+            var resume = JsonSerializer.Deserialize<ResumeState>(File.ReadAllText(state), Json)!;
+            return $"stopped after epoch {resume.Epoch} (a rerun resumes it)";
+        }
+        return Directory.Exists(foldDir) ? "started, no epoch finished" : "not started";
     }
 
     /// <summary>
