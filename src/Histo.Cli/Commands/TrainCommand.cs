@@ -55,6 +55,15 @@ static class TrainCommand
             Description = "Softmax temperature of the soft targets (RepDistiller: 4).",
             DefaultValueFactory = _ => Histo.Distillation.SoftTargets.DefaultTemperature,
         };
+        var patience = new Option<int>("--patience")
+        {
+            Description = "Early stopping: epochs without a lower validation loss before a fold stops.",
+            DefaultValueFactory = _ => defaults.Patience,
+        };
+        var minEpochs = new Option<int>("--min-epochs")
+        {
+            Description = "No early stop before this epoch (CLAM's stop_epoch).", DefaultValueFactory = _ => defaults.MinEpochs,
+        };
         var fold = new Option<int?>("--fold")
         {
             Description = "Train only fold i (0-based; one fold per array task, e.g. --fold $SLURM_ARRAY_TASK_ID); the last fold "
@@ -67,7 +76,7 @@ static class TrainCommand
         var command = new Command("train", "Train a MIL model with k-fold cross-validation by case; writes per-fold and summary metrics.")
         {
             features, labels, output, model, task, head, folds, epochs, lr, weightDecay, seed, splits, classBalance, cacheGb, overwrite,
-            distillFrom, teacherFeatures, alpha, temperature, fold, summarise,
+            distillFrom, teacherFeatures, alpha, temperature, patience, minEpochs, fold, summarise,
         };
         command.SetAction(CliRunner.Guard(parse =>
         {
@@ -90,7 +99,7 @@ static class TrainCommand
                 LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay), Seed = parse.GetValue(seed),
                 SplitsDir = parse.GetValue(splits)?.FullName, Overwrite = parse.GetValue(overwrite),
                 BagCacheBytes = CacheBytes(parse.GetValue(cacheGb)), Fold = parse.GetValue(fold),
-                SummariseOnly = parse.GetValue(summarise),
+                SummariseOnly = parse.GetValue(summarise), Patience = parse.GetValue(patience), MinEpochs = parse.GetValue(minEpochs),
                 Distillation = parse.GetValue(distillFrom) is { } teacher
                     ? new MilDistillation(teacher.FullName, parse.GetValue(teacherFeatures)?.FullName, parse.GetValue(alpha),
                         parse.GetValue(temperature))

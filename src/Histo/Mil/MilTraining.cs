@@ -56,6 +56,8 @@ public sealed record MilTrainingOptions
     public void Validate()
     {
         Require.AtLeast("--epochs", MaxEpochs, 1);
+        Require.AtLeast("--patience", Patience, 1);
+        Require.AtLeast("--min-epochs", MinEpochs, 0);
         Require.AtLeast("--folds", Folds, SplitsDir is null ? 3 : 1); // three groups (train, val, test) unless splits are given
         Require.Positive("--lr", LearningRate);
         Require.NonNegative("--weight-decay", WeightDecay);
