@@ -299,7 +299,8 @@ static class MilTrustBenchmark
                 + $"({clock.Elapsed.TotalMinutes:0.0} min)");
         }
         Console.WriteLine(FormattableString.Invariant($"MIL distillation: {2 * perClass} synthetic slides per cohort (key share ")
-            + FormattableString.Invariant($"U[{shareLo}, {shareHi}], shift {mu}), {folds}-fold CV, at most {epochs} epochs, alpha {alpha}, ")
+            + FormattableString.Invariant($"U[{shareLo}, {shareHi}], shift {mu}), {folds}-fold CV, at most {epochs} epochs, ")
+            + FormattableString.Invariant($"alpha {alpha}, ")
             + FormattableString.Invariant($"T = {Distillation.SoftTargets.DefaultTemperature}, noise sd {sigma}; {seeds} seeds"));
         Console.WriteLine("| model | pooled AUC (mean ± std) | of teacher |");
         Console.WriteLine("|---|---|---|");

@@ -40,7 +40,8 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|serve|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|mil-ood|mil-distill|"
+        + "tiling|serve|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|"
+        + "mil-ood|mil-distill|"
         + "knn|knn-memory|"
         + "dino-step|dino-fmnist|dino-pcam|distill|dino-cohort|clip-synth|clip-speed|torchsharp-gc-race "
             + "[--quick]");

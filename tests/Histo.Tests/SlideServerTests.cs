@@ -76,7 +76,8 @@ public class SlideServerTests(SyntheticSlideFixture fixture) : IClassFixture<Syn
         {
             "/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/static/..%2F..%2F..%2Fetc%2Fpasswd",
             "/static//etc/passwd", $"/static/{secret}", "/view/..%2F..%2Fetc%2Fpasswd", $"/view/{secret}", $"/dz/{secret}.dzi",
-            "/dz/..%2F..%2Fetc%2Fpasswd.dzi", $"/api/slides/{SlideId}/overlays/..%2F..%2Fsecret.txt", $"/api/slides/{SlideId}/overlays/tissue",
+            "/dz/..%2F..%2Fetc%2Fpasswd.dzi", $"/api/slides/{SlideId}/overlays/..%2F..%2Fsecret.txt",
+            $"/api/slides/{SlideId}/overlays/tissue",
             "/api/slides/%2Fetc%2Fpasswd", $"/dz/{SlideId}_files/0/..%2F0_0.jpeg",
         })
         {

@@ -64,7 +64,8 @@ public sealed class SlurmTests : IDisposable
     [Fact]
     public void ArrayJobsEqualASingleProcessRunAndACancelledFoldResumes()
     {
-        var (code, _, stderr) = Cli.Run("synth", "-o", _dir["cohort"], "--slides", "18", "--seed", "4", "--width", "1024", "--height", "768");
+        var (code, _, stderr) = Cli.Run("synth", "-o", _dir["cohort"], "--slides", "18", "--seed", "4", "--width", "1024", "--height",
+            "768");
         Assert.True(code == 0, stderr);
         string slides = _dir["cohort/slides"], labels = _dir["cohort/labels.csv"];
         string[] tileOptions = ["--mpp", "1", "--patch-size", "128"];

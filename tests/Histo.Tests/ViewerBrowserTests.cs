@@ -59,7 +59,8 @@ public class ViewerBrowserTests(SyntheticSlideFixture fixture) : IClassFixture<S
         // A heatmap of one patch: a pure red square over a quarter of the slide's width, centred.
         double w = 2048, h = 1536, side = w / 4, x0 = (w - side) / 2, y0 = (h - side) / 2;
         File.WriteAllText(dir[$"tissue/{id}.attention.geojson"], "{\"type\":\"FeatureCollection\",\"features\":[{\"type\":\"Feature\","
-            + $"\"geometry\":{{\"type\":\"Polygon\",\"coordinates\":[[[{x0},{y0}],[{x0 + side},{y0}],[{x0 + side},{y0 + side}],[{x0},{y0 + side}],"
+            + $"\"geometry\":{{\"type\":\"Polygon\",\"coordinates\":[[[{x0},{y0}],[{x0 + side},{y0}],[{x0 + side},{y0 + side}],"
+            + $"[{x0},{y0 + side}],"
             + $"[{x0},{y0}]]]}},\"properties\":{{\"objectType\":\"detection\",\"classification\":{{\"name\":\"Attention\","
             + "\"color\":[255,0,0]},\"measurements\":{\"attention\":0.9}}}]}");
         await using var server = await SlideServer.StartAsync(new ServeOptions { Slides = [fixture.SlidePath], Outputs = [dir["tissue"]],

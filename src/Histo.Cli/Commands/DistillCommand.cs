@@ -12,7 +12,8 @@ static class DistillCommand
         var inputs = new PatchInputs();
         var output = new Option<DirectoryInfo>("--output", "-o")
         {
-            Description = "Run folder (teacher targets, checkpoint per epoch; the student for 'histo embed --encoder RUN').", Required = true,
+            Description = "Run folder (teacher targets, checkpoint per epoch; the student for 'histo embed --encoder RUN').",
+            Required = true,
         };
         var teacher = With("--teacher", "The teacher: a registered encoder, a checkpoint or a pretrain/distill run.", d.Teacher);
         var teacherWeights = new Option<string>("--teacher-weights")

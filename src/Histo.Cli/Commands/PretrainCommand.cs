@@ -54,7 +54,8 @@ static class PretrainCommand
         var command = new Command("pretrain",
             "Self-supervised pretraining with DINO on patch images; resumes from the run folder, or extends it with more --epochs.")
         {
-            inputs.Patches, inputs.Slides, inputs.Coords, output, arch, init, epochs, batch, outDim, local, globalSize, localSize, globalScale, localScale,
+            inputs.Patches, inputs.Slides, inputs.Coords, output, arch, init, epochs, batch, outDim, local, globalSize, localSize,
+            globalScale, localScale,
             warmup, lr, minLr, weightDecay, weightDecayEnd, clipGrad, freeze, teacherTemp, warmupTeacherTemp, momentum, seed, overwrite,
         };
         command.SetAction(CliRunner.Guard(parse =>

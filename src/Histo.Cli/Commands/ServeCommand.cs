@@ -36,7 +36,8 @@ static class ServeCommand
                 string url = server.Address.ToString().TrimEnd('/') + "/" + (server.Token is null ? "" : $"?token={server.Token}");
                 Console.WriteLine($"Serving {server.Catalog.Slides.Count} slide(s) at {url}  (Ctrl+C stops)");
                 if (server.Token is not null)
-                    Console.WriteLine($"Listening on {options.Host}: every request needs the token above (or header {SlideServer.TokenHeader})");
+                    Console.WriteLine($"Listening on {options.Host}: every request needs the token above (or header "
+                        + $"{SlideServer.TokenHeader})");
                 try { server.WaitForShutdownAsync(stop.Token).GetAwaiter().GetResult(); }
                 catch (OperationCanceledException) { }
             }

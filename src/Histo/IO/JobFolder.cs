@@ -49,7 +49,8 @@ public sealed class JobFolder : IDisposable
         }
     }
 
-    static bool IsHeld(string dir, (int Index, int Count)? shard) => HeldBy(Path.Combine(Path.GetFullPath(dir), LockName(shard))) is not null;
+    static bool IsHeld(string dir, (int Index, int Count)? shard) =>
+        HeldBy(Path.Combine(Path.GetFullPath(dir), LockName(shard))) is not null;
 
     /// <summary>The lock file of a folder or of one shard of it.</summary>
     public static string LockName((int Index, int Count)? shard) =>

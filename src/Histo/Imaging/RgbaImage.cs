@@ -121,11 +121,16 @@ public sealed class RgbaImage
         IO.AtomicFile.WriteAllBytes(path, data.Span);
     }
 
-    public byte[] EncodeJpeg(int quality)
+    /// <summary>JPEG bytes, encoded straight from the pixel array (no bitmap copy: a viewer encodes every tile it serves).</summary>
+    public unsafe byte[] EncodeJpeg(int quality)
     {
-        using var bitmap = AsBitmap();
-        using var pixmap = bitmap.PeekPixels();
-        using SKData data = pixmap.Encode(new SKJpegEncoderOptions(quality, SKJpegEncoderDownsample.Downsample420, SKJpegEncoderAlphaOption.Ignore));
-        return data.ToArray();
+        var info = new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        fixed (byte* p = Pixels)
+        {
+            using var pixmap = new SKPixmap(info, (IntPtr)p, Width * 4);
+            using SKData data = pixmap.Encode(new SKJpegEncoderOptions(quality, SKJpegEncoderDownsample.Downsample420,
+                SKJpegEncoderAlphaOption.Ignore));
+            return data.ToArray();
+        }
     }
 }

@@ -46,7 +46,8 @@ public sealed record MilTrainingOptions
     [System.Text.Json.Serialization.JsonIgnore]
     public int? Fold { get; init; }
 
-    /// <summary>Train nothing: write the summary and figures from the finished folds, naming any that are not (<c>--summarise</c>).</summary>
+    /// <summary>Train nothing: write the summary and figures from the finished folds, naming any that are not
+    /// (<c>--summarise</c>).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public bool SummariseOnly { get; init; }
 
@@ -403,7 +404,8 @@ public static class MilTraining
                 // The bag's loss scaled by its class weight: the step's gradient is w_y times the unweighted one.
                 // (A tensor factor, not a double: no Scalar made on the fly, see README's Platform notes.)
                 var loss = BagLoss(head, output, bag.Label);
-                if (teacherLogits is not null) loss = WithSoftTargets(loss, output.Logits, teacherLogits[bag.SlideId], options.Distillation!);
+                if (teacherLogits is not null)
+                    loss = WithSoftTargets(loss, output.Logits, teacherLogits[bag.SlideId], options.Distillation!);
                 loss *= classWeights[bag.Label];
                 double value = loss.item<float>();
                 if (!double.IsFinite(value)) throw new HistoException($"fold {fold.Index}, epoch {epoch}: the loss became {value} on "

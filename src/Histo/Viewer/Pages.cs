@@ -22,7 +22,8 @@ static class Pages
         foreach (var s in catalog.Slides)
         {
             string id = Uri.EscapeDataString(s.Id);
-            sb.Append($"<a class=\"card\" href=\"/view/{id}\" data-slide=\"{E(s.Id)}\"><img loading=\"lazy\" alt=\"\" src=\"/thumb/{id}.jpeg\">")
+            sb.Append($"<a class=\"card\" href=\"/view/{id}\" data-slide=\"{E(s.Id)}\">")
+              .Append($"<img loading=\"lazy\" alt=\"\" src=\"/thumb/{id}.jpeg\">")
               .Append($"<div class=\"name\">{E(s.Id)}</div>");
             if (s.Label is not null) sb.Append($"<div>label <b>{E(s.Label)}</b></div>");
             if (s.Predicted is not null)

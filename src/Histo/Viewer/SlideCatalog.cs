@@ -93,7 +93,8 @@ public sealed class SlideCatalog
     static bool Inside(string root, string path)
     {
         string full = Path.GetFullPath(path);
-        return full == root || full.StartsWith(root.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+        string prefix = root.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        return full == root || full.StartsWith(prefix, StringComparison.Ordinal);
     }
 
     /// <summary>Histo's outputs by their names: histo tissue, tile, heatmap and nuclei, then any GeoJSON named after a slide.</summary>

@@ -91,7 +91,8 @@ public sealed class SlideServer : IAsyncDisposable
         _app = builder.Build();
         var limiter = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
         {
-            TokenLimit = options.RequestsPerSecond, TokensPerPeriod = options.RequestsPerSecond, ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            TokenLimit = options.RequestsPerSecond, TokensPerPeriod = options.RequestsPerSecond,
+            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
             QueueLimit = options.RequestsPerSecond * 2, QueueProcessingOrder = QueueProcessingOrder.OldestFirst, AutoReplenishment = true,
         });
         _app.Use(async (context, next) =>
@@ -201,7 +202,9 @@ public sealed class SlideServer : IAsyncDisposable
     {
         if (_catalog.Find(id) is not { } s) return Results.NotFound();
         var opened = Open(s);
-        return opened.Error is { } error ? Results.Json(new { error }, statusCode: StatusCodes.Status422UnprocessableEntity) : action(s, opened);
+        return opened.Error is { } error
+            ? Results.Json(new { error }, statusCode: StatusCodes.Status422UnprocessableEntity)
+            : action(s, opened);
     }
 
     readonly ConcurrentDictionary<string, Task<byte[]>> _reading = new();
