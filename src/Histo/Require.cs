@@ -33,4 +33,17 @@ public static class Require
     }
 
     static string Show(double value) => value.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The options every training recipe with AdamW and a warm-up shares (--epochs, --batch-size, --lr,
+    /// --weight-decay, --warmup-epochs).</summary>
+    public static void TrainingSchedule(int epochs, int batchSize, double learningRate, double weightDecay, int warmupEpochs)
+    {
+        AtLeast("--epochs", epochs, 1);
+        AtLeast("--batch-size", batchSize, 2);
+        Positive("--lr", learningRate);
+        NonNegative("--weight-decay", weightDecay);
+        AtLeast("--warmup-epochs", warmupEpochs, 0);
+        if (warmupEpochs >= epochs && warmupEpochs > 0)
+            throw new UsageException($"--warmup-epochs {warmupEpochs} must be fewer than --epochs {epochs}");
+    }
 }

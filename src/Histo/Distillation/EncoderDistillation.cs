@@ -41,13 +41,7 @@ public sealed record DistillOptions
     {
         Require.AtLeast("--input-size", InputSize, DinoOptions.MinCropSize);
         Require.AtLeast("--views", Views, 1);
-        Require.AtLeast("--epochs", Epochs, 1);
-        Require.AtLeast("--batch-size", BatchSize, 2);
-        Require.Positive("--lr", LearningRate);
-        Require.NonNegative("--weight-decay", WeightDecay);
-        Require.AtLeast("--warmup-epochs", WarmupEpochs, 0);
-        if (WarmupEpochs >= Epochs && WarmupEpochs > 0)
-            throw new UsageException($"--warmup-epochs {WarmupEpochs} must be fewer than --epochs {Epochs}");
+        Require.TrainingSchedule(Epochs, BatchSize, LearningRate, WeightDecay, WarmupEpochs);
         Require.Positive("--beta", Beta);
         Require.AtLeast("--threads", Threads, 1);
         if (Losses.Length == 0) throw new UsageException($"--loss needs at least one of {string.Join(", ", LossNames)}");

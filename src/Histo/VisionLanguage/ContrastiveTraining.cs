@@ -66,13 +66,7 @@ public sealed record ContrastiveOptions
         Require.AtLeast("--text-width", TextWidth, 1);
         Require.AtLeast("--text-layers", TextLayers, 1);
         Require.AtLeast("--context", Context, 3);
-        Require.AtLeast("--epochs", Epochs, 1);
-        Require.AtLeast("--batch-size", BatchSize, 2);
-        Require.Positive("--lr", LearningRate);
-        Require.NonNegative("--weight-decay", WeightDecay);
-        Require.AtLeast("--warmup-epochs", WarmupEpochs, 0);
-        if (WarmupEpochs >= Epochs && WarmupEpochs > 0)
-            throw new UsageException($"--warmup-epochs {WarmupEpochs} must be fewer than --epochs {Epochs}");
+        Require.TrainingSchedule(Epochs, BatchSize, LearningRate, WeightDecay, WarmupEpochs);
         if (TextEncoder is not (ContrastiveConfig.Transformer or ContrastiveConfig.BagOfWords))
             throw new UsageException($"--text-encoder '{TextEncoder}': use transformer or bow");
     }
