@@ -23,6 +23,7 @@ return mode switch
     "dino-pcam" => DinoPcam.Run(new BenchArgs(args)),
     "distill" => DistillPcam.Run(new BenchArgs(args)),
     "serve" => ServeBenchmark.Run(new BenchArgs(args)),
+    "shards" => ShardBenchmark.Run(new BenchArgs(args)),
     "clip-synth" => ClipSynthBenchmark.Run(new BenchArgs(args)),
     "clip-speed" => ClipSpeedBenchmark.Run(quick),
     "torchsharp-gc-race" => GcRace.Run(new BenchArgs(args)),
@@ -40,7 +41,7 @@ return mode switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: Histo.Bench "
-        + "tiling|serve|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|"
+        + "tiling|serve|shards|nuclei|tissue-ink|embedding|encoders|features-knn|mil|transmil-memory|mil-cohort-memory|mil-balance|"
         + "mil-ood|mil-distill|"
         + "knn|knn-memory|"
         + "dino-step|dino-fmnist|dino-pcam|distill|dino-cohort|clip-synth|clip-speed|torchsharp-gc-race "

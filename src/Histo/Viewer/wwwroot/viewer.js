@@ -16,7 +16,8 @@
   const meta = document.getElementById('meta');
   meta.innerHTML = '';
   const facts = [['size', info.width + ' × ' + info.height + ' px'], ['mpp', info.mpp ? info.mpp.toFixed(3) + ' µm/px' : 'unknown'],
-    ['vendor', info.vendor], ['levels', info.levels.length], ['label', info.label], ['predicted', info.predicted]];
+    ['objective', info.objectivePower ? info.objectivePower + '×' : null], ['vendor', info.vendor], ['levels', info.levels.length],
+    ['label', info.label], ['predicted', info.predicted]];
   for (const [k, v] of facts) if (v !== null && v !== undefined) {
     const row = document.createElement('div');
     row.textContent = k + ': ' + v;
