@@ -121,6 +121,7 @@
     }
     ctx.globalAlpha = 1;
     document.body.dataset.drawn = layers.map(l => l.name + ':' + l.drawn).join(',');
+    document.body.dataset.imageZoom = t.s.toFixed(3); // screen pixels per slide pixel
     scalebar();
   }
 
@@ -173,12 +174,20 @@
   let tilesLoaded = 0, lastTile = Date.now();
   viewer.addHandler('tile-loaded', () => { tilesLoaded++; lastTile = Date.now(); });
   viewer.addHandler('tile-load-failed', () => { lastTile = Date.now(); });
+  // #zoom=full: one screen pixel per slide pixel at (x, y), once the viewer has its size (a page still being laid out
+  // has none, and a zoom computed then is lost).
+  let zoomed = hash.get('zoom') !== 'full';
+  function zoomToFull() {
+    if (zoomed || !viewer.container.clientWidth || !viewer.world.getItemAt(0)) return;
+    const x = Number(hash.get('x') ?? info.width / 2), y = Number(hash.get('y') ?? info.height / 2);
+    viewer.viewport.panTo(viewer.viewport.imageToViewportCoordinates(x, y), true);
+    viewer.viewport.zoomTo(viewer.viewport.imageToViewportZoom(1), null, true);
+    zoomed = true;
+    tilesLoaded = 0;
+    lastTile = Date.now();
+  }
   viewer.addHandler('open', async () => {
-    if (hash.get('zoom') === 'full') {
-      const x = Number(hash.get('x') ?? info.width / 2), y = Number(hash.get('y') ?? info.height / 2);
-      viewer.viewport.panTo(viewer.viewport.imageToViewportCoordinates(x, y), true);
-      viewer.viewport.zoomTo(viewer.viewport.imageToViewportZoom(1), null, true);
-    }
+    zoomToFull();
     await Promise.all(layers.map(load));
     draw();
     if (hash.get('select')) {
@@ -191,7 +200,8 @@
     // image never "fully loaded".
     const item = viewer.world.getItemAt(0);
     const timer = setInterval(() => {
-      if (!item.getFullyLoaded() && !(tilesLoaded > 0 && Date.now() - lastTile > 1500)) return;
+      zoomToFull();
+      if (!zoomed || tilesLoaded === 0 || !(item.getFullyLoaded() || Date.now() - lastTile > 1500)) return;
       clearInterval(timer);
       draw();
       document.body.dataset.ready = '1';
