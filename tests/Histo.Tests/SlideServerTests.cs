@@ -156,11 +156,16 @@ public class SlideServerTests(SyntheticSlideFixture fixture) : IClassFixture<Syn
         Directory.CreateDirectory(dir["run"]);
         File.WriteAllText(dir["labels.csv"], $"case_id,slide_id,label\nc1,{SlideId},tumour\n");
         File.WriteAllText(dir["run/predictions.csv"], $"slide_id,predicted,p_normal,p_tumour\n{SlideId},tumour,0.1,0.9\n");
+        // Other files named after the slide are not overlays (histo synth writes <id>.json beside each slide), unless they are
+        // FeatureCollections.
+        File.WriteAllText(dir[$"run/{SlideId}.json"], "{\"subtype\":\"solid\"}");
+        File.WriteAllText(dir[$"run/{SlideId}.regions.json"], "{\"type\":\"FeatureCollection\",\"features\":[]}");
         await using var server = await Start([fixture.SlidePath], [dir.Path]);
         using var http = Client(server);
         string index = await http.GetStringAsync("/");
         Assert.Contains("label <b>tumour</b>", index);
         Assert.Contains("prediction right\">predicted <b>tumour</b> (0.90)", index);
+        Assert.Equal(["regions"], server.Catalog.Find(SlideId)!.Overlays.Select(o => o.Name));
         string details = await http.GetStringAsync($"/api/slides/{SlideId}");
         Assert.Contains("\"probabilities\":{\"normal\":0.1,\"tumour\":0.9}", details);
     }

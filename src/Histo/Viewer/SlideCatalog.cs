@@ -116,13 +116,24 @@ public sealed class SlideCatalog
             if (name.EndsWith(suffix, StringComparison.Ordinal) && ids.Contains(name[..^suffix.Length]))
                 return (name[..^suffix.Length], new SlideOverlay(overlayName, kind, file));
         // Any other FeatureCollection whose name starts with a slide id and a dot (e.g. an export from QuPath).
-        if (name.EndsWith(".geojson", StringComparison.Ordinal) || name.EndsWith(".json", StringComparison.Ordinal))
-        {
-            int dot = name.IndexOf('.');
-            string id = dot > 0 ? name[..dot] : "";
-            if (ids.Contains(id)) return (id, new SlideOverlay(Path.GetFileNameWithoutExtension(name)[(id.Length + 1)..], "geojson", file));
-        }
-        return null;
+        // Plain .json files only when they are one (a slide's own <id>.json description, say, is not).
+        bool geo = name.EndsWith(".geojson", StringComparison.Ordinal);
+        if (!geo && !name.EndsWith(".json", StringComparison.Ordinal)) return null;
+        int dot = name.IndexOf('.');
+        string slideId = dot > 0 ? name[..dot] : "";
+        string rest = dot > 0 ? name[(dot + 1)..] : "";
+        int extension = rest.LastIndexOf('.');
+        if (!ids.Contains(slideId) || extension <= 0) return null;
+        if (!geo && !IsFeatureCollection(file)) return null;
+        return (slideId, new SlideOverlay(rest[..extension], "geojson", file));
+    }
+
+    static bool IsFeatureCollection(string file)
+    {
+        var head = new char[512];
+        using var reader = new StreamReader(file);
+        int n = reader.ReadBlock(head, 0, head.Length);
+        return new string(head, 0, n).Contains("\"FeatureCollection\"", StringComparison.Ordinal);
     }
 
     /// <summary>CLAM label CSVs (slide_id, label) and <c>histo predict</c>'s predictions.csv (slide_id, predicted, p_*).</summary>
