@@ -160,7 +160,7 @@ public class SlideServerTests(SyntheticSlideFixture fixture) : IClassFixture<Syn
         // FeatureCollections.
         File.WriteAllText(dir[$"run/{SlideId}.json"], "{\"subtype\":\"solid\"}");
         File.WriteAllText(dir[$"run/{SlideId}.regions.json"], "{\"type\":\"FeatureCollection\",\"features\":[]}");
-        await using var server = await Start([fixture.SlidePath], [dir.Path]);
+        await using var server = await Start([fixture.SlidePath], [dir.Path, dir["run"]]); // nested: each file once
         using var http = Client(server);
         string index = await http.GetStringAsync("/");
         Assert.Contains("label <b>tumour</b>", index);

@@ -44,12 +44,14 @@ public sealed class SlideCatalog
         var overlays = ids.ToDictionary(id => id, _ => new List<SlideOverlay>());
         var labels = new Dictionary<string, string>();
         var predictions = new Dictionary<string, (string Predicted, Dictionary<string, double> P)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal); // output folders may nest (--outputs run run/heatmaps)
         foreach (var dir in outputDirs)
         {
             if (!Directory.Exists(dir)) throw new HistoException($"{dir}: output folder not found (--outputs)");
             string root = Path.GetFullPath(dir);
             foreach (var file in Files(root, root, 0))
             {
+                if (!seen.Add(file)) continue;
                 string name = Path.GetFileName(file);
                 if (name.EndsWith(".csv", StringComparison.Ordinal)) { ReadCsv(file, ids, labels, predictions); continue; }
                 var overlay = Classify(file, ids);
