@@ -218,6 +218,8 @@ public sealed class SlideServer : IAsyncDisposable
             try
             {
                 cancel.ThrowIfCancellationRequested();
+                // A read that finished between this request's cache miss and its start has left the tile in the cache.
+                if (_tiles.TryGetValue(key, out byte[]? cached)) return cached!;
                 var jpeg = await Task.Run(() => pyramid.ReadTile(level, col, row).EncodeJpeg(_options.JpegQuality), CancellationToken.None);
                 _tilesRead.AddOrUpdate(level, 1, (_, n) => n + 1);
                 _tiles.Set(key, jpeg, new MemoryCacheEntryOptions { Size = jpeg.Length });
