@@ -15,7 +15,8 @@ public static class Augmentations
     public static Tensor Grayscale(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var luma = x.select(-3, 0).mul(Of(0.2989)).add(x.select(-3, 1).mul(Of(0.587)), One).add(x.select(-3, 2).mul(Of(0.114)), One);
+        var luma = x.select(-3, 0).mul(Of(0.2989)).add(x.select(-3, 1).mul(Of(0.587)), One)
+            .add(x.select(-3, 2).mul(Of(0.114)), One);
         return luma.unsqueeze(-3).MoveToOuterDisposeScope();
     }
 
