@@ -43,7 +43,8 @@ static class ShardBenchmark
         double one = One(), two = Two();
         Console.WriteLine($"Embedding {slides} synthetic slides (resnet18-imagenet, {cores} cores):");
         Console.WriteLine($"  one process, {cores} threads            {one,7:0.0} s");
-        Console.WriteLine($"  two shard processes at once, {Math.Max(1, cores / 2)} thread(s) each {two,7:0.0} s   ratio {one / two:0.00}x");
+        Console.WriteLine($"  two shard processes at once, {Math.Max(1, cores / 2)} thread(s) each {two,7:0.0} s   "
+            + $"ratio {one / two:0.00}x");
         return 0;
     }
 

@@ -62,6 +62,7 @@ public class MilDistillationTests(ToyBagsFixture toy) : IClassFixture<ToyBagsFix
         var error = Assert.Throws<HistoException>(() => MilTraining.Run(smallData,
             short2 with { Distillation = new MilDistillation(dir["teacher"]) }, dir["s1"]));
         Assert.Contains("pass --teacher-features", error.Message);
+        Assert.False(Directory.Exists(dir["s1"])); // refused before the run folder is made
         Assert.Equal(3, MilTraining.Run(smallData, short2 with { Distillation = new MilDistillation(dir["teacher"], toy.Features) },
             dir["s2"]).Count);
 

@@ -124,6 +124,16 @@ public class SlideServerTests(SyntheticSlideFixture fixture) : IClassFixture<Syn
         Assert.Equal(HttpStatusCode.UnprocessableEntity, (await http.GetAsync("/dz/broken_files/0/0_0.jpeg")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"/dz/{SlideId}_files/0/0_0.jpeg")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/")).StatusCode);
+
+        // A slide that is not there, or an output folder that is not, is one line and exit 1 before anything listens.
+        var (code, _, stderr) = Cli.Run("serve", dir["missing.svs"], "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("missing.svs: slide not found", stderr);
+        (code, _, stderr) = Cli.Run("serve", fixture.SlidePath, "--outputs", dir["nope"], "--port", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("output folder not found", stderr);
+        (code, _, _) = Cli.Run("serve", fixture.SlidePath, "--host", "not-an-address");
+        Assert.Equal(2, code);
     }
 
     [Fact]

@@ -195,20 +195,21 @@ public static class MilTraining
         // One fold per task: the setup (settings, splits, configuration) under the folder's lock, which the other tasks wait
         // for; then each fold under its own lock. A whole run holds the folder's lock throughout.
         bool perFold = options.Fold is not null || options.SummariseOnly;
+        // A teacher that does not fit is refused before the run folder is made.
+        var teacher = options.Distillation is { } distillation ? TeacherOf(distillation, data, options) : null;
         var folder = JobFolder.Open(runDir, "histo train", null, perFold ? TimeSpan.FromMinutes(5) : TimeSpan.Zero);
-        try { return Run(data, options, runDir, log, onEpoch, ref folder); }
+        try { return Run(data, options, runDir, log, onEpoch, teacher, ref folder); }
         finally { folder?.Dispose(); }
     }
 
     static IReadOnlyList<FoldMetrics> Run(MilDataset data, MilTrainingOptions options, string runDir, Action<string>? log,
-        Action<EpochProgress>? onEpoch, ref JobFolder? folder)
+        Action<EpochProgress>? onEpoch, Teacher? teacher, ref JobFolder? folder)
     {
         bool perFold = options.Fold is not null || options.SummariseOnly;
         foreach (var removed in folder!.RemovedTemporaries) log?.Invoke($"removed {removed}, left by a run that was killed");
         var byId = data.Bags.ToDictionary(b => b.SlideId);
         string splitsDir = Path.Combine(runDir, "splits");
         bool overwrite = options.Overwrite;
-        var teacher = options.Distillation is { } distillation ? TeacherOf(distillation, data, options) : null;
         if (teacher is not null) options = options with { SplitsDir = teacher.Splits };
         var folds = options.SplitsDir is not null ? CaseSplits.Read(options.SplitsDir, data.Bags)
             : !overwrite && File.Exists(Path.Combine(splitsDir, "splits_0.csv")) ? CaseSplits.Read(splitsDir, data.Bags)

@@ -36,6 +36,8 @@ public sealed class SlideCatalog
     public static SlideCatalog Build(IReadOnlyList<string> slideInputs, IReadOnlyList<string> outputDirs, Action<string>? log = null)
     {
         var paths = SlideBatch.Expand(slideInputs);
+        if (paths.FirstOrDefault(p => !File.Exists(p)) is { } missing)
+            throw new HistoException($"{missing}: slide not found; give slide files or folders that exist");
         if (paths.Count == 0) throw new HistoException($"no slides in {string.Join(", ", slideInputs)}; give slide files or folders");
         var duplicate = paths.GroupBy(WholeSlide.SlideIdOf).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
